@@ -1,0 +1,119 @@
+/**
+ * Prisma's schema engine, run offline from its WebAssembly build (`@prisma/schema-engine-wasm`).
+ *
+ * Responsible for applying `prisma/migrations` exactly as `prisma migrate deploy` does (same `_prisma_migrations`
+ * bookkeeping, same advisory lock) and for diffing a live database against `prisma/schema.prisma`. Prisma's CLI
+ * would download a native engine for this, which fails without internet; the wasm engine needs no download.
+ */
+import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { bindMigrationAwareSqlAdapterFactory } from "@prisma/driver-adapter-utils";
+import * as engineBindings from "@prisma/schema-engine-wasm/schema_engine_bg";
+
+const require = createRequire(import.meta.url);
+
+/** Locations of the Prisma schema and migrations; defaults to the repository's own. */
+export interface SchemaPaths {
+  schemaFile: string;
+  migrationsDir: string;
+}
+
+export const defaultSchemaPaths: SchemaPaths = {
+  schemaFile: resolve(import.meta.dirname, "../../prisma/schema.prisma"),
+  migrationsDir: resolve(import.meta.dirname, "../../prisma/migrations"),
+};
+
+const noFilters = { externalTables: [], externalEnums: [] };
+let wasmReady: Promise<void> | undefined;
+
+/** Instantiates the wasm module once per process (its bundler-style entry point cannot be imported by Node). */
+function loadWasm(): Promise<void> {
+  wasmReady ??= (async () => {
+    const wasmPath = require.resolve("@prisma/schema-engine-wasm/schema_engine_bg").replace(/\.js$/, ".wasm");
+    const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), {
+      "./schema_engine_bg.js": engineBindings as unknown as WebAssembly.ModuleImports,
+    });
+    engineBindings.__wbg_set_wasm(instance.exports);
+    (instance.exports as { __wbindgen_start?: () => void }).__wbindgen_start?.();
+  })();
+  return wasmReady;
+}
+
+async function withEngine<T>(
+  databaseUrl: string,
+  paths: SchemaPaths,
+  run: (engine: engineBindings.SchemaEngine) => Promise<T>,
+): Promise<T> {
+  await loadWasm();
+  const schema = readFileSync(paths.schemaFile, "utf8");
+  const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: databaseUrl }));
+  const engine = await engineBindings.SchemaEngine.new(
+    { datamodels: [[paths.schemaFile, schema]] },
+    () => {},
+    adapter,
+  );
+  try {
+    return await run(engine);
+  } finally {
+    engine.free();
+  }
+}
+
+function migrationList(paths: SchemaPaths): engineBindings.MigrationList {
+  const lockPath = join(paths.migrationsDir, "migration_lock.toml");
+  const directories = existsSync(paths.migrationsDir)
+    ? readdirSync(paths.migrationsDir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name)
+        .sort()
+    : [];
+  return {
+    baseDir: paths.migrationsDir,
+    lockfile: { path: "migration_lock.toml", content: existsSync(lockPath) ? readFileSync(lockPath, "utf8") : null },
+    shadowDbInitScript: "",
+    migrationDirectories: directories.map((name) => ({
+      path: name,
+      migrationFile: {
+        path: "migration.sql",
+        content: { tag: "ok", value: readFileSync(join(paths.migrationsDir, name, "migration.sql"), "utf8") },
+      },
+    })),
+  };
+}
+
+/** Applies pending migrations (like `prisma migrate deploy`) and returns the names of those applied now. */
+export async function applyMigrations(databaseUrl: string, paths = defaultSchemaPaths): Promise<string[]> {
+  return withEngine(databaseUrl, paths, async (engine) => {
+    const output = await engine.applyMigrations({ migrationsList: migrationList(paths), filters: noFilters });
+    return output.appliedMigrationNames;
+  });
+}
+
+/**
+ * The SQL that takes a database built from the Prisma schema `from` (or an empty one) to the schema `to`.
+ * Both are schema texts; the engine still insists on a reachable server at `databaseUrl`, but changes nothing there.
+ * (It can also describe a live database, but through the pg driver adapter that fails on PostgreSQL's internal
+ * `"char"` columns, so drift is checked by comparing catalogs instead.)
+ */
+export async function diffSchemas(databaseUrl: string, from: string | null, to: string): Promise<string> {
+  await loadWasm();
+  const engine = await engineBindings.SchemaEngine.new(
+    { datamodels: [["schema.prisma", to]] },
+    () => {},
+    bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: databaseUrl })),
+  );
+  try {
+    const result = await engine.diff({
+      from: from === null ? { tag: "empty" } : { tag: "schemaDatamodel", files: [{ path: "schema.prisma", content: from }] },
+      to: { tag: "schemaDatamodel", files: [{ path: "schema.prisma", content: to }] },
+      script: true,
+      exitCode: null,
+      filters: noFilters,
+    });
+    return (result.stdout ?? "").replace(/^-- This is an empty migration\.\s*$/m, "").trim();
+  } finally {
+    engine.free();
+  }
+}
