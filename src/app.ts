@@ -1,0 +1,88 @@
+/**
+ * Builds a running recon from a configuration: the PostgreSQL server (external or embedded), migrations, the
+ * first admin, the composition root and the HTTP server. `main.ts` runs it as a process; tests run it in-process.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { hashPassword, MIN_PASSWORD_LENGTH } from "./auth/passwords.js";
+import { createTokenIssuer } from "./auth/tokens.js";
+import type { Config } from "./config.js";
+import { createContainer, type Container } from "./container.js";
+import { createDatabase } from "./db/database.js";
+import { resolveDatabaseUrl } from "./db/database-server.js";
+import { applyMigrations } from "./db/schema-engine.js";
+import { createHttpServer, type HttpServerOptions } from "./http/server.js";
+import { createLogger, type Logger } from "./observability/logger.js";
+import { createMetrics } from "./observability/metrics.js";
+
+export interface App {
+  url: string;
+  container: Container;
+  close(): Promise<void>;
+}
+
+/** RECON_JWT_SECRET, or a random one kept in the data directory so tokens survive restarts. */
+function jwtSecret(config: Config, logger: Logger): string {
+  if (config.jwtSecret) return config.jwtSecret;
+  if (config.nodeEnv === "production") throw new Error("RECON_JWT_SECRET must be set in production");
+  const file = join(config.dataDir, "jwt-secret");
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(48).toString("base64url"), { mode: 0o600 });
+    logger.info({ file }, "generated a JWT signing secret (set RECON_JWT_SECRET to choose one)");
+  }
+  return readFileSync(file, "utf8").trim();
+}
+
+/** Creates the first ADMIN when the database has no users yet. */
+async function ensureFirstAdmin(container: Container, config: Config): Promise<void> {
+  const { repos, logger } = container;
+  if ((await repos.users.countAll()) > 0) return;
+  const generated = !config.adminPassword;
+  const password = config.adminPassword ?? randomBytes(18).toString("base64url");
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    throw new Error(`RECON_ADMIN_PASSWORD must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  }
+  await repos.users.create({ email: config.adminEmail, name: "Administrator", role: "ADMIN", passwordHash: await hashPassword(password) });
+  logger.info({ email: config.adminEmail }, "created the first admin user");
+  if (generated) {
+    // Printed once, on the console only (not in the structured log): it is never shown again.
+    process.stderr.write(`\n  First admin: ${config.adminEmail}\n  Password:    ${password}\n  (shown once; set RECON_ADMIN_PASSWORD to choose it)\n\n`);
+  }
+}
+
+export async function startApp(config: Config, options: HttpServerOptions = {}): Promise<App> {
+  const logger = createLogger(config.logLevel);
+  const dbServer = await resolveDatabaseUrl(config);
+  try {
+    const applied = await applyMigrations(dbServer.url);
+    if (applied.length) logger.info({ applied }, "applied database migrations");
+  } catch (error) {
+    await dbServer.stop();
+    throw error;
+  }
+  const metrics = createMetrics();
+  const database = createDatabase({ url: dbServer.url, poolSize: config.databasePoolSize, metrics });
+  const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
+  const container = createContainer({ database, tokens, metrics, logger, exposeSqlStatements: config.nodeEnv !== "production" });
+  await ensureFirstAdmin(container, config);
+  const http = await createHttpServer(container, options);
+  await new Promise<void>((resolve, reject) => {
+    http.server.once("error", reject);
+    http.server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = http.server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `http://${host === "127.0.0.1" || host === "0.0.0.0" ? "localhost" : host}:${port}/graphql`;
+  return {
+    url,
+    container,
+    async close() {
+      await http.close();
+      await database.close();
+      await dbServer.stop();
+    },
+  };
+}

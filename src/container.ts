@@ -1,0 +1,53 @@
+/**
+ * Composition root: builds the repositories and services once, from the database and configuration, with
+ * each service given only the dependencies it uses.
+ */
+import type { TokenIssuer } from "./auth/tokens.js";
+import type { Database } from "./db/database.js";
+import type { Logger } from "./observability/logger.js";
+import type { Metrics } from "./observability/metrics.js";
+import { createAuditRepository } from "./modules/audit/audit-repository.js";
+import { createAuditService } from "./modules/audit/audit-service.js";
+import { createAuthService } from "./modules/auth/auth-service.js";
+import { createDataSourceRepository } from "./modules/data-sources/data-source-repository.js";
+import { createDataSourceService } from "./modules/data-sources/data-source-service.js";
+import { createJobRepository } from "./modules/jobs/job-repository.js";
+import { createProjectRepository } from "./modules/projects/project-repository.js";
+import { createProjectService } from "./modules/projects/project-service.js";
+import { createUserRepository } from "./modules/users/user-repository.js";
+import { createUserService } from "./modules/users/user-service.js";
+
+export function createRepositories(database: Database) {
+  const { prisma } = database;
+  return {
+    users: createUserRepository(prisma),
+    projects: createProjectRepository(prisma),
+    dataSources: createDataSourceRepository(prisma),
+    jobs: createJobRepository(prisma),
+    audit: createAuditRepository(prisma),
+  };
+}
+
+export type Repositories = ReturnType<typeof createRepositories>;
+
+export function createContainer(deps: { database: Database; tokens: TokenIssuer; metrics: Metrics; logger: Logger; exposeSqlStatements: boolean }) {
+  const { database, tokens } = deps;
+  const { prisma } = database;
+  const repos = createRepositories(database);
+  const audit = createAuditService({ audit: repos.audit });
+  const projects = createProjectService({ prisma, projects: repos.projects, users: repos.users, audit });
+  return {
+    ...deps,
+    repos,
+    services: {
+      audit,
+      auth: createAuthService({ users: repos.users, tokens, prisma }),
+      users: createUserService({ prisma, users: repos.users, audit }),
+      projects,
+      dataSources: createDataSourceService({ prisma, dataSources: repos.dataSources, projects, audit }),
+    },
+  };
+}
+
+export type Container = ReturnType<typeof createContainer>;
+export type Services = Container["services"];

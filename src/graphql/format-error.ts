@@ -1,0 +1,29 @@
+/**
+ * Decides what clients see of an error: errors with a code meant for users (bad input, not found, forbidden,
+ * GraphQL syntax and validation errors) pass through; anything else is a bug, logged in full with the request id
+ * and replaced by a message that names that id.
+ */
+import type { GraphQLFormattedError } from "graphql";
+import { unwrapResolverError } from "@apollo/server/errors";
+import type { Logger } from "../observability/logger.js";
+import { currentRequestScope } from "../observability/request-scope.js";
+
+const INTERNAL = "INTERNAL_SERVER_ERROR";
+
+export function createErrorFormatter(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    if (code && code !== INTERNAL) {
+      const { stacktrace: _, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    const requestId = currentRequestScope()?.requestId;
+    logger.error({ err: unwrapResolverError(error), requestId, path: formatted.path }, "unexpected error in GraphQL operation");
+    return {
+      message: `Internal server error; quote request id ${requestId ?? "unknown"} to an operator`,
+      path: formatted.path,
+      locations: formatted.locations,
+      extensions: { code: INTERNAL, requestId },
+    };
+  };
+}

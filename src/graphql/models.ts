@@ -1,0 +1,42 @@
+/**
+ * What resolvers pass around for each GraphQL object type (codegen "mappers"): mostly the Prisma rows, so that
+ * field resolvers (owner, counts, stats) can load what the row does not hold through the request's DataLoaders.
+ */
+import type {
+  AuditEvent as AuditEventRow,
+  DataSource as DataSourceRow,
+  Project as ProjectRow,
+  ReconciliationJob as JobRow,
+  User as UserRow,
+} from "../generated/prisma/client.js";
+import type { Connection } from "./pagination.js";
+
+/** A user as resolvers see it: never with its password hash. */
+export type User = Omit<UserRow, "passwordHash">;
+export type Project = ProjectRow;
+export type DataSource = DataSourceRow;
+export type ReconciliationJob = JobRow;
+export type AuditEvent = AuditEventRow;
+
+/** A membership row; the member is loaded by id. */
+export interface ProjectMember {
+  projectId: string;
+  userId: string;
+  role: "MANAGER" | "ANALYST" | "VIEWER";
+  createdAt: Date;
+}
+
+/** Stats are computed from loaders when their fields are asked for; the model is just the project. */
+export interface ProjectStats {
+  projectId: string;
+}
+
+export interface SourceRecordCount {
+  dataSource: DataSourceRow;
+  recordCount: number;
+}
+
+export type UserConnection = Connection<User>;
+export type ProjectConnection = Connection<ProjectRow>;
+export type ReconciliationJobConnection = Connection<JobRow>;
+export type AuditEventConnection = Connection<AuditEventRow>;

@@ -1,0 +1,83 @@
+/**
+ * Relay cursor connections over keyset pagination. Every list is ordered newest first by `(created_at, id)`;
+ * a cursor is that pair, opaque to clients. Pages are fetched with one row more than asked, to know whether
+ * another page follows; `totalCount` is computed only when a client selects it.
+ */
+import type { GraphQLResolveInfo } from "graphql";
+import { BadUserInputError } from "./errors.js";
+
+export const MAX_PAGE_SIZE = 100;
+
+export interface Position {
+  createdAt: Date;
+  id: string;
+}
+
+export interface Connection<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+  totalCount: () => Promise<number>;
+}
+
+/** Page arguments after validation: `limit` rows wanted, starting after `after` (null: from the start). */
+export interface PageRequest {
+  limit: number;
+  after: Position | null;
+}
+
+export function encodeCursor(row: Position): string {
+  return Buffer.from(JSON.stringify([row.createdAt.toISOString(), row.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): Position {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
+    const date = new Date(createdAt);
+    if (Number.isNaN(date.getTime()) || typeof id !== "string" || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error();
+    return { createdAt: date, id };
+  } catch {
+    throw new BadUserInputError("after", "is not a cursor from this list (use pageInfo.endCursor)");
+  }
+}
+
+/** Validates `first` and `after`. */
+export function pageRequest(args: { first?: number | null; after?: string | null }): PageRequest {
+  const first = args.first ?? 20;
+  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
+    throw new BadUserInputError("first", `must be between 1 and ${MAX_PAGE_SIZE}`);
+  }
+  return { limit: first, after: args.after ? decodeCursor(args.after) : null };
+}
+
+/** Whether the client selected `field` directly on the object this resolver returns (e.g. `totalCount`). */
+export function selects(info: GraphQLResolveInfo, field: string): boolean {
+  return info.fieldNodes.some((node) =>
+    node.selectionSet?.selections.some((selection) => selection.kind === "Field" && selection.name.value === field),
+  );
+}
+
+/**
+ * Builds a connection from rows fetched with `limit + 1`. `knownTotal` is used when the page query could compute
+ * it (the first page, with a window count); otherwise `countTotal` runs when totalCount is resolved.
+ */
+export function toConnection<T extends Position>(
+  rows: T[],
+  page: PageRequest,
+  countTotal: () => Promise<number>,
+  knownTotal?: number,
+): Connection<T> {
+  const hasNextPage = rows.length > page.limit;
+  const nodes = hasNextPage ? rows.slice(0, page.limit) : rows;
+  const edges = nodes.map((node) => ({ cursor: encodeCursor(node), node }));
+  let total: Promise<number> | undefined = knownTotal === undefined ? undefined : Promise.resolve(knownTotal);
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage,
+      hasPreviousPage: page.after !== null,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+    totalCount: () => (total ??= countTotal()),
+  };
+}

@@ -1,0 +1,36 @@
+/** Reads the audit log for a viewer, and records events for the other services. */
+import type { Viewer } from "../../auth/policy.js";
+import { UnauthenticatedError } from "../../graphql/errors.js";
+import { pageRequest, toConnection } from "../../graphql/pagination.js";
+import { requireId } from "../../graphql/validate.js";
+import { currentRequestScope } from "../../observability/request-scope.js";
+import { auditScope } from "../scopes.js";
+import type { AuditEntry, AuditFilter, AuditRepository } from "./audit-repository.js";
+import type { DbTransaction } from "../../db/database.js";
+
+export function createAuditService({ audit }: { audit: AuditRepository }) {
+  return {
+    /** Appends an event, stamped with the current request id, inside the caller's transaction. */
+    record(tx: DbTransaction, entry: Omit<AuditEntry, "requestId">): Promise<void> {
+      return audit.append({ ...entry, requestId: currentRequestScope()?.requestId ?? null }, tx);
+    },
+
+    /** Events of the projects the viewer manages (all for an ADMIN), newest first. */
+    async list(
+      viewer: Viewer | null,
+      args: { first?: number | null; after?: string | null; filter?: AuditFilter | null },
+      withTotal: boolean,
+    ) {
+      if (!viewer) throw new UnauthenticatedError();
+      const page = pageRequest(args);
+      const filter = { ...args.filter };
+      if (filter.projectId) filter.projectId = requireId(filter.projectId, "filter.projectId");
+      if (filter.userId) filter.userId = requireId(filter.userId, "filter.userId");
+      const scope = auditScope(viewer);
+      const { rows, total } = await audit.list(scope, filter, page, withTotal);
+      return toConnection(rows, page, () => audit.count(scope, filter), total);
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

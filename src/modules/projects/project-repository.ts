@@ -1,0 +1,207 @@
+/**
+ * The only code that reads or writes projects and their members. List and batch queries are hand-written SQL
+ * shaped for their indexes (keyset pages on `(created_at, id)`, one grouped query per batch of keys); simple
+ * writes go through Prisma. Methods that write take an optional transaction.
+ */
+import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
+import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import type { Project } from "../../graphql/models.js";
+import type { PageRequest } from "../../graphql/pagination.js";
+
+
+/** Whose projects a query may return: all (ADMIN) or those a user owns or belongs to. */
+export type ProjectScope = { all: true } | { all: false; userId: string };
+
+export interface ProjectFilter {
+  status?: ProjectStatus | null;
+  ownerId?: string | null;
+  search?: string | null;
+}
+
+export interface ProjectCounts {
+  jobCount: number;
+  dataSourceCount: number;
+}
+
+export interface RecordStatusCounts {
+  total: number;
+  matched: number;
+  suggested: number;
+  unmatched: number;
+}
+
+const COLUMNS = raw(`p.id, p.name, p.description, p.status::text AS status, p.is_active AS "isActive", p.settings,
+  p.owner_id AS "ownerId", p.created_at AS "createdAt", p.updated_at AS "updatedAt"`);
+
+/** SQL condition: project `p` is visible within `scope`. */
+export function visibleProject(scope: ProjectScope, alias = "p"): Sql {
+  if (scope.all) return sql`TRUE`;
+  const p = raw(alias);
+  return sql`(${p}.owner_id = ${scope.userId}::uuid OR EXISTS (
+    SELECT 1 FROM project_members vm WHERE vm.project_id = ${p}.id AND vm.user_id = ${scope.userId}::uuid))`;
+}
+
+function filterConditions(filter: ProjectFilter): Sql[] {
+  const conditions: Sql[] = [];
+  if (filter.status) conditions.push(sql`p.status = ${filter.status}::"ProjectStatus"`);
+  if (filter.ownerId) conditions.push(sql`p.owner_id = ${filter.ownerId}::uuid`);
+  if (filter.search) conditions.push(sql`p.name ILIKE ${containsPattern(filter.search)}`);
+  return conditions;
+}
+
+export function createProjectRepository(prisma: DbClient) {
+  return {
+    /** One page of visible projects, newest first; with `withTotal` on a first page, the total comes along. */
+    async list(scope: ProjectScope, filter: ProjectFilter, page: PageRequest, withTotal: boolean) {
+      const windowTotal = withTotal && !page.after;
+      const rows = await prisma.$queryRaw<(Project & { total?: bigint })[]>`
+        SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
+        FROM projects p
+        WHERE ${and([visibleProject(scope), ...filterConditions(filter), afterCursor("p", page)])}
+        ORDER BY p.created_at DESC, p.id DESC
+        LIMIT ${page.limit + 1}`;
+      const { rows: projects, total } = takeTotal(rows);
+      return { rows: projects as Project[], total: windowTotal ? (total ?? 0) : undefined };
+    },
+
+    async count(scope: ProjectScope, filter: ProjectFilter): Promise<number> {
+      const [row] = await prisma.$queryRaw<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM projects p WHERE ${and([visibleProject(scope), ...filterConditions(filter)])}`;
+      return row.n;
+    },
+
+    /** Visible projects among `ids` (any order). */
+    async findByIds(scope: ProjectScope, ids: readonly string[]): Promise<Project[]> {
+      return prisma.$queryRaw<Project[]>`
+        SELECT ${COLUMNS} FROM projects p WHERE p.id = ANY(${ids}::uuid[]) AND ${visibleProject(scope)}`;
+    },
+
+    /** A project with the role `userId` holds in it as a member (null if none); null if it does not exist. */
+    async findWithMemberRole(id: string, userId: string, db: Db = prisma) {
+      const [row] = await db.$queryRaw<(Project & { memberRole: ProjectRole | null })[]>`
+        SELECT ${COLUMNS}, m.role::text AS "memberRole"
+        FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ${userId}::uuid
+        WHERE p.id = ${id}::uuid`;
+      return row ?? null;
+    },
+
+    /** Visible projects whose name resembles `text` (trigram similarity or substring), best first. */
+    async search(scope: ProjectScope, text: string, limit: number): Promise<Project[]> {
+      return prisma.$queryRaw<Project[]>`
+        SELECT ${COLUMNS} FROM projects p
+        WHERE (p.name % ${text} OR p.name ILIKE ${containsPattern(text)}) AND ${visibleProject(scope)}
+        ORDER BY similarity(p.name, ${text}) DESC, p.created_at DESC, p.id DESC
+        LIMIT ${limit}`;
+    },
+
+    /** Projects `userId` owns or belongs to, within `scope`, newest first. */
+    async listForUser(scope: ProjectScope, userId: string, page: PageRequest) {
+      return prisma.$queryRaw<Project[]>`
+        SELECT ${COLUMNS} FROM projects p
+        WHERE ${and([
+          sql`(p.owner_id = ${userId}::uuid OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ${userId}::uuid))`,
+          visibleProject(scope),
+          afterCursor("p", page),
+        ])}
+        ORDER BY p.created_at DESC, p.id DESC
+        LIMIT ${page.limit + 1}`;
+    },
+
+    /** Job and data-source counts of each project, in one grouped query; zeros for projects with none. */
+    async countsByProject(ids: readonly string[]): Promise<Map<string, ProjectCounts>> {
+      const rows = await prisma.$queryRaw<{ projectId: string; jobCount: number; dataSourceCount: number }[]>`
+        SELECT x.project_id AS "projectId",
+               count(*) FILTER (WHERE x.kind = 'job')::int AS "jobCount",
+               count(*) FILTER (WHERE x.kind = 'source')::int AS "dataSourceCount"
+        FROM (
+          SELECT project_id, 'job' AS kind FROM reconciliation_jobs WHERE project_id = ANY(${ids}::uuid[])
+          UNION ALL
+          SELECT project_id, 'source' AS kind FROM data_sources WHERE project_id = ANY(${ids}::uuid[])
+        ) x
+        GROUP BY x.project_id`;
+      const counts = new Map(ids.map((id) => [id, { jobCount: 0, dataSourceCount: 0 }]));
+      for (const row of rows) counts.set(row.projectId, { jobCount: row.jobCount, dataSourceCount: row.dataSourceCount });
+      return counts;
+    },
+
+    /** How many projects (within `scope`) each user owns or belongs to, in one grouped query. */
+    async countsByUser(scope: ProjectScope, userIds: readonly string[]): Promise<Map<string, number>> {
+      const rows = await prisma.$queryRaw<{ userId: string; n: number }[]>`
+        SELECT x.user_id AS "userId", count(DISTINCT x.project_id)::int AS n
+        FROM (
+          SELECT owner_id AS user_id, id AS project_id FROM projects WHERE owner_id = ANY(${userIds}::uuid[])
+          UNION ALL
+          SELECT user_id, project_id FROM project_members WHERE user_id = ANY(${userIds}::uuid[])
+        ) x
+        JOIN projects p ON p.id = x.project_id
+        WHERE ${visibleProject(scope)}
+        GROUP BY x.user_id`;
+      const counts = new Map(userIds.map((id) => [id, 0]));
+      for (const row of rows) counts.set(row.userId, row.n);
+      return counts;
+    },
+
+    /** The role `userId` holds in each of `projectIds` (absent when not a member). */
+    async memberRoles(userId: string, projectIds: readonly string[]): Promise<Map<string, ProjectRole>> {
+      const rows = await prisma.projectMember.findMany({
+        where: { userId, projectId: { in: [...projectIds] } },
+        select: { projectId: true, role: true },
+      });
+      return new Map(rows.map((row) => [row.projectId, row.role]));
+    },
+
+    /** Members of each project, by the time they were added. */
+    async membersByProject(projectIds: readonly string[]) {
+      return prisma.projectMember.findMany({
+        where: { projectId: { in: [...projectIds] } },
+        orderBy: [{ createdAt: "asc" }, { userId: "asc" }],
+      });
+    },
+
+    /** Records per status for each project, from the (project_id, status) index. */
+    async recordStatusCounts(projectIds: readonly string[]): Promise<Map<string, RecordStatusCounts>> {
+      const rows = await prisma.$queryRaw<{ projectId: string; status: string; n: number }[]>`
+        SELECT project_id AS "projectId", status::text AS status, count(*)::int AS n
+        FROM records WHERE project_id = ANY(${projectIds}::uuid[])
+        GROUP BY project_id, status`;
+      const counts = new Map(projectIds.map((id) => [id, { total: 0, matched: 0, suggested: 0, unmatched: 0 }]));
+      for (const row of rows) {
+        const entry = counts.get(row.projectId)!;
+        entry.total += row.n;
+        if (row.status === "MATCHED") entry.matched += row.n;
+        else if (row.status === "SUGGESTED") entry.suggested += row.n;
+        else if (row.status === "UNMATCHED") entry.unmatched += row.n;
+      }
+      return counts;
+    },
+
+    create(data: { name: string; description: string; settings: object; ownerId: string }, db: Db = prisma) {
+      return db.project.create({ data });
+    },
+
+    update(id: string, data: Prisma.ProjectUpdateInput, db: Db = prisma) {
+      return db.project.update({ where: { id }, data });
+    },
+
+    async delete(id: string, db: Db = prisma): Promise<void> {
+      await db.project.delete({ where: { id } });
+    },
+
+    upsertMember(projectId: string, userId: string, role: ProjectRole, db: Db = prisma) {
+      return db.projectMember.upsert({
+        where: { projectId_userId: { projectId, userId } },
+        create: { projectId, userId, role },
+        update: { role },
+      });
+    },
+
+    /** Removes a membership; false when there was none. */
+    async removeMember(projectId: string, userId: string, db: Db = prisma): Promise<boolean> {
+      const { count } = await db.projectMember.deleteMany({ where: { projectId, userId } });
+      return count > 0;
+    },
+  };
+}
+
+export type ProjectRepository = ReturnType<typeof createProjectRepository>;

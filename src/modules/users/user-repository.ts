@@ -1,0 +1,96 @@
+/** The only code that reads or writes users. Password hashes leave it only through `findCredentials`. */
+import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { Role } from "../../generated/prisma/enums.js";
+import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import type { User } from "../../graphql/models.js";
+import type { PageRequest } from "../../graphql/pagination.js";
+import { visibleProject, type ProjectScope } from "../projects/project-repository.js";
+
+
+/** Whose user records a query may return: everyone, or a user and the people sharing a visible project. */
+export type UserScope = { all: true } | { all: false; userId: string; projects: ProjectScope };
+
+export interface UserFilter {
+  role?: Role | null;
+  isActive?: boolean | null;
+  search?: string | null;
+}
+
+const COLUMNS = raw(`u.id, u.email, u.name, u.role::text AS role, u.is_active AS "isActive",
+  u.last_login_at AS "lastLoginAt", u.created_at AS "createdAt", u.updated_at AS "updatedAt"`);
+
+function visibleUser(scope: UserScope): Sql {
+  if (scope.all) return sql`TRUE`;
+  return sql`(u.id = ${scope.userId}::uuid
+    OR u.id IN (SELECT p.owner_id FROM projects p WHERE ${visibleProject(scope.projects)})
+    OR u.id IN (SELECT m.user_id FROM project_members m JOIN projects p ON p.id = m.project_id
+                WHERE ${visibleProject(scope.projects)}))`;
+}
+
+function filterConditions(filter: UserFilter): Sql[] {
+  const conditions: Sql[] = [];
+  if (filter.role) conditions.push(sql`u.role = ${filter.role}::"Role"`);
+  if (filter.isActive !== undefined && filter.isActive !== null) conditions.push(sql`u.is_active = ${filter.isActive}`);
+  if (filter.search) {
+    const pattern = containsPattern(filter.search);
+    conditions.push(sql`(u.name ILIKE ${pattern} OR u.email ILIKE ${pattern})`);
+  }
+  return conditions;
+}
+
+export function createUserRepository(prisma: DbClient) {
+  return {
+    async list(scope: UserScope, filter: UserFilter, page: PageRequest, withTotal: boolean) {
+      const windowTotal = withTotal && !page.after;
+      const rows = await prisma.$queryRaw<(User & { total?: bigint })[]>`
+        SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
+        FROM users u
+        WHERE ${and([visibleUser(scope), ...filterConditions(filter), afterCursor("u", page)])}
+        ORDER BY u.created_at DESC, u.id DESC
+        LIMIT ${page.limit + 1}`;
+      const { rows: users, total } = takeTotal(rows);
+      return { rows: users as User[], total: windowTotal ? (total ?? 0) : undefined };
+    },
+
+    async count(scope: UserScope, filter: UserFilter): Promise<number> {
+      const [row] = await prisma.$queryRaw<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM users u WHERE ${and([visibleUser(scope), ...filterConditions(filter)])}`;
+      return row.n;
+    },
+
+    /** Users among `ids`, whoever may see them: callers reach them through something already authorized. */
+    findByIds(ids: readonly string[]): Promise<User[]> {
+      return prisma.user.findMany({ where: { id: { in: [...ids] } } });
+    },
+
+    /** The user `id` if visible within `scope`. */
+    async findVisible(scope: UserScope, id: string): Promise<User | null> {
+      const [row] = await prisma.$queryRaw<User[]>`
+        SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid AND ${visibleUser(scope)}`;
+      return row ?? null;
+    },
+
+    findById(id: string, db: Db = prisma): Promise<User | null> {
+      return db.user.findUnique({ where: { id } });
+    },
+
+    /** The sign-in record for an email, with its password hash. */
+    findCredentials(email: string) {
+      return prisma.user.findUnique({ where: { email }, omit: { passwordHash: false } });
+    },
+
+    create(data: { email: string; name: string; role: Role; passwordHash: string }, db: Db = prisma): Promise<User> {
+      return db.user.create({ data });
+    },
+
+    update(id: string, data: Prisma.UserUpdateInput, db: Db = prisma): Promise<User> {
+      return db.user.update({ where: { id }, data });
+    },
+
+    countAll(): Promise<number> {
+      return prisma.user.count();
+    },
+  };
+}
+
+export type UserRepository = ReturnType<typeof createUserRepository>;

@@ -1,0 +1,23 @@
+/**
+ * Per-request bookkeeping that must follow a request through async code it does not own (Prisma, DataLoader,
+ * pg): the request id and the number of SQL statements run. Carried by AsyncLocalStorage, entered once in the
+ * HTTP handler.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface RequestScope {
+  requestId: string;
+  sqlStatements: number;
+}
+
+const storage = new AsyncLocalStorage<RequestScope>();
+
+/** Runs `fn` with `scope` as the current request scope. */
+export function runInRequestScope<T>(scope: RequestScope, fn: () => T): T {
+  return storage.run(scope, fn);
+}
+
+/** The scope of the request whose code is running now, if any. */
+export function currentRequestScope(): RequestScope | undefined {
+  return storage.getStore();
+}
