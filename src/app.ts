@@ -16,6 +16,7 @@ import { applyMigrations } from "./db/schema-engine.js";
 import { createHttpServer, type HttpServerOptions } from "./http/server.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
+import { currentRequestScope } from "./observability/request-scope.js";
 
 export interface App {
   url: string;
@@ -64,7 +65,16 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     throw error;
   }
   const metrics = createMetrics();
-  const database = createDatabase({ url: dbServer.url, poolSize: config.databasePoolSize, metrics });
+  const database = createDatabase({
+    url: dbServer.url,
+    poolSize: config.databasePoolSize,
+    metrics,
+    onStatement: ({ text, durationMs, failed }) => {
+      if (durationMs < config.slowSqlMs) return;
+      // Only the statement text: bind values may hold personal data.
+      logger.warn({ requestId: currentRequestScope()?.requestId, durationMs: Math.round(durationMs), failed, sql: text.slice(0, 2000) }, "slow SQL statement");
+    },
+  });
   const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
   const container = createContainer({ database, tokens, metrics, logger, exposeSqlStatements: config.nodeEnv !== "production" });
   await ensureFirstAdmin(container, config);

@@ -22,6 +22,8 @@ export interface Config {
   jwtSecret: string | undefined;
   jwtTtlSeconds: number;
   logLevel: string;
+  /** SQL statements slower than this are logged with their request id. */
+  slowSqlMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -60,5 +62,6 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret,
     jwtTtlSeconds: integer(env, "RECON_JWT_TTL_SECONDS", 12 * 3600, 60),
     logLevel: text(env, "LOG_LEVEL") ?? "info",
+    slowSqlMs: integer(env, "RECON_SLOW_SQL_MS", 200),
   };
 }

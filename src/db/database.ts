@@ -27,21 +27,66 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** One SQL statement as sent to PostgreSQL, with how long it took to answer. */
+export interface StatementEvent {
+  text: string;
+  values: unknown[];
+  durationMs: number;
+  failed: boolean;
+}
+
 export interface DatabaseOptions {
   url: string;
   poolSize: number;
   metrics: Pick<Metrics, "sqlStatementsTotal">;
+  /** Called after each statement completes (the app logs slow ones). */
+  onStatement?: (statement: StatementEvent) => void;
 }
 
-export function createDatabase({ url, poolSize, metrics }: DatabaseOptions): Database {
-  /** A pg client that counts each statement it sends before sending it. */
+type Callback = (error: Error | null, result?: unknown) => void;
+
+/** Normalises pg's query() arguments: (text, values?, cb?) or ({ text, values }, cb?). */
+function describe(args: unknown[]): { text: string; values: unknown[] } | null {
+  const [first, second] = args;
+  if (typeof first === "string") return { text: first, values: Array.isArray(second) ? second : [] };
+  if (first && typeof first === "object" && typeof (first as { text?: unknown }).text === "string") {
+    const config = first as { text: string; values?: unknown[] };
+    // A submittable (e.g. a COPY stream) has no simple completion to time.
+    if (typeof (first as { submit?: unknown }).submit === "function") return null;
+    return { text: config.text, values: Array.isArray(second) ? second : (config.values ?? []) };
+  }
+  return null;
+}
+
+export function createDatabase({ url, poolSize, metrics, onStatement }: DatabaseOptions): Database {
+  /** A pg client that counts each statement it sends, and reports it with its duration when it completes. */
   class CountingClient extends pg.Client {
     // pg's query() has many overloads; counting does not care which one is used.
     override query(...args: unknown[]): never {
       metrics.sqlStatementsTotal.inc();
       const scope = currentRequestScope();
       if (scope) scope.sqlStatements += 1;
-      return (super.query as (...a: unknown[]) => never)(...args);
+      const send = () => (super.query as (...a: unknown[]) => never)(...args);
+      const statement = onStatement && describe(args);
+      if (!statement) return send();
+      const started = performance.now();
+      const report = (failed: boolean) =>
+        onStatement!({ ...statement, durationMs: performance.now() - started, failed });
+      const last = args.at(-1);
+      if (typeof last === "function") {
+        args[args.length - 1] = ((error, result) => {
+          report(Boolean(error));
+          (last as Callback)(error, result);
+        }) as Callback;
+        return send();
+      }
+      return (send() as unknown as Promise<unknown>).then(
+        (result) => (report(false), result),
+        (error) => {
+          report(true);
+          throw error;
+        },
+      ) as never;
     }
   }
 

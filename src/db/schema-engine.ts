@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { bindMigrationAwareSqlAdapterFactory } from "@prisma/driver-adapter-utils";
 import * as engineBindings from "@prisma/schema-engine-wasm/schema_engine_bg";
 
@@ -43,21 +44,20 @@ function loadWasm(): Promise<void> {
 
 async function withEngine<T>(
   databaseUrl: string,
-  paths: SchemaPaths,
+  schema: string,
   run: (engine: engineBindings.SchemaEngine) => Promise<T>,
 ): Promise<T> {
   await loadWasm();
-  const schema = readFileSync(paths.schemaFile, "utf8");
-  const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: databaseUrl }));
-  const engine = await engineBindings.SchemaEngine.new(
-    { datamodels: [[paths.schemaFile, schema]] },
-    () => {},
-    adapter,
-  );
+  // Our own pool, so that its connections (one holds the migration advisory lock) are closed when we are done;
+  // freeing the engine alone leaves them open and the next run waits for the lock.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg(pool));
+  const engine = await engineBindings.SchemaEngine.new({ datamodels: [["schema.prisma", schema]] }, () => {}, adapter);
   try {
     return await run(engine);
   } finally {
     engine.free();
+    await pool.end();
   }
 }
 
@@ -85,7 +85,7 @@ function migrationList(paths: SchemaPaths): engineBindings.MigrationList {
 
 /** Applies pending migrations (like `prisma migrate deploy`) and returns the names of those applied now. */
 export async function applyMigrations(databaseUrl: string, paths = defaultSchemaPaths): Promise<string[]> {
-  return withEngine(databaseUrl, paths, async (engine) => {
+  return withEngine(databaseUrl, readFileSync(paths.schemaFile, "utf8"), async (engine) => {
     const output = await engine.applyMigrations({ migrationsList: migrationList(paths), filters: noFilters });
     return output.appliedMigrationNames;
   });
@@ -98,13 +98,7 @@ export async function applyMigrations(databaseUrl: string, paths = defaultSchema
  * `"char"` columns, so drift is checked by comparing catalogs instead.)
  */
 export async function diffSchemas(databaseUrl: string, from: string | null, to: string): Promise<string> {
-  await loadWasm();
-  const engine = await engineBindings.SchemaEngine.new(
-    { datamodels: [["schema.prisma", to]] },
-    () => {},
-    bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: databaseUrl })),
-  );
-  try {
+  return withEngine(databaseUrl, to, async (engine) => {
     const result = await engine.diff({
       from: from === null ? { tag: "empty" } : { tag: "schemaDatamodel", files: [{ path: "schema.prisma", content: from }] },
       to: { tag: "schemaDatamodel", files: [{ path: "schema.prisma", content: to }] },
@@ -113,7 +107,5 @@ export async function diffSchemas(databaseUrl: string, from: string | null, to: 
       filters: noFilters,
     });
     return (result.stdout ?? "").replace(/^-- This is an empty migration\.\s*$/m, "").trim();
-  } finally {
-    engine.free();
-  }
+  });
 }
