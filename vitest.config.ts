@@ -10,5 +10,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     // A focused or skipped test must never pass CI silently.
     allowOnly: false,
+    // CI (.ci/run) reads a JSON report to fail on skipped tests.
+    reporters: process.env.RECON_TEST_REPORT ? ["default", "json"] : ["default"],
+    outputFile: process.env.RECON_TEST_REPORT ? { json: process.env.RECON_TEST_REPORT } : undefined,
   },
 });
