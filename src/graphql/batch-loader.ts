@@ -6,7 +6,7 @@
 import DataLoader from "dataloader";
 import type { Metrics } from "../observability/metrics.js";
 
-export const MAX_BATCH_SIZE = 100;
+export const MAX_BATCH_SIZE = 500;
 
 export type LoaderMetrics = Pick<Metrics, "dataloaderBatchSize">;
 

@@ -214,7 +214,7 @@ CREATE INDEX "projects_status_idx" ON "projects"("status");
 CREATE INDEX "projects_created_at_id_idx" ON "projects"("created_at" DESC, "id" DESC);
 
 -- CreateIndex
-CREATE INDEX "projects_name_trgm_idx" ON "projects" USING GIN ("name" gin_trgm_ops);
+CREATE INDEX "projects_name_trgm_idx" ON "projects" USING GIST ("name" gist_trgm_ops);
 
 -- CreateIndex
 CREATE INDEX "project_members_user_id_project_id_idx" ON "project_members"("user_id", "project_id");

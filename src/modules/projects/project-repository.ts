@@ -34,12 +34,18 @@ export interface RecordStatusCounts {
 const COLUMNS = raw(`p.id, p.name, p.description, p.status::text AS status, p.is_active AS "isActive", p.settings,
   p.owner_id AS "ownerId", p.created_at AS "createdAt", p.updated_at AS "updatedAt"`);
 
+/**
+ * SQL subquery: ids of the projects a scoped user may see (owned, or a member of). Both halves are index scans
+ * (projects by owner, memberships by user), so visibility costs the size of the user's projects, not the table's.
+ */
+export function visibleProjectIds(scope: { userId: string }): Sql {
+  return sql`(SELECT vp.id FROM projects vp WHERE vp.owner_id = ${scope.userId}::uuid
+    UNION SELECT vm.project_id FROM project_members vm WHERE vm.user_id = ${scope.userId}::uuid)`;
+}
+
 /** SQL condition: project `p` is visible within `scope`. */
 export function visibleProject(scope: ProjectScope, alias = "p"): Sql {
-  if (scope.all) return sql`TRUE`;
-  const p = raw(alias);
-  return sql`(${p}.owner_id = ${scope.userId}::uuid OR EXISTS (
-    SELECT 1 FROM project_members vm WHERE vm.project_id = ${p}.id AND vm.user_id = ${scope.userId}::uuid))`;
+  return scope.all ? sql`TRUE` : sql`${raw(alias)}.id IN ${visibleProjectIds(scope)}`;
 }
 
 function filterConditions(filter: ProjectFilter): Sql[] {
@@ -86,12 +92,16 @@ export function createProjectRepository(prisma: DbClient) {
       return row ?? null;
     },
 
-    /** Visible projects whose name resembles `text` (trigram similarity or substring), best first. */
+    /**
+     * Visible projects whose name resembles `text` (trigram similarity or substring), nearest first. Ordering by
+     * trigram distance `<->` lets the GiST index return the nearest names directly (a KNN scan) instead of
+     * scoring every similar row and sorting.
+     */
     async search(scope: ProjectScope, text: string, limit: number): Promise<Project[]> {
       return prisma.$queryRaw<Project[]>`
         SELECT ${COLUMNS} FROM projects p
         WHERE (p.name % ${text} OR p.name ILIKE ${containsPattern(text)}) AND ${visibleProject(scope)}
-        ORDER BY similarity(p.name, ${text}) DESC, p.created_at DESC, p.id DESC
+        ORDER BY p.name <-> ${text}
         LIMIT ${limit}`;
     },
 
@@ -125,21 +135,23 @@ export function createProjectRepository(prisma: DbClient) {
       return counts;
     },
 
-    /** How many projects (within `scope`) each user owns or belongs to, in one grouped query. */
+    /**
+     * How many projects (within `scope`) each user owns or belongs to, in one statement: a LATERAL count per user
+     * probes the owner and membership indexes, so its cost follows the users' own projects, never the table.
+     */
     async countsByUser(scope: ProjectScope, userIds: readonly string[]): Promise<Map<string, number>> {
       const rows = await prisma.$queryRaw<{ userId: string; n: number }[]>`
-        SELECT x.user_id AS "userId", count(DISTINCT x.project_id)::int AS n
-        FROM (
-          SELECT owner_id AS user_id, id AS project_id FROM projects WHERE owner_id = ANY(${userIds}::uuid[])
-          UNION ALL
-          SELECT user_id, project_id FROM project_members WHERE user_id = ANY(${userIds}::uuid[])
-        ) x
-        JOIN projects p ON p.id = x.project_id
-        WHERE ${visibleProject(scope)}
-        GROUP BY x.user_id`;
-      const counts = new Map(userIds.map((id) => [id, 0]));
-      for (const row of rows) counts.set(row.userId, row.n);
-      return counts;
+        SELECT k.id AS "userId", c.n
+        FROM unnest(${userIds}::uuid[]) AS k(id)
+        CROSS JOIN LATERAL (
+          SELECT count(*)::int AS n FROM (
+            SELECT p.id FROM projects p WHERE p.owner_id = k.id
+            UNION
+            SELECT m.project_id FROM project_members m WHERE m.user_id = k.id
+          ) mine
+          ${scope.all ? sql`` : sql`WHERE mine.id IN ${visibleProjectIds(scope)}`}
+        ) c`;
+      return new Map(rows.map((row) => [row.userId, row.n]));
     },
 
     /** The role `userId` holds in each of `projectIds` (absent when not a member). */

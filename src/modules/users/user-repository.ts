@@ -4,7 +4,7 @@ import type { Role } from "../../generated/prisma/enums.js";
 import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { User } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
-import { visibleProject, type ProjectScope } from "../projects/project-repository.js";
+import { visibleProjectIds, type ProjectScope } from "../projects/project-repository.js";
 
 
 /** Whose user records a query may return: everyone, or a user and the people sharing a visible project. */
@@ -21,10 +21,10 @@ const COLUMNS = raw(`u.id, u.email, u.name, u.role::text AS role, u.is_active AS
 
 function visibleUser(scope: UserScope): Sql {
   if (scope.all) return sql`TRUE`;
+  const projectIds = scope.projects.all ? sql`(SELECT id FROM projects)` : visibleProjectIds(scope.projects);
   return sql`(u.id = ${scope.userId}::uuid
-    OR u.id IN (SELECT p.owner_id FROM projects p WHERE ${visibleProject(scope.projects)})
-    OR u.id IN (SELECT m.user_id FROM project_members m JOIN projects p ON p.id = m.project_id
-                WHERE ${visibleProject(scope.projects)}))`;
+    OR u.id IN (SELECT p.owner_id FROM projects p WHERE p.id IN ${projectIds})
+    OR u.id IN (SELECT m.user_id FROM project_members m WHERE m.project_id IN ${projectIds}))`;
 }
 
 function filterConditions(filter: UserFilter): Sql[] {
