@@ -1,5 +1,5 @@
 /** The only code that touches the audit log; it only ever appends and reads. */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { Db, DbClient } from "../../db/database.js";
 import { afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { AuditEvent } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";

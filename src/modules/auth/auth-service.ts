@@ -2,7 +2,7 @@
  * Sign-in and viewer resolution. Responsible for turning credentials into a token and a bearer token into the
  * current, active user — re-read on every request so deactivation and role changes apply at once.
  */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { DbClient } from "../../db/database.js";
 import type { Viewer } from "../../auth/policy.js";
 import { verifyPassword } from "../../auth/passwords.js";
 import type { TokenIssuer } from "../../auth/tokens.js";

@@ -1,5 +1,5 @@
 /** The only code that reads or writes data sources. */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { Db, DbClient } from "../../db/database.js";
 import type { Prisma } from "../../db/sql.js";
 import type { DataSource } from "../../graphql/models.js";
 

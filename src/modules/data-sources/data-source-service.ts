@@ -2,7 +2,7 @@
  * Data sources of a project. Responsible for authorization (through the project they belong to) and input
  * checks; talks to the data-source repository and records every change in the audit log.
  */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { DbClient } from "../../db/database.js";
 import type { DataSourceKind } from "../../generated/prisma/enums.js";
 import { policy, type Viewer } from "../../auth/policy.js";
 import { isUniqueViolation } from "../../db/errors.js";

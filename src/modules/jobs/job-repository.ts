@@ -1,5 +1,5 @@
 /** The only code that reads reconciliation jobs (the engine that writes them arrives with the reconciliation issue). */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { DbClient } from "../../db/database.js";
 import type { JobStatus } from "../../generated/prisma/enums.js";
 import { afterCursor, and, raw, sql } from "../../db/sql.js";
 import type { ReconciliationJob } from "../../graphql/models.js";

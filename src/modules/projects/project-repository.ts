@@ -3,7 +3,7 @@
  * shaped for their indexes (keyset pages on `(created_at, id)`, one grouped query per batch of keys); simple
  * writes go through Prisma. Methods that write take an optional transaction.
  */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { Db, DbClient } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
 import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { Project } from "../../graphql/models.js";

@@ -2,7 +2,7 @@
  * Projects and their members. Responsible for who may see and change a project (auth/policy.ts) and for input
  * checks; talks to the project repository and records every change in the audit log.
  */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { DbClient } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
 import { policy, projectRelation, type ProjectRelation, type Viewer } from "../../auth/policy.js";
 import { BadUserInputError, ForbiddenError, NotFoundError, UnauthenticatedError } from "../../graphql/errors.js";

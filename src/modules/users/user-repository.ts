@@ -1,5 +1,5 @@
 /** The only code that reads or writes users. Password hashes leave it only through `findCredentials`. */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { Db, DbClient } from "../../db/database.js";
 import type { Role } from "../../generated/prisma/enums.js";
 import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { User } from "../../graphql/models.js";

@@ -2,7 +2,7 @@
  * Users: who may see whom, and account changes. Responsible for authorization and input checks; talks to the
  * user repository and records every change in the audit log.
  */
-import type { Db, DbClient, DbTransaction } from "../../db/database.js";
+import type { DbClient } from "../../db/database.js";
 import type { Role } from "../../generated/prisma/enums.js";
 import { MIN_PASSWORD_LENGTH, hashPassword } from "../../auth/passwords.js";
 import { policy, type Viewer } from "../../auth/policy.js";
