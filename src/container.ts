@@ -17,14 +17,14 @@ import { createProjectService } from "./modules/projects/project-service.js";
 import { createUserRepository } from "./modules/users/user-repository.js";
 import { createUserService } from "./modules/users/user-service.js";
 
-export function createRepositories(database: Database) {
-  const { prisma } = database;
+export function createRepositories(database: Pick<Database, "prisma" | "read">) {
+  const access = { prisma: database.prisma, read: database.read };
   return {
-    users: createUserRepository(prisma),
-    projects: createProjectRepository(prisma),
-    dataSources: createDataSourceRepository(prisma),
-    jobs: createJobRepository(prisma),
-    audit: createAuditRepository(prisma),
+    users: createUserRepository(access),
+    projects: createProjectRepository(access),
+    dataSources: createDataSourceRepository(access),
+    jobs: createJobRepository(access),
+    audit: createAuditRepository(access),
   };
 }
 

@@ -4,7 +4,9 @@
  * (the request scope), which is how "no N+1" is measured rather than promised.
  */
 import { PrismaPg } from "@prisma/adapter-pg";
+import { AsyncResource } from "node:async_hooks";
 import pg from "pg";
+import { createSqlReader, type SqlReader } from "./sql.js";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Metrics } from "../observability/metrics.js";
 import { currentRequestScope } from "../observability/request-scope.js";
@@ -24,7 +26,24 @@ export type Db = DbClient | DbTransaction;
 export interface Database {
   pool: pg.Pool;
   prisma: DbClient;
+  /** Runs raw SQL (built with `sql` from db/sql.ts) on the pool. */
+  read: SqlReader;
   close(): Promise<void>;
+}
+
+// Calendar dates (DATE columns) stay 'YYYY-MM-DD' strings: pg would otherwise make them local-time Dates.
+const DATE_OID = 1082;
+pg.types.setTypeParser(DATE_OID, (value: string) => value);
+
+/**
+ * A pool whose waiting callers resume in their own async context. pg-pool hands a freed connection to a queued
+ * caller from inside the releasing caller's callback, so without this a statement that waited for a connection
+ * would be counted against whichever request released it.
+ */
+class ContextPreservingPool extends pg.Pool {
+  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): never {
+    return (callback ? super.connect(AsyncResource.bind(callback)) : super.connect()) as never;
+  }
 }
 
 /** One SQL statement as sent to PostgreSQL, with how long it took to answer. */
@@ -60,7 +79,16 @@ function describe(args: unknown[]): { text: string; values: unknown[] } | null {
 
 export function createDatabase({ url, poolSize, metrics, onStatement }: DatabaseOptions): Database {
   /** A pg client that counts each statement it sends, and reports it with its duration when it completes. */
+  /** Connections not yet closed, so `close()` can wait until every socket is really gone. */
+  const openClients = new Set<pg.Client>();
+
   class CountingClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      openClients.add(this);
+      this.once("end", () => openClients.delete(this));
+    }
+
     // pg's query() has many overloads; counting does not care which one is used.
     override query(...args: unknown[]): never {
       metrics.sqlStatementsTotal.inc();
@@ -90,14 +118,18 @@ export function createDatabase({ url, poolSize, metrics, onStatement }: Database
     }
   }
 
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, Client: CountingClient });
+  const pool = new ContextPreservingPool({ connectionString: url, max: poolSize, Client: CountingClient });
   const prisma = createPrismaClient(pool);
   return {
     pool,
     prisma,
+    read: createSqlReader(pool),
     async close() {
       await prisma.$disconnect();
+      // pool.end() resolves once connections are asked to close, not once they are closed.
+      const closed = [...openClients].map((client) => new Promise((resolve) => client.once("end", resolve)));
       await pool.end();
+      await Promise.all(closed);
     },
   };
 }

@@ -1,11 +1,13 @@
 /**
- * The HTTP front: a plain node:http server that routes `/graphql` to Apollo Server and serves `/healthz`,
- * `/readyz` and `/metrics`. Responsible for request ids, the request scope (SQL statement counting), body size
- * limits and resolving the viewer from the bearer token.
+ * The HTTP front: a plain node:http server that routes `/graphql` to Apollo Server (or, for a browser, to the
+ * offline GraphiQL page of ./graphiql.ts, with its assets under `/graphiql/`) and serves `/healthz`, `/readyz` and
+ * `/metrics`. Responsible for request ids, the request scope (SQL statement counting), body size limits and
+ * resolving the viewer from the bearer token.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from "@apollo/server";
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { GraphQLError } from "graphql";
 import type { Container } from "../container.js";
 import type { GraphQLContext } from "../graphql/context.js";
@@ -15,6 +17,7 @@ import type { Resolvers } from "../graphql/resolver-types.js";
 import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
 import { runInRequestScope } from "../observability/request-scope.js";
+import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 
 /** Largest request body accepted on /graphql (uploads will have their own streaming path). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -23,6 +26,7 @@ const HTTP_ERROR_CODES: Record<number, string> = {
   401: "UNAUTHENTICATED",
   404: "NOT_FOUND",
   413: "PAYLOAD_TOO_LARGE",
+  503: "SERVICE_UNAVAILABLE",
   500: "INTERNAL_SERVER_ERROR",
 };
 
@@ -83,9 +87,16 @@ export async function createHttpServer(container: Container, options: HttpServer
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
-    plugins: [sqlStatementsPlugin(metrics, exposeSqlStatements)],
+    // Apollo's landing page loads from a CDN; browsers get our offline GraphiQL instead (routed below).
+    plugins: [
+      sqlStatementsPlugin(metrics, exposeSqlStatements),
+      ApolloServerPluginLandingPageDisabled(),
+      // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
+      ApolloServerPluginCacheControlDisabled(),
+    ],
   });
   await apollo.start();
+  const graphiql = createGraphiqlHandler();
 
   async function graphql(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -118,13 +129,34 @@ export async function createHttpServer(container: Container, options: HttpServer
     }
   }
 
+  /** Graceful shutdown: once closing, new requests get 503 while those in flight finish. */
+  let closing = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    inFlight += 1;
+    try {
+      await route(req, res);
+    } finally {
+      inFlight -= 1;
+      if (inFlight === 0) drained?.();
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const incoming = req.headers["x-request-id"];
     const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader("x-request-id", requestId);
     const path = (req.url ?? "/").split("?")[0];
     try {
-      if (path === "/graphql") {
+      if (closing) {
+        res.setHeader("connection", "close").setHeader("retry-after", "1");
+        throw new HttpError(503, "The server is shutting down: retry on another instance");
+      }
+      if (path === "/graphql" && graphiql.wantsPage(req)) {
+        graphiql.sendPage(req, res);
+      } else if (path === "/graphql") {
         await runInRequestScope({ requestId, sqlStatements: 0 }, () => graphql(req, res, requestId));
       } else if (path === "/healthz") {
         res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ok" }));
@@ -136,6 +168,8 @@ export async function createHttpServer(container: Container, options: HttpServer
           res.statusCode = 503;
           res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "unavailable", database: "unreachable" }));
         }
+      } else if (path.startsWith(GRAPHIQL_ASSET_PREFIX)) {
+        if (!graphiql.sendAsset(req, res, path)) throw new HttpError(404, `No GraphiQL asset at ${path}`);
       } else if (path === "/metrics") {
         res.setHeader("content-type", metrics.registry.contentType).end(await metrics.registry.metrics());
       } else {
@@ -160,11 +194,15 @@ export async function createHttpServer(container: Container, options: HttpServer
   return {
     server,
     apollo,
+    /** Stops accepting connections, answers 503 to new requests, and resolves when in-flight ones are done. */
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+      // Keep-alive connections that carried the last requests are idle now.
+      server.closeIdleConnections();
+      await stopped;
       await apollo.stop();
     },
   };

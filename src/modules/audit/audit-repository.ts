@@ -1,6 +1,6 @@
 /** The only code that touches the audit log; it only ever appends and reads. */
 import type { Db, DbClient } from "../../db/database.js";
-import { afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import { type SqlReader, afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { AuditEvent } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 
@@ -52,7 +52,7 @@ function conditions(scope: AuditScope, filter: AuditFilter): Sql[] {
   return list;
 }
 
-export function createAuditRepository(prisma: DbClient) {
+export function createAuditRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
   return {
     async append(entry: AuditEntry, db: Db = prisma): Promise<void> {
       await db.auditEvent.create({
@@ -62,19 +62,19 @@ export function createAuditRepository(prisma: DbClient) {
 
     async list(scope: AuditScope, filter: AuditFilter, page: PageRequest, withTotal: boolean) {
       const windowTotal = withTotal && !page.after;
-      const rows = await prisma.$queryRaw<(AuditEvent & { total?: bigint })[]>`
+      const rows = await read<(AuditEvent & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
         FROM audit_events a
         WHERE ${and([...conditions(scope, filter), afterCursor("a", page)])}
         ORDER BY a.created_at DESC, a.id DESC
-        LIMIT ${page.limit + 1}`;
+        LIMIT ${page.limit + 1}`);
       const { rows: events, total } = takeTotal(rows);
       return { rows: events as AuditEvent[], total: windowTotal ? (total ?? 0) : undefined };
     },
 
     async count(scope: AuditScope, filter: AuditFilter): Promise<number> {
-      const [row] = await prisma.$queryRaw<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM audit_events a WHERE ${and(conditions(scope, filter))}`;
+      const [row] = await read<{ n: number }[]>(sql`
+        SELECT count(*)::int AS n FROM audit_events a WHERE ${and(conditions(scope, filter))}`);
       return row.n;
     },
   };

@@ -1,7 +1,7 @@
 /** The only code that reads reconciliation jobs (the engine that writes them arrives with the reconciliation issue). */
 import type { DbClient } from "../../db/database.js";
 import type { JobStatus } from "../../generated/prisma/enums.js";
-import { afterCursor, and, raw, sql } from "../../db/sql.js";
+import { type SqlReader, afterCursor, and, raw, sql } from "../../db/sql.js";
 import type { ReconciliationJob } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 
@@ -12,7 +12,7 @@ const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "lef
   j.unmatched_right_count AS "unmatchedRightCount", j.summary, j.error, j.dry_run AS "dryRun",
   j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt"`);
 
-export function createJobRepository(prisma: DbClient) {
+export function createJobRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
   return {
     /**
      * A page of jobs for each project (newest first), in one query: a LATERAL subquery per project walks the
@@ -23,14 +23,14 @@ export function createJobRepository(prisma: DbClient) {
       page: PageRequest,
       status: JobStatus | null,
     ): Promise<Map<string, ReconciliationJob[]>> {
-      const rows = await prisma.$queryRaw<ReconciliationJob[]>`
+      const rows = await read<ReconciliationJob[]>(sql`
         SELECT page.* FROM unnest(${projectIds}::uuid[]) AS k(id)
         CROSS JOIN LATERAL (
           SELECT ${COLUMNS} FROM reconciliation_jobs j
           WHERE ${and([sql`j.project_id = k.id`, status && sql`j.status = ${status}::"JobStatus"`, afterCursor("j", page)])}
           ORDER BY j.created_at DESC, j.id DESC
           LIMIT ${page.limit + 1}
-        ) page`;
+        ) page`);
       const pages = new Map<string, ReconciliationJob[]>(projectIds.map((id) => [id, []]));
       for (const row of rows) pages.get(row.projectId)!.push(row);
       return pages;
@@ -38,10 +38,10 @@ export function createJobRepository(prisma: DbClient) {
 
     /** Number of jobs (optionally in one status) of each project, in one grouped query. */
     async countsByProject(projectIds: readonly string[], status: JobStatus | null): Promise<Map<string, number>> {
-      const rows = await prisma.$queryRaw<{ projectId: string; n: number }[]>`
+      const rows = await read<{ projectId: string; n: number }[]>(sql`
         SELECT project_id AS "projectId", count(*)::int AS n FROM reconciliation_jobs
         WHERE ${and([sql`project_id = ANY(${projectIds}::uuid[])`, status && sql`status = ${status}::"JobStatus"`])}
-        GROUP BY project_id`;
+        GROUP BY project_id`);
       const counts = new Map(projectIds.map((id) => [id, 0]));
       for (const row of rows) counts.set(row.projectId, row.n);
       return counts;
@@ -49,10 +49,10 @@ export function createJobRepository(prisma: DbClient) {
 
     /** The newest job of each project, in one query. */
     async latestByProject(projectIds: readonly string[]): Promise<Map<string, ReconciliationJob>> {
-      const rows = await prisma.$queryRaw<ReconciliationJob[]>`
+      const rows = await read<ReconciliationJob[]>(sql`
         SELECT DISTINCT ON (j.project_id) ${COLUMNS} FROM reconciliation_jobs j
         WHERE j.project_id = ANY(${projectIds}::uuid[])
-        ORDER BY j.project_id, j.created_at DESC, j.id DESC`;
+        ORDER BY j.project_id, j.created_at DESC, j.id DESC`);
       return new Map(rows.map((row) => [row.projectId, row]));
     },
   };

@@ -5,7 +5,7 @@
  */
 import type { Db, DbClient } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
-import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import { type SqlReader, afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { Project } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 
@@ -56,39 +56,39 @@ function filterConditions(filter: ProjectFilter): Sql[] {
   return conditions;
 }
 
-export function createProjectRepository(prisma: DbClient) {
+export function createProjectRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
   return {
     /** One page of visible projects, newest first; with `withTotal` on a first page, the total comes along. */
     async list(scope: ProjectScope, filter: ProjectFilter, page: PageRequest, withTotal: boolean) {
       const windowTotal = withTotal && !page.after;
-      const rows = await prisma.$queryRaw<(Project & { total?: bigint })[]>`
+      const rows = await read<(Project & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
         FROM projects p
         WHERE ${and([visibleProject(scope), ...filterConditions(filter), afterCursor("p", page)])}
         ORDER BY p.created_at DESC, p.id DESC
-        LIMIT ${page.limit + 1}`;
+        LIMIT ${page.limit + 1}`);
       const { rows: projects, total } = takeTotal(rows);
       return { rows: projects as Project[], total: windowTotal ? (total ?? 0) : undefined };
     },
 
     async count(scope: ProjectScope, filter: ProjectFilter): Promise<number> {
-      const [row] = await prisma.$queryRaw<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM projects p WHERE ${and([visibleProject(scope), ...filterConditions(filter)])}`;
+      const [row] = await read<{ n: number }[]>(sql`
+        SELECT count(*)::int AS n FROM projects p WHERE ${and([visibleProject(scope), ...filterConditions(filter)])}`);
       return row.n;
     },
 
     /** Visible projects among `ids` (any order). */
     async findByIds(scope: ProjectScope, ids: readonly string[]): Promise<Project[]> {
-      return prisma.$queryRaw<Project[]>`
-        SELECT ${COLUMNS} FROM projects p WHERE p.id = ANY(${ids}::uuid[]) AND ${visibleProject(scope)}`;
+      return read<Project[]>(sql`
+        SELECT ${COLUMNS} FROM projects p WHERE p.id = ANY(${ids}::uuid[]) AND ${visibleProject(scope)}`);
     },
 
     /** A project with the role `userId` holds in it as a member (null if none); null if it does not exist. */
-    async findWithMemberRole(id: string, userId: string, db: Db = prisma) {
-      const [row] = await db.$queryRaw<(Project & { memberRole: ProjectRole | null })[]>`
+    async findWithMemberRole(id: string, userId: string) {
+      const [row] = await read<(Project & { memberRole: ProjectRole | null })[]>(sql`
         SELECT ${COLUMNS}, m.role::text AS "memberRole"
         FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ${userId}::uuid
-        WHERE p.id = ${id}::uuid`;
+        WHERE p.id = ${id}::uuid`);
       return row ?? null;
     },
 
@@ -98,16 +98,16 @@ export function createProjectRepository(prisma: DbClient) {
      * scoring every similar row and sorting.
      */
     async search(scope: ProjectScope, text: string, limit: number): Promise<Project[]> {
-      return prisma.$queryRaw<Project[]>`
+      return read<Project[]>(sql`
         SELECT ${COLUMNS} FROM projects p
         WHERE (p.name % ${text} OR p.name ILIKE ${containsPattern(text)}) AND ${visibleProject(scope)}
         ORDER BY p.name <-> ${text}
-        LIMIT ${limit}`;
+        LIMIT ${limit}`);
     },
 
     /** Projects `userId` owns or belongs to, within `scope`, newest first. */
     async listForUser(scope: ProjectScope, userId: string, page: PageRequest) {
-      return prisma.$queryRaw<Project[]>`
+      return read<Project[]>(sql`
         SELECT ${COLUMNS} FROM projects p
         WHERE ${and([
           sql`(p.owner_id = ${userId}::uuid OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ${userId}::uuid))`,
@@ -115,12 +115,12 @@ export function createProjectRepository(prisma: DbClient) {
           afterCursor("p", page),
         ])}
         ORDER BY p.created_at DESC, p.id DESC
-        LIMIT ${page.limit + 1}`;
+        LIMIT ${page.limit + 1}`);
     },
 
     /** Job and data-source counts of each project, in one grouped query; zeros for projects with none. */
     async countsByProject(ids: readonly string[]): Promise<Map<string, ProjectCounts>> {
-      const rows = await prisma.$queryRaw<{ projectId: string; jobCount: number; dataSourceCount: number }[]>`
+      const rows = await read<{ projectId: string; jobCount: number; dataSourceCount: number }[]>(sql`
         SELECT x.project_id AS "projectId",
                count(*) FILTER (WHERE x.kind = 'job')::int AS "jobCount",
                count(*) FILTER (WHERE x.kind = 'source')::int AS "dataSourceCount"
@@ -129,7 +129,7 @@ export function createProjectRepository(prisma: DbClient) {
           UNION ALL
           SELECT project_id, 'source' AS kind FROM data_sources WHERE project_id = ANY(${ids}::uuid[])
         ) x
-        GROUP BY x.project_id`;
+        GROUP BY x.project_id`);
       const counts = new Map(ids.map((id) => [id, { jobCount: 0, dataSourceCount: 0 }]));
       for (const row of rows) counts.set(row.projectId, { jobCount: row.jobCount, dataSourceCount: row.dataSourceCount });
       return counts;
@@ -140,7 +140,7 @@ export function createProjectRepository(prisma: DbClient) {
      * probes the owner and membership indexes, so its cost follows the users' own projects, never the table.
      */
     async countsByUser(scope: ProjectScope, userIds: readonly string[]): Promise<Map<string, number>> {
-      const rows = await prisma.$queryRaw<{ userId: string; n: number }[]>`
+      const rows = await read<{ userId: string; n: number }[]>(sql`
         SELECT k.id AS "userId", c.n
         FROM unnest(${userIds}::uuid[]) AS k(id)
         CROSS JOIN LATERAL (
@@ -150,7 +150,7 @@ export function createProjectRepository(prisma: DbClient) {
             SELECT m.project_id FROM project_members m WHERE m.user_id = k.id
           ) mine
           ${scope.all ? sql`` : sql`WHERE mine.id IN ${visibleProjectIds(scope)}`}
-        ) c`;
+        ) c`);
       return new Map(rows.map((row) => [row.userId, row.n]));
     },
 
@@ -173,10 +173,10 @@ export function createProjectRepository(prisma: DbClient) {
 
     /** Records per status for each project, from the (project_id, status) index. */
     async recordStatusCounts(projectIds: readonly string[]): Promise<Map<string, RecordStatusCounts>> {
-      const rows = await prisma.$queryRaw<{ projectId: string; status: string; n: number }[]>`
+      const rows = await read<{ projectId: string; status: string; n: number }[]>(sql`
         SELECT project_id AS "projectId", status::text AS status, count(*)::int AS n
         FROM records WHERE project_id = ANY(${projectIds}::uuid[])
-        GROUP BY project_id, status`;
+        GROUP BY project_id, status`);
       const counts = new Map(projectIds.map((id) => [id, { total: 0, matched: 0, suggested: 0, unmatched: 0 }]));
       for (const row of rows) {
         const entry = counts.get(row.projectId)!;

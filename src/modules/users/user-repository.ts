@@ -1,7 +1,7 @@
 /** The only code that reads or writes users. Password hashes leave it only through `findCredentials`. */
 import type { Db, DbClient } from "../../db/database.js";
 import type { Role } from "../../generated/prisma/enums.js";
-import { afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import { type SqlReader, afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { User } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { visibleProjectIds, type ProjectScope } from "../projects/project-repository.js";
@@ -38,40 +38,42 @@ function filterConditions(filter: UserFilter): Sql[] {
   return conditions;
 }
 
-export function createUserRepository(prisma: DbClient) {
+export function createUserRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
   return {
     async list(scope: UserScope, filter: UserFilter, page: PageRequest, withTotal: boolean) {
       const windowTotal = withTotal && !page.after;
-      const rows = await prisma.$queryRaw<(User & { total?: bigint })[]>`
+      const rows = await read<(User & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
         FROM users u
         WHERE ${and([visibleUser(scope), ...filterConditions(filter), afterCursor("u", page)])}
         ORDER BY u.created_at DESC, u.id DESC
-        LIMIT ${page.limit + 1}`;
+        LIMIT ${page.limit + 1}`);
       const { rows: users, total } = takeTotal(rows);
       return { rows: users as User[], total: windowTotal ? (total ?? 0) : undefined };
     },
 
     async count(scope: UserScope, filter: UserFilter): Promise<number> {
-      const [row] = await prisma.$queryRaw<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM users u WHERE ${and([visibleUser(scope), ...filterConditions(filter)])}`;
+      const [row] = await read<{ n: number }[]>(sql`
+        SELECT count(*)::int AS n FROM users u WHERE ${and([visibleUser(scope), ...filterConditions(filter)])}`);
       return row.n;
     },
 
     /** Users among `ids`, whoever may see them: callers reach them through something already authorized. */
     findByIds(ids: readonly string[]): Promise<User[]> {
-      return prisma.user.findMany({ where: { id: { in: [...ids] } } });
+      return read<User[]>(sql`SELECT ${COLUMNS} FROM users u WHERE u.id = ANY(${ids}::uuid[])`);
     },
 
     /** The user `id` if visible within `scope`. */
     async findVisible(scope: UserScope, id: string): Promise<User | null> {
-      const [row] = await prisma.$queryRaw<User[]>`
-        SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid AND ${visibleUser(scope)}`;
+      const [row] = await read<User[]>(sql`
+        SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid AND ${visibleUser(scope)}`);
       return row ?? null;
     },
 
-    findById(id: string, db: Db = prisma): Promise<User | null> {
-      return db.user.findUnique({ where: { id } });
+    /** One user by id (read on every request to resolve the viewer, hence plain SQL). */
+    async findById(id: string): Promise<User | null> {
+      const [row] = await read<User[]>(sql`SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid`);
+      return row ?? null;
     },
 
     /** The sign-in record for an email, with its password hash. */
