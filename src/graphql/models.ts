@@ -3,6 +3,8 @@
  * field resolvers (owner, counts, stats) can load what the row does not hold through the request's DataLoaders.
  */
 import type {
+  UploadedFile as UploadedFileRow,
+  UploadRowIssue as RowIssueRow,
   AuditEvent as AuditEventRow,
   DataSource as DataSourceRow,
   Project as ProjectRow,
@@ -36,6 +38,12 @@ export interface SourceRecordCount {
   recordCount: number;
 }
 
+/** An uploaded file's row; byte counts are BigInt there and Float in GraphQL. */
+export type FileUpload = UploadedFileRow;
+export type RowIssue = Pick<RowIssueRow, "line" | "column" | "reason" | "severity">;
+
+export type FileUploadConnection = Connection<UploadedFileRow>;
+export type RowIssueConnection = Connection<RowIssue & { id: bigint }>;
 export type UserConnection = Connection<User>;
 export type ProjectConnection = Connection<ProjectRow>;
 export type ReconciliationJobConnection = Connection<JobRow>;

@@ -8,18 +8,21 @@ import { authResolvers } from "../modules/auth/auth-resolvers.js";
 import { dataSourceResolvers } from "../modules/data-sources/data-source-resolvers.js";
 import { projectResolvers } from "../modules/projects/project-resolvers.js";
 import { userResolvers } from "../modules/users/user-resolvers.js";
+import { uploadResolvers } from "../modules/uploads/upload-resolvers.js";
+import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
 
 export const typeDefs = readFileSync(resolve(import.meta.dirname, "../../schema.graphql"), "utf8");
 
 export const resolvers: Resolvers[] = [
-  { DateTime, Decimal, JSON: JSONScalar },
+  { DateTime, Decimal, JSON: JSONScalar, Upload: UploadScalar },
   authResolvers,
   userResolvers,
   projectResolvers,
   dataSourceResolvers,
   auditResolvers,
+  uploadResolvers,
 ];
 
 export function createSchema(extraResolvers: Resolvers[] = []): GraphQLSchema {

@@ -18,9 +18,17 @@ import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
 import { runInRequestScope } from "../observability/request-scope.js";
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
+import { MultipartError, parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
+import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
 
-/** Largest request body accepted on /graphql (uploads will have their own streaming path). */
+/** Largest request body accepted on /graphql (and largest `operations` field of a multipart upload). */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Largest uploaded file when neither the container's limits nor the options say. */
+const DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 ** 3;
+/** Longest a request may take to arrive whole: uploads of large files take minutes (node's default is 5). */
+const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+/** How long the end of an upload (its closing boundary) may take to arrive once the answer is out. */
+const UPLOAD_END_GRACE_MS = 10_000;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const HTTP_ERROR_CODES: Record<number, string> = {
   401: "UNAUTHENTICATED",
@@ -60,6 +68,19 @@ function parseJsonBody(text: string, contentType: string | undefined): unknown {
   }
 }
 
+/**
+ * After the answer to an upload: reads what is left of the request (the closing boundary; files the operation did
+ * not need), so the connection can carry the next one; destroys it if that does not come within the grace time.
+ */
+async function readRestOfUpload(req: IncomingMessage, multipart: ParsedMultipart): Promise<void> {
+  multipart.release();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, UPLOAD_END_GRACE_MS, true)));
+  const isLate = await Promise.race([multipart.done.then(() => false, () => false), late]);
+  clearTimeout(timer);
+  if (isLate) req.destroy();
+}
+
 function bearerToken(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   if (!header) return undefined;
@@ -71,6 +92,8 @@ function bearerToken(req: IncomingMessage): string | undefined {
 export interface HttpServerOptions {
   /** Resolvers that replace the standard ones (the N+1 benchmark's naive set); never used in production. */
   resolverOverrides?: Resolvers[];
+  /** Largest uploaded file, in bytes; by default the container's `limits.maxUploadBytes` (else 2 GiB). */
+  maxUploadBytes?: number;
 }
 
 export interface RunningHttpServer {
@@ -97,6 +120,8 @@ export async function createHttpServer(container: Container, options: HttpServer
   });
   await apollo.start();
   const graphiql = createGraphiqlHandler();
+  const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
 
   async function graphql(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -104,28 +129,55 @@ export async function createHttpServer(container: Container, options: HttpServer
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
     }
-    const body = req.method === "POST" ? parseJsonBody(await readBody(req), req.headers["content-type"]) : undefined;
     const token = bearerToken(req);
-    const httpGraphQLRequest: HTTPGraphQLRequest = { method: req.method ?? "GET", headers, search: url.search, body };
-    const result = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest,
-      context: async () => {
-        const viewer = await services.auth.viewerFromToken(token);
-        if (token && !viewer) {
-          throw new GraphQLError("The bearer token is invalid or expired, or its user is deactivated: sign in again", {
-            extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
-          });
-        }
-        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId };
-      },
-    });
-    res.statusCode = result.status ?? 200;
-    for (const [key, value] of result.headers) res.setHeader(key, value);
-    if (result.body.kind === "complete") {
-      res.end(result.body.string);
-    } else {
-      for await (const chunk of result.body.asyncIterator) res.write(chunk);
-      res.end();
+    let multipart: ParsedMultipart | undefined;
+    let body: unknown;
+    if (req.method === "POST" && req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data")) {
+      // A file upload: the operation runs while its file streams in. Apollo still sees the multipart content-type,
+      // so its CSRF prevention lets it through only with a preflight header.
+      multipart = await parseGraphQLMultipart(req, { maxFileBytes: maxUploadBytes, maxFiles: 1, maxFieldBytes: MAX_BODY_BYTES }).catch(
+        (error: unknown) => {
+          res.setHeader("connection", "close");
+          throw error;
+        },
+      );
+      body = multipart.body;
+    } else if (req.method === "POST") {
+      body = parseJsonBody(await readBody(req), req.headers["content-type"]);
+    }
+    // An upload the operation did not read to its end is not read after the answer either (clients that have their
+    // answer may stop sending): the connection closes instead.
+    let abandonUpload = false;
+    try {
+      const httpGraphQLRequest: HTTPGraphQLRequest = { method: req.method ?? "GET", headers, search: url.search, body };
+      const result = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest,
+        context: async () => {
+          const viewer = await services.auth.viewerFromToken(token);
+          if (token && !viewer) {
+            throw new GraphQLError("The bearer token is invalid or expired, or its user is deactivated: sign in again", {
+              extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
+            });
+          }
+          return { viewer, services, repos, loaders: createLoaders(repos, viewer, metrics), requestId };
+        },
+      });
+      res.statusCode = result.status ?? 200;
+      for (const [key, value] of result.headers) res.setHeader(key, value);
+      abandonUpload = multipart !== undefined && !req.complete && multipart.hasUnreadFiles();
+      if (abandonUpload) res.setHeader("connection", "close");
+      if (result.body.kind === "complete") {
+        res.end(result.body.string);
+      } else {
+        for await (const chunk of result.body.asyncIterator) res.write(chunk);
+        res.end();
+      }
+    } catch (error) {
+      abandonUpload = multipart !== undefined && !req.complete;
+      if (abandonUpload && !res.headersSent) res.setHeader("connection", "close");
+      throw error;
+    } finally {
+      if (multipart && !abandonUpload) await readRestOfUpload(req, multipart);
     }
   }
 
@@ -149,6 +201,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader("x-request-id", requestId);
     const path = (req.url ?? "/").split("?")[0];
+    const uploadTarget = UPLOAD_ROUTE.exec(path);
     try {
       if (closing) {
         res.setHeader("connection", "close").setHeader("retry-after", "1");
@@ -158,6 +211,8 @@ export async function createHttpServer(container: Container, options: HttpServer
         graphiql.sendPage(req, res);
       } else if (path === "/graphql") {
         await runInRequestScope({ requestId, sqlStatements: 0 }, () => graphql(req, res, requestId));
+      } else if (uploadTarget) {
+        await runInRequestScope({ requestId, sqlStatements: 0 }, () => upload(req, res, decodeURIComponent(uploadTarget[1])));
       } else if (path === "/healthz") {
         res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ok" }));
       } else if (path === "/readyz") {
@@ -176,7 +231,7 @@ export async function createHttpServer(container: Container, options: HttpServer
         throw new HttpError(404, `Nothing at ${path}: the GraphQL endpoint is /graphql`);
       }
     } catch (error) {
-      const status = error instanceof HttpError ? error.status : 500;
+      const status = error instanceof HttpError || error instanceof MultipartError ? error.status : 500;
       if (status === 500) logger.error({ err: error, requestId }, "unexpected error handling HTTP request");
       if (!res.headersSent) {
         res.statusCode = status;
@@ -190,7 +245,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     }
   }
 
-  const server = createServer((req, res) => void handle(req, res));
+  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => void handle(req, res));
   return {
     server,
     apollo,

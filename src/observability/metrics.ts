@@ -2,7 +2,7 @@
  * Every Prometheus metric recon exports, in one registry. Default process metrics (real CPU and memory, never a
  * placeholder) are collected here too. Other modules receive the `Metrics` object and never create metrics.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export function createMetrics() {
   const registry = new Registry();
@@ -26,6 +26,22 @@ export function createMetrics() {
       help: "Keys per DataLoader batch.",
       labelNames: ["loader"] as const,
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    fileUploadsActive: new Gauge({
+      name: "file_uploads_active",
+      help: "File ingests running in this instance.",
+      registers: [registry],
+    }),
+    ingestRowsTotal: new Counter({
+      name: "recon_ingest_rows_total",
+      help: "CSV rows ingested (result=ingested), refused (rejected) or ingested with a warning (flagged).",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    ingestBytesTotal: new Counter({
+      name: "recon_ingest_bytes_total",
+      help: "Bytes of uploaded files read.",
       registers: [registry],
     }),
     graphqlOperationDuration: new Histogram({

@@ -34,7 +34,14 @@ beforeAll(async () => {
   database = createDatabase({ url: db.url, poolSize: 4, metrics, onStatement: (statement) => captured.push(statement) });
   await seedBulk(database.pool);
   await database.pool.query("VACUUM ANALYZE");
-  const container = createContainer({ database, tokens, metrics, logger: createLogger("silent"), exposeSqlStatements: true });
+  const container = createContainer({
+    database,
+    tokens,
+    metrics,
+    logger: createLogger("silent"),
+    exposeSqlStatements: true,
+    limits: { maxUploadBytes: 1024 ** 3, maxConcurrentIngests: 1 },
+  });
   http = await createHttpServer(container);
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   url = `http://127.0.0.1:${(http.server.address() as AddressInfo).port}/graphql`;

@@ -15,6 +15,11 @@ export function createAuditService({ audit }: { audit: AuditRepository }) {
       return audit.append({ ...entry, requestId: currentRequestScope()?.requestId ?? null }, tx);
     },
 
+    /** Appends an event on its own, outside any transaction (for work that commits in several steps). */
+    recordNow(entry: Omit<AuditEntry, "requestId">): Promise<void> {
+      return audit.append({ ...entry, requestId: currentRequestScope()?.requestId ?? null });
+    },
+
     /** Events of the projects the viewer manages (all for an ADMIN), newest first. */
     async list(
       viewer: Viewer | null,

@@ -6,12 +6,21 @@ import type { DbClient } from "../../db/database.js";
 import type { DataSourceKind } from "../../generated/prisma/enums.js";
 import { policy, type Viewer } from "../../auth/policy.js";
 import { isUniqueViolation } from "../../db/errors.js";
-import { ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
+import { parseColumnMapping } from "../../ingest/column-mapping.js";
 import type { DataSource } from "../../graphql/models.js";
 import { isId, requireId, requireObject, requireText } from "../../graphql/validate.js";
 import type { AuditService } from "../audit/audit-service.js";
 import type { ProjectService } from "../projects/project-service.js";
 import type { DataSourceRepository } from "./data-source-repository.js";
+
+/** A column mapping as sent, after checking it parses (stored as sent, so defaults can improve later). */
+function requireMapping(value: unknown, field: string): Record<string, unknown> {
+  const mapping = requireObject(value, field);
+  const parsed = parseColumnMapping(mapping);
+  if (!parsed.ok) throw new BadUserInputError(parsed.path ? `${field}.${parsed.path}` : field, parsed.message);
+  return mapping;
+}
 
 function snapshot(source: DataSource) {
   return { name: source.name, kind: source.kind, columnMapping: source.columnMapping, isActive: source.isActive };
@@ -51,7 +60,7 @@ export function createDataSourceService(deps: {
         projectId: project.id,
         name: requireText(input.name, "input.name"),
         kind: input.kind ?? "OTHER",
-        columnMapping: input.columnMapping == null ? {} : requireObject(input.columnMapping, "input.columnMapping"),
+        columnMapping: input.columnMapping == null ? {} : requireMapping(input.columnMapping, "input.columnMapping"),
       };
       return withUniqueName(() =>
         prisma.$transaction(async (tx) => {
@@ -84,7 +93,7 @@ export function createDataSourceService(deps: {
       const data: Record<string, unknown> = {};
       if (input.name != null) data.name = requireText(input.name, "input.name");
       if (input.kind != null) data.kind = input.kind;
-      if (input.columnMapping != null) data.columnMapping = requireObject(input.columnMapping, "input.columnMapping");
+      if (input.columnMapping != null) data.columnMapping = requireMapping(input.columnMapping, "input.columnMapping");
       if (input.isActive != null) data.isActive = input.isActive;
       return withUniqueName(() =>
         prisma.$transaction(async (tx) => {

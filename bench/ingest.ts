@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:ingest`: CSV ingest end to end (HTTP upload → committed records) against `psql \copy` of the
+ * same file into a plain table of the same shape, on the same database, in one run; then a larger file for
+ * memory. Prints rows/s, the ratio to \copy and the process's peak RSS (the server runs in this process, so
+ * the figure includes the uploading client too).
+ *
+ *   BENCH_INGEST_ROWS (default 1,000,000)        rows of the timed file (~95 bytes a row)
+ *   BENCH_INGEST_LARGE_ROWS (default 10,000,000) rows of the memory file (0 skips it)
+ *   DATABASE_URL                                 server to create the bench database on (default local)
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { createReadStream, createWriteStream, statSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import pg from "pg";
+import { startApp } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import { withDatabaseName } from "../src/db/database-url.js";
+
+const ROWS = Number(process.env.BENCH_INGEST_ROWS ?? 1_000_000);
+const LARGE_ROWS = Number(process.env.BENCH_INGEST_LARGE_ROWS ?? 10_000_000);
+const serverUrl = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
+const database = `bench_ingest_${Date.now()}`;
+const databaseUrl = withDatabaseName(serverUrl, database);
+const PASSWORD = "bench-admin-password";
+
+/** Writes `rows` rows of `txn_id,account,amount,currency,booked_at,reference` to a temp file. */
+async function generate(rows: number): Promise<string> {
+  const path = join(tmpdir(), `recon-bench-${rows}.csv`);
+  const out = createWriteStream(path);
+  out.write("txn_id,account,amount,currency,booked_at,reference\n");
+  const currencies = ["EUR", "USD", "GBP", "CHF"];
+  for (let start = 0; start < rows; start += 10_000) {
+    let chunk = "";
+    for (let i = start; i < Math.min(rows, start + 10_000); i++) {
+      const cents = (i * 7919) % 10_000_000;
+      const day = 1 + (i % 28);
+      chunk += `TXN-${String(i).padStart(9, "0")},ACC-${1000 + (i % 500)},${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, "0")},${currencies[i % 4]},2026-10-${String(day).padStart(2, "0")},INV-${100000 + (i % 900000)} payment ${i % 97}\n`;
+    }
+    if (!out.write(chunk)) await once(out, "drain");
+  }
+  out.end();
+  await once(out, "finish");
+  return path;
+}
+
+/** Peak RSS while `run` runs, sampled every 20 ms. */
+async function withPeakRss<T>(run: () => Promise<T>): Promise<{ result: T; peakRss: number }> {
+  let peakRss = process.memoryUsage().rss;
+  const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+  try {
+    const result = await run();
+    return { result, peakRss: Math.max(peakRss, process.memoryUsage().rss) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+
+const admin = new pg.Client({ connectionString: serverUrl });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${database}`);
+const app = await startApp(
+  loadConfig({ ...process.env, DATABASE_URL: databaseUrl, PORT: "0", LOG_LEVEL: "warn", RECON_ADMIN_PASSWORD: PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3) }),
+);
+const files: string[] = [];
+try {
+  const gql = async (query: string, variables: Record<string, unknown> = {}, token?: string) => {
+    const response = await fetch(app.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await response.json()) as { data?: any; errors?: unknown };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  };
+  const token = (await gql(`mutation { login(email: "admin@recon.local", password: "${PASSWORD}") { token } }`)).login.token;
+  const project = (await gql(`mutation { createProject(input: { name: "Bench" }) { id } }`, {}, token)).createProject.id;
+  const mapping = { externalId: "txn_id", amount: "amount", currency: "currency", bookedDate: "booked_at", reference: "reference" };
+  const newSource = async (name: string) =>
+    (await gql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: project, n: name, m: mapping }, token)).createDataSource.id;
+
+  /** Uploads `path` with the streaming PUT route and returns the finished upload. */
+  const ingest = async (path: string, source: string) => {
+    const base = app.url.replace(/\/graphql$/, "");
+    const response = await fetch(`${base}/data-sources/${source}/file?name=bench.csv`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-length": String(statSync(path).size) },
+      body: createReadStream(path) as unknown as ReadableStream,
+      duplex: "half",
+    } as RequestInit);
+    const body = (await response.json()) as { upload?: any; errors?: unknown };
+    if (!body.upload || body.upload.status !== "COMPLETED") throw new Error(`ingest failed: ${JSON.stringify(body)}`);
+    return body.upload;
+  };
+
+  console.log(`generating ${ROWS.toLocaleString("en")} rows…`);
+  const path = await generate(ROWS);
+  files.push(path);
+  const size = statSync(path).size;
+
+  // Baseline: psql \copy of the same file into a plain table of the same shape.
+  await app.container.database.pool.query(
+    "CREATE TABLE bench_copy (txn_id text, account text, amount numeric(20,4), currency char(3), booked_at date, reference text)",
+  );
+  const hasPsql = spawnSync("psql", ["--version"]).status === 0;
+  let copySeconds: number;
+  const copyStart = performance.now();
+  if (hasPsql) {
+    execFileSync("psql", [databaseUrl, "-q", "-c", `\\copy bench_copy FROM '${path}' WITH (FORMAT csv, HEADER)`], { stdio: "inherit" });
+  } else {
+    throw new Error("psql is needed for the baseline (apt-get install -y postgresql-client)");
+  }
+  copySeconds = (performance.now() - copyStart) / 1000;
+
+  const source = await newSource("Timed");
+  const started = performance.now();
+  const { result: upload, peakRss } = await withPeakRss(() => ingest(path, source));
+  const seconds = (performance.now() - started) / 1000;
+
+  console.log(`\nfile: ${ROWS.toLocaleString("en")} rows, ${mb(size)}`);
+  console.log("                                  seconds     rows/s   peak RSS");
+  console.log(`psql \\copy (plain table)        ${copySeconds.toFixed(2).padStart(9)} ${Math.round(ROWS / copySeconds).toLocaleString("en").padStart(10)}          -`);
+  console.log(`recon ingest (HTTP → records)   ${seconds.toFixed(2).padStart(9)} ${Math.round(ROWS / seconds).toLocaleString("en").padStart(10)} ${mb(peakRss).padStart(10)}`);
+  console.log(`ingested ${upload.rowsIngested.toLocaleString("en")} rows, rejected ${upload.rowsRejected}`);
+  console.log(`ratio recon / \\copy: ${(seconds / copySeconds).toFixed(2)}x (target <= 2.5x)`);
+
+  if (LARGE_ROWS > 0) {
+    console.log(`\ngenerating ${LARGE_ROWS.toLocaleString("en")} rows for the memory run…`);
+    const large = await generate(LARGE_ROWS);
+    files.push(large);
+    const largeSource = await newSource("Large");
+    const largeStart = performance.now();
+    const { result: largeUpload, peakRss: largePeak } = await withPeakRss(() => ingest(large, largeSource));
+    const largeSeconds = (performance.now() - largeStart) / 1000;
+    console.log(`file: ${LARGE_ROWS.toLocaleString("en")} rows, ${mb(statSync(large).size)}: ${largeSeconds.toFixed(1)} s, ${Math.round(LARGE_ROWS / largeSeconds).toLocaleString("en")} rows/s, peak RSS ${mb(largePeak)} (target < 256 MB); ingested ${largeUpload.rowsIngested.toLocaleString("en")}`);
+  }
+} finally {
+  await app.close();
+  for (const file of files) unlinkSync(file);
+  await admin.query(`DROP DATABASE IF EXISTS ${database}`);
+  await admin.end();
+}

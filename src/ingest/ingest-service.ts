@@ -1,0 +1,189 @@
+/**
+ * Uploads and previews of data-source files. Responsible for who may upload (through the data source's
+ * project), the instance's limits (file size, concurrent ingests), the upload row's lifecycle
+ * (PROCESSING → COMPLETED | FAILED, progress while it runs) and metrics; the streaming itself is the pipeline's.
+ */
+import type { Readable } from "node:stream";
+import { GraphQLError } from "graphql";
+import type pg from "pg";
+import { policy, type Viewer } from "../auth/policy.js";
+import type { IngestPolicy } from "../generated/prisma/enums.js";
+import { BadUserInputError, ForbiddenError, NotFoundError } from "../graphql/errors.js";
+import type { FileUpload } from "../graphql/models.js";
+import { isId, requireId } from "../graphql/validate.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { AuditService } from "../modules/audit/audit-service.js";
+import type { DataSourceRepository } from "../modules/data-sources/data-source-repository.js";
+import type { ProjectService } from "../modules/projects/project-service.js";
+import type { UploadRepository } from "../modules/uploads/upload-repository.js";
+import { parseColumnMapping, type ColumnMapping } from "./column-mapping.js";
+import { IngestError, ingestFile, previewFile } from "./ingest-pipeline.js";
+
+export const PREVIEW_ROWS = 100;
+/** How often a running ingest writes its progress to the upload row. */
+const PROGRESS_INTERVAL_MS = 500;
+
+const HTTP_STATUS: Record<string, number> = { INVALID_FILE: 422, PAYLOAD_TOO_LARGE: 413, DUPLICATE_FILE: 409, TOO_MANY_INGESTS: 429 };
+
+function ingestError(code: string, message: string, extra: Record<string, unknown> = {}): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, http: { status: HTTP_STATUS[code] ?? 400 }, ...extra } });
+}
+
+export interface UploadInput {
+  dataSourceId: string;
+  fileName: string;
+  /** Size the client announced (Content-Length), checked against the limit before reading. */
+  declaredSize?: number;
+  policy?: IngestPolicy | null;
+  force?: boolean | null;
+}
+
+export function createIngestService(deps: {
+  pool: pg.Pool;
+  uploads: UploadRepository;
+  dataSources: DataSourceRepository;
+  projects: Pick<ProjectService, "authorize">;
+  audit: AuditService;
+  metrics: Pick<Metrics, "fileUploadsActive" | "ingestRowsTotal" | "ingestBytesTotal">;
+  logger: Logger;
+  limits: { maxUploadBytes: number; maxConcurrentIngests: number };
+}) {
+  const { pool, uploads, dataSources, projects, audit, metrics, logger, limits } = deps;
+  let active = 0;
+
+  /** The data source, its project and its parsed mapping, if the viewer may upload into it. */
+  async function authorizeSource(viewer: Viewer | null, rawId: string, mappingOverride?: unknown) {
+    const id = requireId(rawId, "dataSourceId");
+    const source = await dataSources.findById(id);
+    if (!source) throw new NotFoundError("DataSource");
+    const { actor, relation } = await projects.authorize(viewer, source.projectId).catch((error) => {
+      throw error instanceof NotFoundError ? new NotFoundError("DataSource") : error;
+    });
+    if (!policy.editProject(actor, relation)) throw new ForbiddenError("Your role in this project does not allow you to upload files");
+    const parsed = parseColumnMapping(mappingOverride ?? source.columnMapping);
+    if (!parsed.ok) {
+      const field = mappingOverride === undefined ? "dataSource.columnMapping" : "columnMapping";
+      throw new BadUserInputError(`${field}${parsed.path ? `.${parsed.path}` : ""}`, parsed.message);
+    }
+    return { actor, source, mapping: parsed.mapping };
+  }
+
+  function checkDeclaredSize(size: number | undefined) {
+    if (size !== undefined && size > limits.maxUploadBytes) {
+      throw ingestError("PAYLOAD_TOO_LARGE", `The file (${size} bytes) is larger than the ${limits.maxUploadBytes}-byte upload limit`);
+    }
+  }
+
+  return {
+    /** Ingests `body` into a data source; resolves with the finished upload (COMPLETED, or FAILED by policy). */
+    async upload(viewer: Viewer | null, input: UploadInput, body: Readable): Promise<FileUpload> {
+      const { actor, source, mapping } = await authorizeSource(viewer, input.dataSourceId);
+      checkDeclaredSize(input.declaredSize);
+      if (active >= limits.maxConcurrentIngests) {
+        throw ingestError("TOO_MANY_INGESTS", `This server is already ingesting ${active} file(s), its limit; retry shortly`);
+      }
+      active += 1;
+      metrics.fileUploadsActive.inc();
+      const row = await uploads.create({
+        projectId: source.projectId,
+        dataSourceId: source.id,
+        uploadedById: actor.id,
+        fileName: input.fileName.slice(0, 255) || "upload.csv",
+        sizeBytes: input.declaredSize ?? 0,
+        policy: input.policy ?? "SKIP_INVALID_ROWS",
+        forced: input.force ?? false,
+      });
+      let latest = { bytesRead: 0, rowsRead: 0 };
+      let written = 0;
+      const timer = setInterval(() => {
+        if (latest.bytesRead === written) return;
+        written = latest.bytesRead;
+        uploads.progress(row.id, latest.bytesRead, latest.rowsRead).catch((error) => logger.warn({ err: error }, "could not write upload progress"));
+      }, PROGRESS_INTERVAL_MS);
+      const client = await pool.connect();
+      try {
+        const outcome = await ingestFile(
+          client,
+          { fileId: row.id, projectId: source.projectId, dataSourceId: source.id, policy: row.policy, force: row.forced, maxBytes: limits.maxUploadBytes },
+          mapping,
+          body,
+          (progress) => (latest = progress),
+        );
+        metrics.ingestBytesTotal.inc(outcome.bytesRead);
+        metrics.ingestRowsTotal.inc({ result: "ingested" }, outcome.rowsIngested);
+        metrics.ingestRowsTotal.inc({ result: "rejected" }, outcome.rowsRejected);
+        metrics.ingestRowsTotal.inc({ result: "flagged" }, outcome.rowsFlagged);
+        return (await uploads.findById(row.id))!;
+      } catch (error) {
+        const known = error instanceof IngestError;
+        const message = known ? error.message : "The ingest failed unexpectedly; nothing was ingested";
+        await uploads.fail(row.id, message, known ? (error.line ?? null) : null, latest.bytesRead).catch(() => {});
+        metrics.ingestBytesTotal.inc(latest.bytesRead);
+        if (known) throw ingestError(error.code, message, error.line === undefined ? { uploadId: row.id } : { uploadId: row.id, line: error.line });
+        throw error;
+      } finally {
+        clearInterval(timer);
+        client.release();
+        active -= 1;
+        metrics.fileUploadsActive.dec();
+        await audit
+          .recordNow({
+            userId: actor.id,
+            projectId: source.projectId,
+            action: "dataSource.upload",
+            resourceType: "UploadedFile",
+            resourceId: row.id,
+            after: { dataSourceId: source.id, fileName: row.fileName },
+          })
+          .catch((error) => logger.warn({ err: error }, "could not record the upload's audit event"));
+      }
+    },
+
+    /** The first PREVIEW_ROWS rows of `body`, validated as an ingest would; nothing is written. */
+    async preview(viewer: Viewer | null, input: { dataSourceId: string; columnMapping?: unknown }, body: Readable) {
+      const { mapping } = await authorizeSource(viewer, input.dataSourceId, input.columnMapping ?? undefined);
+      const client = await pool.connect();
+      try {
+        const result = await previewFile(client, mapping as ColumnMapping, body, { maxBytes: limits.maxUploadBytes, limit: PREVIEW_ROWS });
+        // Rows with the wrong number of fields never reach the staging table: show them as rows with their error.
+        const ragged = result.fieldCountIssues.map((issue) => ({
+          line: issue.line, externalId: "", amount: null, currency: null, bookedDate: null, valueDate: null,
+          reference: "", description: "", counterparty: "", extras: {},
+          errors: [{ line: issue.line, column: "(row)", reason: issue.reason, severity: "ERROR" as const }],
+        }));
+        const rows = [...result.rows, ...ragged].sort((a, b) => a.line - b.line).slice(0, PREVIEW_ROWS);
+        const invalidRows = rows.filter((row) => row.errors.length > 0).length;
+        return { header: result.header, rows, validRows: rows.length - invalidRows, invalidRows };
+      } catch (error) {
+        if (error instanceof IngestError) throw ingestError(error.code, error.message, error.line === undefined ? {} : { line: error.line });
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+
+    /** An upload, if the viewer may see its project. */
+    async get(viewer: Viewer | null, id: string): Promise<FileUpload | null> {
+      if (!isId(id)) return null;
+      const upload = await uploads.findById(id);
+      if (!upload) return null;
+      const visible = await projects.authorize(viewer, upload.projectId).then(
+        () => true,
+        (error) => {
+          if (error instanceof NotFoundError) return false;
+          throw error;
+        },
+      );
+      return visible ? upload : null;
+    },
+
+    /** At start: uploads whose ingest died with its process are marked FAILED (nothing of them was kept). */
+    async recoverInterrupted(): Promise<void> {
+      const failed = await uploads.failInterrupted();
+      if (failed.length) logger.warn({ uploads: failed }, "marked interrupted uploads as failed");
+    },
+  };
+}
+
+export type IngestService = ReturnType<typeof createIngestService>;

@@ -1,0 +1,184 @@
+/**
+ * Builds the SQL that validates and normalizes a staged file set-wise, inside PostgreSQL.
+ *
+ * The file's rows sit in a temporary staging table as text (`line_no`, `c0` … `cN`), loaded by COPY. One SELECT
+ * then turns each row into a record — exact NUMERIC amounts, calendar dates, trimmed text, upper-case currency —
+ * and lists, per row, every problem as `column <US> reason`. Nothing in it can raise: every cast is guarded by
+ * the check that makes it safe, so one bad row never aborts the statement. Settings that reach the SQL text
+ * (separators, date format, column names) come from a validated mapping and are quoted as literals.
+ */
+import type { ColumnMapping, DateFormat, MappedField } from "./column-mapping.js";
+
+/** Separates the column from the reason in an error entry (ASCII unit separator). */
+export const ISSUE_SEPARATOR = "\u001f";
+
+export interface StagedLayout {
+  mapping: ColumnMapping;
+  /** 0-based position of each mapped field in the file. */
+  positions: Map<MappedField, number>;
+  columnCount: number;
+  /** Header names, or null when the file has no header. */
+  header: string[] | null;
+}
+
+const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
+const regexLiteral = (text: string) => literal(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+
+/** Staging table DDL: text columns, dropped at commit. */
+export function stagingTableSql(table: string, columnCount: number): string {
+  const columns = Array.from({ length: columnCount }, (_, i) => `c${i} text`).join(", ");
+  return `CREATE TEMP TABLE ${table} (line_no integer NOT NULL, ${columns}) ON COMMIT DROP`;
+}
+
+/** COPY options matching the mapping (PostgreSQL converts Windows-1252 to the database encoding itself). */
+export function copySql(table: string, mapping: ColumnMapping): string {
+  return `COPY ${table} FROM STDIN (FORMAT csv, DELIMITER ${literal(mapping.delimiter)}, QUOTE ${literal(mapping.quote)}, ENCODING ${literal(mapping.encoding)})`;
+}
+
+/**
+ * How each date format is recognised (a plain regex match, which is fast) and how its parts are cut out
+ * (split_part/substr; capture-group regexes cost ~20 µs a row in PostgreSQL, too slow for millions of rows).
+ */
+const DATE_FORMATS_SQL: Record<DateFormat, { shape: string; year: (t: string) => string; month: (t: string) => string; day: (t: string) => string }> = {
+  "YYYY-MM-DD": { shape: "^\\d{4}-\\d{1,2}-\\d{1,2}$", year: (t) => `split_part(${t}, '-', 1)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 3)` },
+  "DD/MM/YYYY": { shape: "^\\d{1,2}/\\d{1,2}/\\d{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 2)`, day: (t) => `split_part(${t}, '/', 1)` },
+  "MM/DD/YYYY": { shape: "^\\d{1,2}/\\d{1,2}/\\d{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 1)`, day: (t) => `split_part(${t}, '/', 2)` },
+  "DD.MM.YYYY": { shape: "^\\d{1,2}\\.\\d{1,2}\\.\\d{4}$", year: (t) => `split_part(${t}, '.', 3)`, month: (t) => `split_part(${t}, '.', 2)`, day: (t) => `split_part(${t}, '.', 1)` },
+  "DD-MM-YYYY": { shape: "^\\d{1,2}-\\d{1,2}-\\d{4}$", year: (t) => `split_part(${t}, '-', 3)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 1)` },
+  YYYYMMDD: { shape: "^\\d{8}$", year: (t) => `substr(${t}, 1, 4)`, month: (t) => `substr(${t}, 5, 2)`, day: (t) => `substr(${t}, 7, 2)` },
+};
+
+/** At most 16 integer digits and 4 decimals: what NUMERIC(20,4) holds exactly. */
+const AMOUNT_PATTERN = "^[+-]?[0-9]{1,16}(\\.[0-9]{1,4})?$";
+const MAX_TEXT = 4000;
+const MAX_EXTERNAL_ID = 200;
+
+/**
+ * The validating SELECT over `table`: one row per staged row with `line_no`, the normalized record fields
+ * (NULL where invalid) and `errors text[]`.
+ */
+export function validatedRowsSql(table: string, layout: StagedLayout): string {
+  const { mapping, positions, header } = layout;
+  const columnName = (field: MappedField) => {
+    const position = positions.get(field)!;
+    return header ? header[position] : `column ${position + 1}`;
+  };
+  const has = (field: MappedField) => positions.has(field);
+  const issue = (field: MappedField, reason: string) => `${literal(`${columnName(field)}${ISSUE_SEPARATOR}`)} || ${reason}`;
+  const shown = (expr: string) => `quote_literal(left(${expr}, 60))`;
+
+  // Three levels, each computed once per row (OFFSET 0 stops PostgreSQL from flattening them into one, which
+  // would re-evaluate every expression wherever it is used): t = trimmed cells, n = normalized values and the
+  // result of each (costly) regex match, outer = typed outputs and the list of problems.
+  const trimmed: string[] = [];
+  for (const [field, position] of positions) trimmed.push(`btrim(coalesce(s.c${position}, '')) AS ${field}`);
+  const normalized: string[] = [];
+  const checks: string[] = [];
+  const outputs: string[] = [];
+
+  /** An amount's text with separators normalized and accounting parentheses turned into a minus sign. */
+  const normalizedAmount = (field: MappedField) => {
+    let expr = `t.${field}`;
+    if (mapping.thousandsSeparator) expr = `replace(${expr}, ${literal(mapping.thousandsSeparator)}, '')`;
+    if (mapping.decimalSeparator !== ".") expr = `replace(${expr}, ${literal(mapping.decimalSeparator)}, '.')`;
+    return `CASE WHEN ${expr} LIKE '(%)' THEN '-' || substr(${expr}, 2, length(${expr}) - 2) ELSE ${expr} END`;
+  };
+
+  // External id: required.
+  normalized.push("t.externalId AS external_id");
+  checks.push(`CASE WHEN n.external_id = '' THEN ${issue("externalId", "'is empty'")}
+    WHEN length(n.external_id) > ${MAX_EXTERNAL_ID} THEN ${issue("externalId", `'is longer than ${MAX_EXTERNAL_ID} characters'`)} END`);
+  outputs.push("n.external_id");
+
+  // Amount: one signed column, or debit and credit, optionally with a sign column.
+  const amountColumn = (field: MappedField, alias: string) => {
+    normalized.push(`${normalizedAmount(field)} AS ${alias}`);
+    normalized.push(`${normalizedAmount(field)} ~ ${literal(AMOUNT_PATTERN)} AS ${alias}_ok`);
+  };
+  const amountIssue = (field: MappedField, alias: string, allowEmpty: boolean) =>
+    `CASE WHEN ${allowEmpty ? `n.${alias} <> '' AND ` : ""}NOT n.${alias}_ok THEN ${issue(
+      field,
+      `CASE WHEN n.${alias} = '' THEN 'is empty' WHEN n.${alias} ~ '^[+-]?[0-9]+\\.[0-9]{5,}$' THEN ${shown(`n.${alias}`)} || ' has more than 4 decimal places' ELSE ${shown(`n.${alias}`)} || ' is not a number' END`,
+    )} END`;
+  let amount: string;
+  if (has("debit")) {
+    amountColumn("debit", "debit");
+    amountColumn("credit", "credit");
+    checks.push(amountIssue("debit", "debit", true), amountIssue("credit", "credit", true));
+    checks.push(`CASE WHEN n.debit = '' AND n.credit = '' THEN ${issue("debit", "'and credit are both empty'")} END`);
+    amount = `CASE WHEN (n.debit = '' OR n.debit_ok) AND (n.credit = '' OR n.credit_ok) AND (n.debit <> '' OR n.credit <> '')
+      THEN coalesce(nullif(n.credit, '')::numeric, 0) - coalesce(nullif(n.debit, '')::numeric, 0) END`;
+  } else {
+    amountColumn("amount", "amount");
+    checks.push(amountIssue("amount", "amount", false));
+    amount = `CASE WHEN n.amount_ok THEN n.amount::numeric END`;
+  }
+  if (mapping.sign) {
+    const negatives = mapping.sign.negativeValues.map((value) => literal(value.toUpperCase())).join(", ");
+    normalized.push(`upper(t.sign) AS sign`);
+    amount = `CASE WHEN n.sign IN (${negatives}) THEN -abs(${amount}) ELSE ${amount} END`;
+  }
+  outputs.push(`${amount} AS amount`);
+
+  // Currency: a column or a fixed code.
+  if (has("currency")) {
+    normalized.push("upper(t.currency) AS currency", "upper(t.currency) ~ '^[A-Z]{3}$' AS currency_ok");
+    checks.push(`CASE WHEN NOT n.currency_ok THEN ${issue("currency", `CASE WHEN n.currency = '' THEN 'is empty' ELSE ${shown("n.currency")} || ' is not a 3-letter ISO 4217 code' END`)} END`);
+    outputs.push(`CASE WHEN n.currency_ok THEN n.currency END AS currency`);
+  } else {
+    outputs.push(`${literal(mapping.fixedCurrency!)} AS currency`);
+  }
+
+  // Dates: the shape is matched once; only then are the parts cut out as integers and range-checked, so that
+  // make_date never sees an impossible date.
+  const format = DATE_FORMATS_SQL[mapping.dateFormat];
+  const date = (field: MappedField, alias: string, required: boolean) => {
+    normalized.push(`t.${field} AS ${alias}_text`, `t.${field} ~ ${literal(format.shape)} AS ${alias}_shaped`);
+    const part = (cut: (text: string) => string) => `CASE WHEN n.${alias}_shaped THEN ${cut(`n.${alias}_text`)}::int END`;
+    const [y, m, d] = [part(format.year), part(format.month), part(format.day)];
+    const valid = `coalesce(${y} BETWEEN 1900 AND 2999 AND ${m} BETWEEN 1 AND 12 AND ${d} BETWEEN 1 AND
+      CASE WHEN ${m} BETWEEN 1 AND 12 THEN extract(day from make_date(${y}, ${m}, 1) + interval '1 month' - interval '1 day')::int ELSE 0 END, false)`;
+    const empty = `n.${alias}_text = ''`;
+    checks.push(`CASE WHEN ${required ? "" : `NOT ${empty} AND `}NOT ${valid} THEN ${issue(
+      field,
+      `CASE WHEN ${empty} THEN 'is empty' ELSE ${shown(`n.${alias}_text`)} || ' is not a date in format ${mapping.dateFormat}' END`,
+    )} END`);
+    outputs.push(`CASE WHEN ${valid} THEN make_date(${y}, ${m}, ${d}) END AS ${alias}`);
+  };
+  date("bookedDate", "booked_date", true);
+  if (has("valueDate")) date("valueDate", "value_date", false);
+  else outputs.push("NULL::date AS value_date");
+
+  // Free text: trimmed, bounded.
+  for (const field of ["reference", "description", "counterparty"] as const) {
+    if (!has(field)) {
+      outputs.push(`''::text AS ${field}`);
+      continue;
+    }
+    normalized.push(`t.${field} AS ${field}`);
+    checks.push(`CASE WHEN length(n.${field}) > ${MAX_TEXT} THEN ${issue(field, `'is longer than ${MAX_TEXT} characters'`)} END`);
+    outputs.push(`n.${field}`);
+  }
+
+  // Unmapped columns are kept as extras, by header name (or "column_N").
+  const mappedPositions = new Set(positions.values());
+  const extras: string[] = [];
+  for (let i = 0; i < layout.columnCount; i++) {
+    if (!mappedPositions.has(i)) extras.push(`${literal(header?.[i] || `column_${i + 1}`)}, s.c${i}`);
+  }
+  const chunks: string[] = [];
+  for (let i = 0; i < extras.length; i += 50) chunks.push(`jsonb_build_object(${extras.slice(i, i + 50).join(", ")})`);
+  trimmed.push(`${chunks.length ? `jsonb_strip_nulls(${chunks.join(" || ")})` : `'{}'::jsonb`} AS extras`);
+  normalized.push("t.extras");
+  outputs.push("n.extras");
+
+  // Column aliases are quoted: field names are camelCase.
+  const quoteAliases = (sqlText: string) => sqlText.replace(/\b(t|n)\.(externalId|bookedDate|valueDate)\b/g, '$1."$2"');
+  return quoteAliases(`SELECT n.line_no, ${outputs.join(",\n  ")},
+  array_remove(ARRAY[${checks.join(",\n    ")}]::text[], NULL) AS errors
+FROM (
+  SELECT t.line_no, ${normalized.join(",\n    ")}
+  FROM (SELECT s.line_no, ${trimmed.join(", ").replace(/ AS (externalId|bookedDate|valueDate)\b/g, ' AS "$1"')} FROM ${table} s OFFSET 0) t
+  OFFSET 0
+) n`);
+}
