@@ -235,3 +235,27 @@ describe("ingest", () => {
     expect(rows[0].n).toBe(0);
   });
 });
+
+describe("crash recovery", () => {
+  it("marks uploads whose ingest died as FAILED at start, and leaves a running one alone", async () => {
+    const source = await createSource("Crashed");
+    const insert = `INSERT INTO uploaded_files (id, project_id, data_source_id, uploaded_by, file_name, sha256, status)
+      VALUES (gen_random_uuid(), $1, $2, $3, 'crashed.csv', '', 'PROCESSING') RETURNING id`;
+    const dead = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
+    const alive = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
+    // A live ingest holds its upload's advisory lock for its whole transaction (as ingestFile does).
+    const live = await db.connect();
+    await live.query("BEGIN");
+    await live.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`upload:${alive}`]);
+    try {
+      await t.app.container.services.ingest.recoverInterrupted();
+    } finally {
+      await live.query("ROLLBACK");
+      live.release();
+    }
+    const { rows } = await db.query("SELECT id, status, error FROM uploaded_files WHERE id = ANY($1)", [[dead, alive]]);
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    expect(byId.get(dead)).toMatchObject({ status: "FAILED", error: expect.stringContaining("interrupted") });
+    expect(byId.get(alive)).toMatchObject({ status: "PROCESSING" });
+  });
+});
