@@ -117,6 +117,7 @@ try {
   copySeconds = (performance.now() - copyStart) / 1000;
 
   const source = await newSource("Timed");
+  const baselineRss = process.memoryUsage().rss;
   const started = performance.now();
   const { result: upload, peakRss } = await withPeakRss(() => ingest(path, source));
   const seconds = (performance.now() - started) / 1000;
@@ -125,7 +126,7 @@ try {
   console.log("                                  seconds     rows/s   peak RSS");
   console.log(`psql \\copy (plain table)        ${copySeconds.toFixed(2).padStart(9)} ${Math.round(ROWS / copySeconds).toLocaleString("en").padStart(10)}          -`);
   console.log(`recon ingest (HTTP → records)   ${seconds.toFixed(2).padStart(9)} ${Math.round(ROWS / seconds).toLocaleString("en").padStart(10)} ${mb(peakRss).padStart(10)}`);
-  console.log(`ingested ${upload.rowsIngested.toLocaleString("en")} rows, rejected ${upload.rowsRejected}`);
+  console.log(`ingested ${upload.rowsIngested.toLocaleString("en")} rows, rejected ${upload.rowsRejected}; RSS before the upload ${mb(baselineRss)}`);
   console.log(`ratio recon / \\copy: ${(seconds / copySeconds).toFixed(2)}x (target <= 2.5x)`);
 
   if (LARGE_ROWS > 0) {

@@ -211,6 +211,16 @@ describe("ingest", () => {
     const source = await createSource("Guarded");
     const outsider = await t.createUser("ANALYST");
     expect(errorCode(await upload(source, "good.csv", { token: outsider.token }))).toBe("NOT_FOUND");
+    // An upload one may not see reads as missing; a member sees it.
+    const mine = ok(await upload(source, "good.csv")).uploadDataSourceFile.id;
+    const read = "query($id: ID!) { fileUpload(id: $id) { id rowsIngested dataSource { id } uploadedBy { id } } }";
+    expect(ok(await t.graphql(read, { id: mine }, outsider.token)).fileUpload).toBeNull();
+    expect(ok(await t.graphql(read, { id: mine }, analyst.token)).fileUpload).toMatchObject({ id: mine, rowsIngested: 4, uploadedBy: { id: analyst.id } });
+    const preview = await multipart(
+      "mutation($source: ID!, $file: Upload!) { previewDataSourceFile(dataSourceId: $source, file: $file) { validRows } }",
+      { source }, fixture("good.csv"), "good.csv", outsider.token,
+    );
+    expect(errorCode(preview)).toBe("NOT_FOUND");
     const viewer = await t.createUser("VIEWER");
     ok(await t.graphql("mutation($p: ID!, $u: ID!) { addProjectMember(projectId: $p, userId: $u, role: ANALYST) { id } }", { p: projectId, u: viewer.id }, analyst.token));
     expect(errorCode(await upload(source, "good.csv", { token: viewer.token }))).toBe("FORBIDDEN");
