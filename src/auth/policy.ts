@@ -3,6 +3,7 @@
  * touching data, and repositories turn `seesAllProjects` into SQL for lists.
  */
 import type { ProjectRole, Role } from "../generated/prisma/enums.js";
+import { UnauthenticatedError } from "../graphql/errors.js";
 
 /** The signed-in user making a request, as re-read from the database for this request. */
 export interface Viewer {
@@ -10,6 +11,12 @@ export interface Viewer {
   email: string;
   name: string;
   role: Role;
+}
+
+/** The viewer, or UNAUTHENTICATED: every operation but `me` and `login` needs one. */
+export function requireViewer(viewer: Viewer | null): Viewer {
+  if (!viewer) throw new UnauthenticatedError();
+  return viewer;
 }
 
 /** How the viewer relates to one project: its owner, an admin, a member with a role, or nothing. */

@@ -1,6 +1,5 @@
 /** Reads the audit log for a viewer, and records events for the other services. */
-import type { Viewer } from "../../auth/policy.js";
-import { UnauthenticatedError } from "../../graphql/errors.js";
+import { requireViewer, type Viewer } from "../../auth/policy.js";
 import { pageRequest, toConnection } from "../../graphql/pagination.js";
 import { requireId } from "../../graphql/validate.js";
 import { currentRequestScope } from "../../observability/request-scope.js";
@@ -26,12 +25,12 @@ export function createAuditService({ audit }: { audit: AuditRepository }) {
       args: { first?: number | null; after?: string | null; filter?: AuditFilter | null },
       withTotal: boolean,
     ) {
-      if (!viewer) throw new UnauthenticatedError();
+      const actor = requireViewer(viewer);
       const page = pageRequest(args);
       const filter = { ...args.filter };
       if (filter.projectId) filter.projectId = requireId(filter.projectId, "filter.projectId");
       if (filter.userId) filter.userId = requireId(filter.userId, "filter.userId");
-      const scope = auditScope(viewer);
+      const scope = auditScope(actor);
       const { rows, total } = await audit.list(scope, filter, page, withTotal);
       return toConnection(rows, page, () => audit.count(scope, filter), total);
     },

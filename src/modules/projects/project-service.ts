@@ -4,8 +4,8 @@
  */
 import type { DbClient } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
-import { policy, projectRelation, type ProjectRelation, type Viewer } from "../../auth/policy.js";
-import { BadUserInputError, ForbiddenError, NotFoundError, UnauthenticatedError } from "../../graphql/errors.js";
+import { policy, projectRelation, requireViewer, type ProjectRelation, type Viewer } from "../../auth/policy.js";
+import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
 import type { Project } from "../../graphql/models.js";
 import { MAX_PAGE_SIZE, pageRequest, toConnection } from "../../graphql/pagination.js";
 import { isId, requireId, requireObject, requireText } from "../../graphql/validate.js";
@@ -18,11 +18,6 @@ export interface ProjectFilterInput {
   status?: ProjectStatus | null;
   ownerId?: string | null;
   search?: string | null;
-}
-
-function requireViewer(viewer: Viewer | null): Viewer {
-  if (!viewer) throw new UnauthenticatedError();
-  return viewer;
 }
 
 function snapshot(project: Project) {

@@ -5,8 +5,8 @@
 import type { DbClient } from "../../db/database.js";
 import type { Role } from "../../generated/prisma/enums.js";
 import { MIN_PASSWORD_LENGTH, hashPassword } from "../../auth/passwords.js";
-import { policy, type Viewer } from "../../auth/policy.js";
-import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError, UnauthenticatedError } from "../../graphql/errors.js";
+import { policy, requireViewer, type Viewer } from "../../auth/policy.js";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
 import { pageRequest, toConnection } from "../../graphql/pagination.js";
 import { isId, requireEmail, requireId, requireText } from "../../graphql/validate.js";
 import { isUniqueViolation } from "../../db/errors.js";
@@ -36,11 +36,6 @@ function requirePassword(password: string, field: string): string {
   }
   if (password.length > 1024) throw new BadUserInputError(field, "must be at most 1024 characters");
   return password;
-}
-
-function requireViewer(viewer: Viewer | null): Viewer {
-  if (!viewer) throw new UnauthenticatedError();
-  return viewer;
 }
 
 /** What the audit log keeps of a user (never the password hash). */
