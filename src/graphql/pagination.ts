@@ -40,13 +40,18 @@ function decodeCursor(cursor: string): Position {
   }
 }
 
-/** Validates `first` and `after`. */
-export function pageRequest(args: { first?: number | null; after?: string | null }): PageRequest {
-  const first = args.first ?? 20;
-  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
+/** Validates a page size (`first`, default 20). */
+export function pageSize(first: number | null | undefined): number {
+  const size = first ?? 20;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
     throw new BadUserInputError("first", `must be between 1 and ${MAX_PAGE_SIZE}`);
   }
-  return { limit: first, after: args.after ? decodeCursor(args.after) : null };
+  return size;
+}
+
+/** Validates `first` and `after`. */
+export function pageRequest(args: { first?: number | null; after?: string | null }): PageRequest {
+  return { limit: pageSize(args.first), after: args.after ? decodeCursor(args.after) : null };
 }
 
 /** Whether the client selected `field` directly on the object this resolver returns (e.g. `totalCount`). */
@@ -66,9 +71,20 @@ export function toConnection<T extends Position>(
   countTotal: () => Promise<number>,
   knownTotal?: number,
 ): Connection<T> {
+  return toConnectionBy(rows, page, encodeCursor, countTotal, knownTotal);
+}
+
+/** The same for lists in another order than `(created_at, id)`, given how to make a row's cursor. */
+export function toConnectionBy<T>(
+  rows: T[],
+  page: { limit: number; after: unknown },
+  cursorOf: (row: T) => string,
+  countTotal: () => Promise<number>,
+  knownTotal?: number,
+): Connection<T> {
   const hasNextPage = rows.length > page.limit;
   const nodes = hasNextPage ? rows.slice(0, page.limit) : rows;
-  const edges = nodes.map((node) => ({ cursor: encodeCursor(node), node }));
+  const edges = nodes.map((node) => ({ cursor: cursorOf(node), node }));
   let total: Promise<number> | undefined = knownTotal === undefined ? undefined : Promise.resolve(knownTotal);
   return {
     edges,

@@ -159,7 +159,7 @@ export async function createHttpServer(container: Container, options: HttpServer
               extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
             });
           }
-          return { viewer, services, repos, loaders: createLoaders(repos, viewer, metrics), requestId };
+          return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId };
         },
       });
       res.statusCode = result.status ?? 200;

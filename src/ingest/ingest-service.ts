@@ -7,7 +7,8 @@ import type { Readable } from "node:stream";
 import { GraphQLError } from "graphql";
 import type pg from "pg";
 import { policy, type Viewer } from "../auth/policy.js";
-import type { IngestPolicy } from "../generated/prisma/enums.js";
+import type { IngestPolicy, RowIssueSeverity } from "../generated/prisma/enums.js";
+import { pageRequest, pageSize, toConnection, toConnectionBy } from "../graphql/pagination.js";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../graphql/errors.js";
 import type { FileUpload } from "../graphql/models.js";
 import { isId, requireId } from "../graphql/validate.js";
@@ -16,11 +17,26 @@ import type { Metrics } from "../observability/metrics.js";
 import type { AuditService } from "../modules/audit/audit-service.js";
 import type { DataSourceRepository } from "../modules/data-sources/data-source-repository.js";
 import type { ProjectService } from "../modules/projects/project-service.js";
-import type { UploadRepository } from "../modules/uploads/upload-repository.js";
-import { parseColumnMapping, type ColumnMapping } from "./column-mapping.js";
+import type { IssuePosition, UploadRepository } from "../modules/uploads/upload-repository.js";
+import { parseColumnMapping } from "./column-mapping.js";
 import { IngestError, ingestFile, previewFile } from "./ingest-pipeline.js";
 
 export const PREVIEW_ROWS = 100;
+
+function issueCursor(position: IssuePosition): string {
+  return Buffer.from(JSON.stringify([position.line, position.id])).toString("base64url");
+}
+
+function parseIssueCursor(cursor: string | null | undefined): IssuePosition | null {
+  if (!cursor) return null;
+  try {
+    const [line, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [number, string];
+    if (Number.isInteger(line) && /^\d+$/.test(id)) return { line, id };
+  } catch {
+    // not a cursor of ours
+  }
+  throw new BadUserInputError("after", "is not a cursor from this list (use pageInfo.endCursor)");
+}
 /** How often a running ingest writes its progress to the upload row. */
 const PROGRESS_INTERVAL_MS = 500;
 
@@ -145,7 +161,7 @@ export function createIngestService(deps: {
       const { mapping } = await authorizeSource(viewer, input.dataSourceId, input.columnMapping ?? undefined);
       const client = await pool.connect();
       try {
-        const result = await previewFile(client, mapping as ColumnMapping, body, { maxBytes: limits.maxUploadBytes, limit: PREVIEW_ROWS });
+        const result = await previewFile(client, mapping, body, { maxBytes: limits.maxUploadBytes, limit: PREVIEW_ROWS });
         // Rows with the wrong number of fields never reach the staging table: show them as rows with their error.
         const ragged = result.fieldCountIssues.map((issue) => ({
           line: issue.line, externalId: "", amount: null, currency: null, bookedDate: null, valueDate: null,
@@ -176,6 +192,26 @@ export function createIngestService(deps: {
         },
       );
       return visible ? upload : null;
+    },
+
+    /** Uploads of a data source the caller reached through its (already authorized) project, newest first. */
+    async uploadsOf(source: { id: string }, args: { first?: number | null; after?: string | null }) {
+      const page = pageRequest(args);
+      const rows = await uploads.pageByDataSource(source.id, page);
+      return toConnection(rows, page, () => uploads.countByDataSource(source.id));
+    },
+
+    /** Row issues of an (already authorized) upload, in file order, paged by (line, id). */
+    async rowIssues(upload: { id: string }, args: { first?: number | null; after?: string | null; severity?: RowIssueSeverity | null }) {
+      const page = { limit: pageSize(args.first), after: parseIssueCursor(args.after) };
+      const severity = args.severity ?? null;
+      const rows = await uploads.issues(upload.id, severity, page.limit, page.after);
+      return toConnectionBy(
+        rows.map((row) => ({ ...row, id: BigInt(row.id) })),
+        page,
+        (row) => issueCursor({ line: row.line, id: String(row.id) }),
+        () => uploads.countIssues(upload.id, severity),
+      );
     },
 
     /** At start: uploads whose ingest died with its process are marked FAILED (nothing of them was kept). */
