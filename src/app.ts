@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "./auth/passwords.js";
 import { createTokenIssuer } from "./auth/tokens.js";
+import { createResponseCache } from "./cache/response-cache.js";
 import type { Config } from "./config.js";
 import { createContainer, type Container } from "./container.js";
 import { createDatabase } from "./db/database.js";
@@ -75,9 +76,13 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       logger.warn({ requestId: currentRequestScope()?.requestId, durationMs: Math.round(durationMs), failed, sql: text.slice(0, 2000) }, "slow SQL statement");
     },
   });
+  const cache = await createResponseCache({ ...config.cache, metrics, logger });
+  // Every committed write invalidates what it changed (announced after commit; see db/change-feed.ts).
+  database.changes.subscribe((change) => cache.invalidate(change));
   const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
   const container = createContainer({
     database,
+    cache,
     tokens,
     metrics,
     logger,
@@ -91,6 +96,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     http.server.once("error", reject);
     http.server.listen(config.port, config.host, () => resolve());
   });
+  // Replays the most-used queries saved by earlier instances (in Redis), in the background.
+  void cache.warm();
   const { port } = http.server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host === "127.0.0.1" || host === "0.0.0.0" ? "localhost" : host}:${port}/graphql`;
@@ -99,6 +106,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     container,
     async close() {
       await http.close();
+      await cache.close();
       await database.close();
       await dbServer.stop();
     },

@@ -3,6 +3,7 @@
  * the same variables; keep the two in step.
  */
 import { resolve } from "node:path";
+import { parseTtls, type CacheTtls } from "./cache/tags.js";
 
 export interface Config {
   /** `production` turns off development conveniences (SQL statement counts in responses). */
@@ -28,6 +29,19 @@ export interface Config {
   maxUploadBytes: number;
   /** Ingests this instance runs at once; more are refused with TOO_MANY_INGESTS. */
   maxConcurrentIngests: number;
+  /** Response cache settings (src/cache/). */
+  cache: {
+    /** `RESPONSE_CACHE=off` disables it entirely (every answer executed). */
+    enabled: boolean;
+    /** Shared L2 and cross-instance invalidation; without it, L1 alone. */
+    redisUrl: string | undefined;
+    namespace: string;
+    maxEntries: number;
+    maxBytes: number;
+    ttls: CacheTtls;
+    /** Longest wait for Redis before a request bypasses the cache. */
+    redisTimeoutMs: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -45,6 +59,14 @@ function integer(env: Env, name: string, fallback: number, min = 0): number {
 function text(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw ? raw : undefined;
+}
+
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw === "on" || raw === "true" || raw === "1") return true;
+  if (raw === "off" || raw === "false" || raw === "0") return false;
+  throw new Error(`Environment variable ${name} must be "on" or "off", got "${env[name]}"`);
 }
 
 /** Reads the configuration from `env` (the process environment by default); throws on invalid values. */
@@ -69,5 +91,14 @@ export function loadConfig(env: Env = process.env): Config {
     slowSqlMs: integer(env, "RECON_SLOW_SQL_MS", 200),
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
+    cache: {
+      enabled: onOff(env, "RESPONSE_CACHE", true),
+      redisUrl: text(env, "REDIS_URL"),
+      namespace: text(env, "RESPONSE_CACHE_NAMESPACE") ?? "recon-cache",
+      maxEntries: integer(env, "RESPONSE_CACHE_MAX_ENTRIES", 2000, 1),
+      maxBytes: integer(env, "RESPONSE_CACHE_MAX_BYTES", 64 * 1024 ** 2, 1024),
+      ttls: parseTtls(text(env, "RESPONSE_CACHE_TTLS")),
+      redisTimeoutMs: integer(env, "RESPONSE_CACHE_REDIS_TIMEOUT_MS", 100, 1),
+    },
   };
 }

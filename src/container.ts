@@ -3,6 +3,7 @@
  * each service given only the dependencies it uses.
  */
 import type { TokenIssuer } from "./auth/tokens.js";
+import type { ResponseCache } from "./cache/response-cache.js";
 import type { Database } from "./db/database.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
@@ -19,8 +20,8 @@ import { createUserService } from "./modules/users/user-service.js";
 import { createUploadRepository } from "./modules/uploads/upload-repository.js";
 import { createIngestService } from "./ingest/ingest-service.js";
 
-export function createRepositories(database: Pick<Database, "prisma" | "read">) {
-  const access = { prisma: database.prisma, read: database.read };
+export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes">) {
+  const access = { prisma: database.prisma, read: database.read, changes: database.changes };
   return {
     users: createUserRepository(access),
     projects: createProjectRepository(access),
@@ -35,6 +36,8 @@ export type Repositories = ReturnType<typeof createRepositories>;
 
 export interface ContainerDeps {
   database: Database;
+  /** The response cache over GraphQL answers (HTTP layer), with its stats and flush for admins. */
+  cache: ResponseCache;
   tokens: TokenIssuer;
   metrics: Metrics;
   logger: Logger;
@@ -44,21 +47,22 @@ export interface ContainerDeps {
 
 export function createContainer(deps: ContainerDeps) {
   const { database, tokens, metrics, logger, limits } = deps;
-  const { prisma } = database;
+  const { prisma, transaction } = database;
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
-  const projects = createProjectService({ prisma, projects: repos.projects, users: repos.users, audit });
+  const projects = createProjectService({ transaction, projects: repos.projects, users: repos.users, audit });
   return {
     ...deps,
     repos,
     services: {
       audit,
       auth: createAuthService({ users: repos.users, tokens, prisma }),
-      users: createUserService({ prisma, users: repos.users, audit }),
+      users: createUserService({ transaction, users: repos.users, audit }),
       projects,
-      dataSources: createDataSourceService({ prisma, dataSources: repos.dataSources, projects, audit }),
+      dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
       ingest: createIngestService({
         pool: database.pool,
+        changes: database.changes,
         uploads: repos.uploads,
         dataSources: repos.dataSources,
         projects,

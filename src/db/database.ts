@@ -7,13 +7,27 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { AsyncResource } from "node:async_hooks";
 import pg from "pg";
 import { createSqlReader, type SqlReader } from "./sql.js";
+import { createChangeFeed, type ChangeFeed } from "./change-feed.js";
+import { WRITE_OPERATIONS, writeTags } from "../cache/write-tags.js";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Metrics } from "../observability/metrics.js";
 import { currentRequestScope } from "../observability/request-scope.js";
 
-function createPrismaClient(pool: pg.Pool) {
+function createPrismaClient(pool: pg.Pool, changes: ChangeFeed) {
   // Password hashes are never read unless a query asks for them by name (sign-in).
-  return new PrismaClient({ adapter: new PrismaPg(pool), omit: { user: { passwordHash: true } } });
+  return new PrismaClient({ adapter: new PrismaPg(pool), omit: { user: { passwordHash: true } } }).$extends({
+    name: "change-feed",
+    // Every ORM write announces the cache tags of the rows it wrote (cache/write-tags.ts), once committed.
+    query: {
+      $allModels: {
+        async $allOperations({ model, operation, args, query }) {
+          const result = await query(args);
+          if (WRITE_OPERATIONS.has(operation)) await changes.wrote(writeTags(model, operation, args, result));
+          return result;
+        },
+      },
+    },
+  });
 }
 
 /** The Prisma client as configured here (its types know password hashes are omitted). */
@@ -26,6 +40,13 @@ export type Db = DbClient | DbTransaction;
 export interface Database {
   pool: pg.Pool;
   prisma: DbClient;
+  /** Committed writes and the cache tags they affect. */
+  changes: ChangeFeed;
+  /**
+   * An interactive Prisma transaction whose writes are announced on `changes` after it commits. Services use
+   * this, never `prisma.$transaction` directly (whose writes would be announced before the commit).
+   */
+  transaction<T>(fn: (tx: DbTransaction) => Promise<T>, options?: { timeout?: number }): Promise<T>;
   /** Runs raw SQL (built with `sql` from db/sql.ts) on the pool. */
   read: SqlReader;
   close(): Promise<void>;
@@ -119,10 +140,13 @@ export function createDatabase({ url, poolSize, metrics, onStatement }: Database
   }
 
   const pool = new ContextPreservingPool({ connectionString: url, max: poolSize, Client: CountingClient });
-  const prisma = createPrismaClient(pool);
+  const changes = createChangeFeed();
+  const prisma = createPrismaClient(pool, changes);
   return {
     pool,
     prisma,
+    changes,
+    transaction: (fn, options) => changes.collect(() => prisma.$transaction(fn, options)),
     read: createSqlReader(pool),
     async close() {
       await prisma.$disconnect();

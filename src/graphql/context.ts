@@ -2,6 +2,7 @@
 import type { Viewer } from "../auth/policy.js";
 import type { Services } from "../container.js";
 import type { Loaders } from "./loaders.js";
+import type { CacheNote } from "./response-cache-plugin.js";
 
 export interface GraphQLContext {
   /** The signed-in, active user, or null for an anonymous request. */
@@ -9,4 +10,6 @@ export interface GraphQLContext {
   services: Services;
   loaders: Loaders;
   requestId: string;
+  /** Where the response-cache plugin notes whether this answer may be cached. */
+  cacheNote?: CacheNote;
 }

@@ -1,14 +1,19 @@
 /**
  * The HTTP front: a plain node:http server that routes `/graphql` to Apollo Server (or, for a browser, to the
  * offline GraphiQL page of ./graphiql.ts, with its assets under `/graphiql/`) and serves `/healthz`, `/readyz` and
- * `/metrics`. Responsible for request ids, the request scope (SQL statement counting), body size limits and
- * resolving the viewer from the bearer token.
+ * `/metrics`. Responsible for request ids, the request scope (SQL statement counting), body size limits,
+ * resolving the viewer from the bearer token, and answering from the response cache (src/cache/) before
+ * Apollo parses anything: a hit is the stored bytes written back.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from "@apollo/server";
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { GraphQLError } from "graphql";
+import { CacheBypass, type StoredAnswer, type WarmRecipe } from "../cache/response-cache.js";
+import type { CacheablePlan } from "../cache/request-key.js";
+import { tags } from "../cache/tags.js";
+import type { Viewer } from "../auth/policy.js";
 import type { Container } from "../container.js";
 import type { GraphQLContext } from "../graphql/context.js";
 import { createErrorFormatter } from "../graphql/format-error.js";
@@ -16,7 +21,8 @@ import { createLoaders } from "../graphql/loaders.js";
 import type { Resolvers } from "../graphql/resolver-types.js";
 import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
-import { runInRequestScope } from "../observability/request-scope.js";
+import { currentRequestScope, runInRequestScope } from "../observability/request-scope.js";
+import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-plugin.js";
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 import { MultipartError, parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
@@ -103,7 +109,7 @@ export interface RunningHttpServer {
 }
 
 export async function createHttpServer(container: Container, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
-  const { services, repos, metrics, logger, exposeSqlStatements, database } = container;
+  const { services, repos, metrics, logger, exposeSqlStatements, database, cache } = container;
   const apollo = new ApolloServer<GraphQLContext>({
     schema: createSchema(options.resolverOverrides),
     formatError: createErrorFormatter(logger),
@@ -113,6 +119,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     // Apollo's landing page loads from a CDN; browsers get our offline GraphiQL instead (routed below).
     plugins: [
       sqlStatementsPlugin(metrics, exposeSqlStatements),
+      responseCachePlugin(),
       ApolloServerPluginLandingPageDisabled(),
       // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
       ApolloServerPluginCacheControlDisabled(),
@@ -122,6 +129,78 @@ export async function createHttpServer(container: Container, options: HttpServer
   const graphiql = createGraphiqlHandler();
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
+
+  /** Apollo's answer to one request, with the note its cache plugin left. */
+  async function execute(httpGraphQLRequest: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, note: CacheNote) {
+    return apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest,
+      context: async () => {
+        if (tokenSent && !viewer) {
+          throw new GraphQLError("The bearer token is invalid or expired, or its user is deactivated: sign in again", {
+            extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
+          });
+        }
+        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note };
+      },
+    });
+  }
+
+  /**
+   * Executes a request the cache may answer next time: records the tags of everything it reads (plus the viewer's
+   * own, since any resolver may show the viewer), and stores the answer if it is a successful query that no
+   * invalidation superseded while it ran.
+   */
+  async function executeCacheable(plan: CacheablePlan, request: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, recipe: WarmRecipe | null) {
+    const ticket = cache.ticket();
+    const reads = new Set<string>(viewer ? [tags.user(viewer.id)] : []);
+    const scope = currentRequestScope();
+    if (scope) scope.cacheReads = reads;
+    const note: CacheNote = { cacheable: false };
+    const result = await execute(request, viewer, tokenSent, requestId, note);
+    if (scope) scope.cacheReads = undefined;
+    let answer: StoredAnswer | null = null;
+    if (note.cacheable && (result.status ?? 200) === 200 && result.body.kind === "complete") {
+      answer = { body: result.body.string, tags: [...reads], operation: plan.operationName };
+      await cache.store(plan, answer, ticket, recipe);
+    }
+    return { result, answer };
+  }
+
+  /** Replays a remembered request as its viewer (warming): the answer is stored, nothing is sent. */
+  cache.setWarmer(async (recipe) => {
+    const user = recipe.viewerId ? await repos.users.findById(recipe.viewerId) : null;
+    if (recipe.viewerId && !user?.isActive) return;
+    const viewer: Viewer | null = user && { id: user.id, email: user.email, name: user.name, role: user.role };
+    const body = { query: recipe.query, operationName: recipe.operationName, variables: recipe.variables };
+    const plan = cache.plan(body, viewer);
+    if (plan.kind !== "cacheable") return;
+    const headers = new HeaderMap([["content-type", "application/json"]]);
+    await runInRequestScope({ requestId: "cache-warming", sqlStatements: 0 }, () =>
+      executeCacheable(plan, { method: "POST", headers, search: "", body }, viewer, false, "cache-warming", null),
+    );
+  });
+
+  function sendAnswer(res: ServerResponse, answer: StoredAnswer, status: "HIT" | "MISS") {
+    res.statusCode = 200;
+    res.setHeader("content-type", "application/json; charset=utf-8");
+    res.setHeader("x-cache", status);
+    res.end(answer.body);
+  }
+
+  /** What a GET or JSON POST asks for, as the cache keys it (multipart uploads are never cached). */
+  function cacheParams(method: string, url: URL, body: unknown) {
+    if (method === "POST") return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
+    if (method !== "GET") return null;
+    const json = (name: string) => {
+      const value = url.searchParams.get(name);
+      return value ? JSON.parse(value) : undefined;
+    };
+    try {
+      return { query: url.searchParams.get("query") ?? undefined, operationName: url.searchParams.get("operationName") ?? undefined, variables: json("variables"), extensions: json("extensions") };
+    } catch {
+      return null;
+    }
+  }
 
   async function graphql(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -149,19 +228,43 @@ export async function createHttpServer(container: Container, options: HttpServer
     // answer may stop sending): the connection closes instead.
     let abandonUpload = false;
     try {
+      const viewer = await cache.viewerFor(token, () => services.auth.viewerFromToken(token));
       const httpGraphQLRequest: HTTPGraphQLRequest = { method: req.method ?? "GET", headers, search: url.search, body };
-      const result = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest,
-        context: async () => {
-          const viewer = await services.auth.viewerFromToken(token);
-          if (token && !viewer) {
-            throw new GraphQLError("The bearer token is invalid or expired, or its user is deactivated: sign in again", {
-              extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
-            });
+      const params = multipart ? null : cacheParams(httpGraphQLRequest.method, url, body);
+      // CSRF prevention (Apollo's) must still judge requests the cache could answer: those without a JSON
+      // content-type or preflight header go to Apollo, which refuses them.
+      const plan = params && (req.method === "POST" || req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"])
+        ? cache.plan(params, viewer)
+        : null;
+      let result;
+      if (plan?.kind === "cacheable") {
+        try {
+          const hit = await cache.lookup(plan);
+          if (hit) return sendAnswer(res, hit, "HIT");
+          cache.countMiss(plan);
+          const recipe = typeof params?.query === "string"
+            ? { query: params.query, operationName: (params.operationName as string) ?? null, variables: (params.variables as Record<string, unknown>) ?? null, viewerId: viewer?.id ?? null }
+            : null;
+          const run = () => executeCacheable(plan, httpGraphQLRequest, viewer, Boolean(token), requestId, recipe);
+          if (plan.knownQuery) {
+            let own: Awaited<ReturnType<typeof run>> | undefined;
+            const flight = await cache.singleFlight(plan, async () => (own = await run()).answer);
+            if (flight.shared && flight.answer) return sendAnswer(res, flight.answer, "HIT");
+            result = (own ?? (await run())).result;
+          } else {
+            result = (await run()).result;
           }
-          return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId };
-        },
-      });
+          res.setHeader("x-cache", "MISS");
+        } catch (error) {
+          if (!(error instanceof CacheBypass)) throw error;
+          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false });
+          res.setHeader("x-cache", "BYPASS");
+        }
+      } else {
+        cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
+        result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false });
+        res.setHeader("x-cache", "BYPASS");
+      }
       res.statusCode = result.status ?? 200;
       for (const [key, value] of result.headers) res.setHeader(key, value);
       abandonUpload = multipart !== undefined && !req.complete && multipart.hasUnreadFiles();

@@ -20,6 +20,8 @@ import type { ProjectService } from "../modules/projects/project-service.js";
 import type { IssuePosition, UploadRepository } from "../modules/uploads/upload-repository.js";
 import { parseColumnMapping } from "./column-mapping.js";
 import { IngestError, ingestFile, previewFile } from "./ingest-pipeline.js";
+import type { ChangeFeed } from "../db/change-feed.js";
+import { tags } from "../cache/tags.js";
 
 export const PREVIEW_ROWS = 100;
 
@@ -57,6 +59,8 @@ export interface UploadInput {
 
 export function createIngestService(deps: {
   pool: pg.Pool;
+  /** The ingest's raw-SQL writes are announced here (the response cache invalidates on them). */
+  changes: ChangeFeed;
   uploads: UploadRepository;
   dataSources: DataSourceRepository;
   projects: Pick<ProjectService, "authorize">;
@@ -65,7 +69,7 @@ export function createIngestService(deps: {
   logger: Logger;
   limits: { maxUploadBytes: number; maxConcurrentIngests: number };
 }) {
-  const { pool, uploads, dataSources, projects, audit, metrics, logger, limits } = deps;
+  const { pool, changes, uploads, dataSources, projects, audit, metrics, logger, limits } = deps;
   let active = 0;
 
   /** The data source, its project and its parsed mapping, if the viewer may upload into it. */
@@ -125,6 +129,11 @@ export function createIngestService(deps: {
           mapping,
           body,
           (progress) => (latest = progress),
+        );
+        // Committed: the upload, the source's records and counts, and the project's statistics changed.
+        await changes.wrote(
+          [tags.upload(row.id), tags.dataSourceUploads(source.id), tags.dataSource(source.id), tags.projectRecords(source.projectId)],
+          "ingest",
         );
         metrics.ingestBytesTotal.inc(outcome.bytesRead);
         metrics.ingestRowsTotal.inc({ result: "ingested" }, outcome.rowsIngested);

@@ -44,6 +44,51 @@ export function createMetrics() {
       help: "Bytes of uploaded files read.",
       registers: [registry],
     }),
+    cacheRequestsTotal: new Counter({
+      name: "recon_cache_requests_total",
+      help: "Response-cache lookups by layer (l1, l2; all for a bypass) and result.",
+      labelNames: ["layer", "result"] as const,
+      registers: [registry],
+    }),
+    cacheHitsTotal: new Counter({
+      name: "cache_hits_total",
+      help: "GraphQL requests answered from the response cache (any layer).",
+      registers: [registry],
+    }),
+    cacheMissesTotal: new Counter({
+      name: "cache_misses_total",
+      help: "Cacheable GraphQL requests the response cache could not answer (executed, then stored).",
+      registers: [registry],
+    }),
+    cacheEvictionsTotal: new Counter({
+      name: "recon_cache_evictions_total",
+      help: "Entries evicted from a cache layer to stay within its entry and byte caps.",
+      labelNames: ["layer"] as const,
+      registers: [registry],
+    }),
+    cacheInvalidationsTotal: new Counter({
+      name: "recon_cache_invalidations_total",
+      help: "Invalidations announced by committed writes, by source (mutation, ingest, background, flush).",
+      labelNames: ["source"] as const,
+      registers: [registry],
+    }),
+    cacheEntries: new Gauge({
+      name: "recon_cache_entries",
+      help: "Answers held in a cache layer of this instance.",
+      labelNames: ["layer"] as const,
+      registers: [registry],
+    }),
+    cacheBytes: new Gauge({
+      name: "recon_cache_bytes",
+      help: "Approximate bytes held in a cache layer of this instance.",
+      labelNames: ["layer"] as const,
+      registers: [registry],
+    }),
+    cacheRedisUp: new Gauge({
+      name: "recon_cache_redis_up",
+      help: "1 when the response cache's Redis tier is reachable, 0 while the cache bypasses itself.",
+      registers: [registry],
+    }),
     graphqlOperationDuration: new Histogram({
       name: "recon_graphql_operation_duration_seconds",
       help: "Time to answer a GraphQL operation.",

@@ -1,6 +1,7 @@
 /**
  * Per-request bookkeeping that must follow a request through async code it does not own (Prisma, DataLoader,
- * pg): the request id and the number of SQL statements run. Carried by AsyncLocalStorage, entered once in the
+ * pg): the request id, the number of SQL statements run and, for cacheable
+ * answers, the cache tags of what was read. Carried by AsyncLocalStorage, entered once in the
  * HTTP handler.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -8,6 +9,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 export interface RequestScope {
   requestId: string;
   sqlStatements: number;
+  /** Response-cache tags of everything read so far, when the answer may be cached (cache/tags.ts). */
+  cacheReads?: Set<string>;
 }
 
 const storage = new AsyncLocalStorage<RequestScope>();

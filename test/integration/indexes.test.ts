@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedBulk } from "../../bench/seed-bulk.js";
 import { createTokenIssuer } from "../../src/auth/tokens.js";
 import { createContainer } from "../../src/container.js";
+import { createResponseCache } from "../../src/cache/response-cache.js";
+import { loadConfig } from "../../src/config.js";
 import { createDatabase, type Database, type StatementEvent } from "../../src/db/database.js";
 import { createHttpServer, type RunningHttpServer } from "../../src/http/server.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -34,8 +36,11 @@ beforeAll(async () => {
   database = createDatabase({ url: db.url, poolSize: 4, metrics, onStatement: (statement) => captured.push(statement) });
   await seedBulk(database.pool);
   await database.pool.query("VACUUM ANALYZE");
+  // Uncached: every request must reach the database for its SQL to be captured.
+  const cache = await createResponseCache({ ...loadConfig({ RESPONSE_CACHE: "off" }).cache, metrics, logger: createLogger("silent") });
   const container = createContainer({
     database,
+    cache,
     tokens,
     metrics,
     logger: createLogger("silent"),

@@ -3,6 +3,7 @@ import type { Db, DbClient } from "../../db/database.js";
 import { type SqlReader, afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { AuditEvent } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
+import { readTags, tags } from "../../cache/tags.js";
 
 
 export interface AuditEntry {
@@ -61,6 +62,7 @@ export function createAuditRepository({ prisma, read }: { prisma: DbClient; read
     },
 
     async list(scope: AuditScope, filter: AuditFilter, page: PageRequest, withTotal: boolean) {
+      readTags(tags.auditLog);
       const windowTotal = withTotal && !page.after;
       const rows = await read<(AuditEvent & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
@@ -73,6 +75,7 @@ export function createAuditRepository({ prisma, read }: { prisma: DbClient; read
     },
 
     async count(scope: AuditScope, filter: AuditFilter): Promise<number> {
+      readTags(tags.auditLog);
       const [row] = await read<{ n: number }[]>(sql`
         SELECT count(*)::int AS n FROM audit_events a WHERE ${and(conditions(scope, filter))}`);
       return row.n;

@@ -2,7 +2,7 @@
  * Data sources of a project. Responsible for authorization (through the project they belong to) and input
  * checks; talks to the data-source repository and records every change in the audit log.
  */
-import type { DbClient } from "../../db/database.js";
+import type { Database } from "../../db/database.js";
 import type { DataSourceKind } from "../../generated/prisma/enums.js";
 import { policy, type Viewer } from "../../auth/policy.js";
 import { isUniqueViolation } from "../../db/errors.js";
@@ -27,12 +27,12 @@ function snapshot(source: DataSource) {
 }
 
 export function createDataSourceService(deps: {
-  prisma: DbClient;
+  transaction: Database["transaction"];
   dataSources: DataSourceRepository;
   projects: Pick<ProjectService, "authorize" | "get">;
   audit: AuditService;
 }) {
-  const { prisma, dataSources, projects, audit } = deps;
+  const { transaction, dataSources, projects, audit } = deps;
 
   async function withUniqueName<T>(write: () => Promise<T>): Promise<T> {
     try {
@@ -63,7 +63,7 @@ export function createDataSourceService(deps: {
         columnMapping: input.columnMapping == null ? {} : requireMapping(input.columnMapping, "input.columnMapping"),
       };
       return withUniqueName(() =>
-        prisma.$transaction(async (tx) => {
+        transaction(async (tx) => {
           const source = await dataSources.create(data, tx);
           await audit.record(tx, {
             userId: actor.id,
@@ -96,7 +96,7 @@ export function createDataSourceService(deps: {
       if (input.columnMapping != null) data.columnMapping = requireMapping(input.columnMapping, "input.columnMapping");
       if (input.isActive != null) data.isActive = input.isActive;
       return withUniqueName(() =>
-        prisma.$transaction(async (tx) => {
+        transaction(async (tx) => {
           const source = await dataSources.update(id, data, tx);
           await audit.record(tx, {
             userId: actor.id,

@@ -4,6 +4,7 @@ import type { JobStatus } from "../../generated/prisma/enums.js";
 import { type SqlReader, afterCursor, and, raw, sql } from "../../db/sql.js";
 import type { ReconciliationJob } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
+import { readTags, readTagsOf, tags } from "../../cache/tags.js";
 
 const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "leftSourceId",
   j.right_source_id AS "rightSourceId", j.created_by AS "createdById", j.rules, j.status::text AS status, j.phase,
@@ -23,6 +24,7 @@ export function createJobRepository({ prisma, read }: { prisma: DbClient; read: 
       page: PageRequest,
       status: JobStatus | null,
     ): Promise<Map<string, ReconciliationJob[]>> {
+      readTagsOf(tags.projectJobs, projectIds);
       const rows = await read<ReconciliationJob[]>(sql`
         SELECT page.* FROM unnest(${projectIds}::uuid[]) AS k(id)
         CROSS JOIN LATERAL (
@@ -38,6 +40,7 @@ export function createJobRepository({ prisma, read }: { prisma: DbClient; read: 
 
     /** Number of jobs (optionally in one status) of each project, in one grouped query. */
     async countsByProject(projectIds: readonly string[], status: JobStatus | null): Promise<Map<string, number>> {
+      readTagsOf(tags.projectJobs, projectIds);
       const rows = await read<{ projectId: string; n: number }[]>(sql`
         SELECT project_id AS "projectId", count(*)::int AS n FROM reconciliation_jobs
         WHERE ${and([sql`project_id = ANY(${projectIds}::uuid[])`, status && sql`status = ${status}::"JobStatus"`])}
@@ -49,6 +52,7 @@ export function createJobRepository({ prisma, read }: { prisma: DbClient; read: 
 
     /** The newest job of each project, in one query. */
     async latestByProject(projectIds: readonly string[]): Promise<Map<string, ReconciliationJob>> {
+      readTagsOf(tags.projectJobs, projectIds);
       const rows = await read<ReconciliationJob[]>(sql`
         SELECT DISTINCT ON (j.project_id) ${COLUMNS} FROM reconciliation_jobs j
         WHERE j.project_id = ANY(${projectIds}::uuid[])

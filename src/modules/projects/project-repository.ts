@@ -8,6 +8,7 @@ import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js
 import { type SqlReader, afterCursor, and, containsPattern, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { Project } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
+import { readTags, readTagsOf, tags } from "../../cache/tags.js";
 
 
 /** Whose projects a query may return: all (ADMIN) or those a user owns or belongs to. */
@@ -60,6 +61,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
   return {
     /** One page of visible projects, newest first; with `withTotal` on a first page, the total comes along. */
     async list(scope: ProjectScope, filter: ProjectFilter, page: PageRequest, withTotal: boolean) {
+      readTags(tags.projectList);
       const windowTotal = withTotal && !page.after;
       const rows = await read<(Project & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
@@ -72,6 +74,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
     },
 
     async count(scope: ProjectScope, filter: ProjectFilter): Promise<number> {
+      readTags(tags.projectList);
       const [row] = await read<{ n: number }[]>(sql`
         SELECT count(*)::int AS n FROM projects p WHERE ${and([visibleProject(scope), ...filterConditions(filter)])}`);
       return row.n;
@@ -79,12 +82,14 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** Visible projects among `ids` (any order). */
     async findByIds(scope: ProjectScope, ids: readonly string[]): Promise<Project[]> {
+      readTagsOf(tags.project, ids);
       return read<Project[]>(sql`
         SELECT ${COLUMNS} FROM projects p WHERE p.id = ANY(${ids}::uuid[]) AND ${visibleProject(scope)}`);
     },
 
     /** A project with the role `userId` holds in it as a member (null if none); null if it does not exist. */
     async findWithMemberRole(id: string, userId: string) {
+      readTags(tags.project(id));
       const [row] = await read<(Project & { memberRole: ProjectRole | null })[]>(sql`
         SELECT ${COLUMNS}, m.role::text AS "memberRole"
         FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ${userId}::uuid
@@ -98,6 +103,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
      * scoring every similar row and sorting.
      */
     async search(scope: ProjectScope, text: string, limit: number): Promise<Project[]> {
+      readTags(tags.projectList);
       return read<Project[]>(sql`
         SELECT ${COLUMNS} FROM projects p
         WHERE (p.name % ${text} OR p.name ILIKE ${containsPattern(text)}) AND ${visibleProject(scope)}
@@ -107,6 +113,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** Projects `userId` owns or belongs to, within `scope`, newest first. */
     async listForUser(scope: ProjectScope, userId: string, page: PageRequest) {
+      readTags(tags.projectList);
       return read<Project[]>(sql`
         SELECT ${COLUMNS} FROM projects p
         WHERE ${and([
@@ -120,6 +127,8 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** Job and data-source counts of each project, in one grouped query; zeros for projects with none. */
     async countsByProject(ids: readonly string[]): Promise<Map<string, ProjectCounts>> {
+      readTagsOf(tags.projectJobs, ids);
+      readTagsOf(tags.projectDataSources, ids);
       const rows = await read<{ projectId: string; jobCount: number; dataSourceCount: number }[]>(sql`
         SELECT x.project_id AS "projectId",
                count(*) FILTER (WHERE x.kind = 'job')::int AS "jobCount",
@@ -140,6 +149,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
      * probes the owner and membership indexes, so its cost follows the users' own projects, never the table.
      */
     async countsByUser(scope: ProjectScope, userIds: readonly string[]): Promise<Map<string, number>> {
+      readTags(tags.projectList);
       const rows = await read<{ userId: string; n: number }[]>(sql`
         SELECT k.id AS "userId", c.n
         FROM unnest(${userIds}::uuid[]) AS k(id)
@@ -156,6 +166,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** The role `userId` holds in each of `projectIds` (absent when not a member). */
     async memberRoles(userId: string, projectIds: readonly string[]): Promise<Map<string, ProjectRole>> {
+      readTagsOf(tags.project, projectIds);
       const rows = await prisma.projectMember.findMany({
         where: { userId, projectId: { in: [...projectIds] } },
         select: { projectId: true, role: true },
@@ -165,6 +176,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** Members of each project, by the time they were added. */
     async membersByProject(projectIds: readonly string[]) {
+      readTagsOf(tags.project, projectIds);
       return prisma.projectMember.findMany({
         where: { projectId: { in: [...projectIds] } },
         orderBy: [{ createdAt: "asc" }, { userId: "asc" }],
@@ -173,6 +185,7 @@ export function createProjectRepository({ prisma, read }: { prisma: DbClient; re
 
     /** Records per status for each project, from the (project_id, status) index. */
     async recordStatusCounts(projectIds: readonly string[]): Promise<Map<string, RecordStatusCounts>> {
+      readTagsOf(tags.projectRecords, projectIds);
       const rows = await read<{ projectId: string; status: string; n: number }[]>(sql`
         SELECT project_id AS "projectId", status::text AS status, count(*)::int AS n
         FROM records WHERE project_id = ANY(${projectIds}::uuid[])

@@ -2,7 +2,7 @@
  * Projects and their members. Responsible for who may see and change a project (auth/policy.ts) and for input
  * checks; talks to the project repository and records every change in the audit log.
  */
-import type { DbClient } from "../../db/database.js";
+import type { Database } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
 import { policy, projectRelation, requireViewer, type ProjectRelation, type Viewer } from "../../auth/policy.js";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
@@ -25,12 +25,12 @@ function snapshot(project: Project) {
 }
 
 export function createProjectService(deps: {
-  prisma: DbClient;
+  transaction: Database["transaction"];
   projects: ProjectRepository;
   users: UserRepository;
   audit: AuditService;
 }) {
-  const { prisma, projects, users, audit } = deps;
+  const { transaction, projects, users, audit } = deps;
 
   /**
    * The project and the viewer's relation to it, if the viewer may see it; otherwise NOT_FOUND, so that a
@@ -106,7 +106,7 @@ export function createProjectService(deps: {
         settings: input.settings == null ? {} : requireObject(input.settings, "input.settings"),
         ownerId: actor.id,
       };
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         const project = await projects.create(data, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -131,7 +131,7 @@ export function createProjectService(deps: {
       if (input.name != null) data.name = requireText(input.name, "input.name");
       if (input.description != null) data.description = requireText(input.description, "input.description", { min: 0, max: 5000 });
       if (input.settings != null) data.settings = requireObject(input.settings, "input.settings");
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         const updated = await projects.update(project.id, data, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -149,7 +149,7 @@ export function createProjectService(deps: {
     async archive(viewer: Viewer | null, id: string) {
       const { actor, project, relation } = await authorize(viewer, id);
       check(policy.manageProject(actor, relation), "archive it");
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         const updated = await projects.update(project.id, { status: "ARCHIVED", isActive: false }, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -167,7 +167,7 @@ export function createProjectService(deps: {
     async delete(viewer: Viewer | null, id: string): Promise<string> {
       const { actor, project, relation } = await authorize(viewer, id);
       check(policy.deleteProject(actor, relation), "delete it");
-      await prisma.$transaction(async (tx) => {
+      await transaction(async (tx) => {
         await projects.delete(project.id, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -188,7 +188,7 @@ export function createProjectService(deps: {
       const user = await users.findById(userId);
       if (!user || !user.isActive) throw new BadUserInputError("userId", "no active user has this id");
       if (userId === project.ownerId) throw new BadUserInputError("userId", "the owner cannot also be a member");
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         await projects.upsertMember(project.id, userId, role, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -206,7 +206,7 @@ export function createProjectService(deps: {
       const { actor, project, relation } = await authorize(viewer, projectId, "projectId");
       check(policy.manageProject(actor, relation), "manage its members");
       const userId = requireId(rawUserId, "userId");
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         if (!(await projects.removeMember(project.id, userId, tx))) {
           throw new BadUserInputError("userId", "this user is not a member of the project");
         }

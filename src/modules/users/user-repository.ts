@@ -5,6 +5,7 @@ import { type SqlReader, afterCursor, and, containsPattern, Prisma, raw, sql, ty
 import type { User } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { visibleProjectIds, type ProjectScope } from "../projects/project-repository.js";
+import { readTags, readTagsOf, tags } from "../../cache/tags.js";
 
 
 /** Whose user records a query may return: everyone, or a user and the people sharing a visible project. */
@@ -41,6 +42,7 @@ function filterConditions(filter: UserFilter): Sql[] {
 export function createUserRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
   return {
     async list(scope: UserScope, filter: UserFilter, page: PageRequest, withTotal: boolean) {
+      readTags(tags.userList);
       const windowTotal = withTotal && !page.after;
       const rows = await read<(User & { total?: string })[]>(sql`
         SELECT ${COLUMNS} ${windowTotal ? sql`, count(*) OVER () AS total` : sql``}
@@ -53,6 +55,7 @@ export function createUserRepository({ prisma, read }: { prisma: DbClient; read:
     },
 
     async count(scope: UserScope, filter: UserFilter): Promise<number> {
+      readTags(tags.userList);
       const [row] = await read<{ n: number }[]>(sql`
         SELECT count(*)::int AS n FROM users u WHERE ${and([visibleUser(scope), ...filterConditions(filter)])}`);
       return row.n;
@@ -60,11 +63,14 @@ export function createUserRepository({ prisma, read }: { prisma: DbClient; read:
 
     /** Users among `ids`, whoever may see them: callers reach them through something already authorized. */
     findByIds(ids: readonly string[]): Promise<User[]> {
+      readTagsOf(tags.user, ids);
       return read<User[]>(sql`SELECT ${COLUMNS} FROM users u WHERE u.id = ANY(${ids}::uuid[])`);
     },
 
     /** The user `id` if visible within `scope`. */
     async findVisible(scope: UserScope, id: string): Promise<User | null> {
+      // Visibility follows shared projects, which only a list-wide change (membership, deletion) alters.
+      readTags(tags.user(id), tags.userList);
       const [row] = await read<User[]>(sql`
         SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid AND ${visibleUser(scope)}`);
       return row ?? null;
@@ -72,6 +78,7 @@ export function createUserRepository({ prisma, read }: { prisma: DbClient; read:
 
     /** One user by id (read on every request to resolve the viewer, hence plain SQL). */
     async findById(id: string): Promise<User | null> {
+      readTags(tags.user(id));
       const [row] = await read<User[]>(sql`SELECT ${COLUMNS} FROM users u WHERE u.id = ${id}::uuid`);
       return row ?? null;
     },

@@ -2,7 +2,7 @@
  * Users: who may see whom, and account changes. Responsible for authorization and input checks; talks to the
  * user repository and records every change in the audit log.
  */
-import type { DbClient } from "../../db/database.js";
+import type { Database } from "../../db/database.js";
 import type { Role } from "../../generated/prisma/enums.js";
 import { MIN_PASSWORD_LENGTH, hashPassword } from "../../auth/passwords.js";
 import { policy, requireViewer, type Viewer } from "../../auth/policy.js";
@@ -43,8 +43,8 @@ function snapshot(user: User) {
   return { email: user.email, name: user.name, role: user.role, isActive: user.isActive };
 }
 
-export function createUserService(deps: { prisma: DbClient; users: UserRepository; audit: AuditService }) {
-  const { prisma, users, audit } = deps;
+export function createUserService(deps: { transaction: Database["transaction"]; users: UserRepository; audit: AuditService }) {
+  const { transaction, users, audit } = deps;
 
   async function withUniqueEmail<T>(field: string, write: () => Promise<T>): Promise<T> {
     try {
@@ -86,7 +86,7 @@ export function createUserService(deps: { prisma: DbClient; users: UserRepositor
         passwordHash: await hashPassword(requirePassword(input.password, "input.password")),
       };
       return withUniqueEmail("input.email", () =>
-        prisma.$transaction(async (tx) => {
+        transaction(async (tx) => {
           const user = await users.create(data, tx);
           await audit.record(tx, {
             userId: viewer!.id,
@@ -121,7 +121,7 @@ export function createUserService(deps: { prisma: DbClient; users: UserRepositor
       if (input.isActive != null) data.isActive = input.isActive;
       if (input.password != null) data.passwordHash = await hashPassword(requirePassword(input.password, "input.password"));
       return withUniqueEmail("input.email", () =>
-        prisma.$transaction(async (tx) => {
+        transaction(async (tx) => {
           const user = await users.update(id, data, tx);
           await audit.record(tx, {
             userId: actor.id,
@@ -144,7 +144,7 @@ export function createUserService(deps: { prisma: DbClient; users: UserRepositor
       if (id === actor.id) throw new BadUserInputError("id", "you cannot deactivate yourself");
       const target = await users.findById(id);
       if (!target) throw new NotFoundError("User");
-      return prisma.$transaction(async (tx) => {
+      return transaction(async (tx) => {
         const user = await users.update(id, { isActive: false }, tx);
         await audit.record(tx, {
           userId: actor.id,

@@ -1,0 +1,26 @@
+/**
+ * Apollo plugin that tells the HTTP layer whether an answer may be stored in the response cache: only a query
+ * (never a mutation or subscription) whose answer carries no errors. What it read is tracked elsewhere (tags
+ * registered by the repositories); this only judges the outcome.
+ */
+import type { ApolloServerPlugin } from "@apollo/server";
+import type { GraphQLContext } from "./context.js";
+
+/** Filled in by the plugin, read by the HTTP layer once Apollo has answered. */
+export interface CacheNote {
+  cacheable: boolean;
+}
+
+export function responseCachePlugin(): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, operation, response }) {
+          if (!contextValue.cacheNote) return;
+          contextValue.cacheNote.cacheable =
+            operation?.operation === "query" && response.body.kind === "single" && !response.body.singleResult.errors?.length;
+        },
+      };
+    },
+  };
+}
