@@ -8,6 +8,7 @@ import type { Database } from "./db/database.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createAuditRepository } from "./modules/audit/audit-repository.js";
+import { createCacheService } from "./modules/cache/cache-service.js";
 import { createAuditService } from "./modules/audit/audit-service.js";
 import { createAuthService } from "./modules/auth/auth-service.js";
 import { createDataSourceRepository } from "./modules/data-sources/data-source-repository.js";
@@ -56,6 +57,7 @@ export function createContainer(deps: ContainerDeps) {
     repos,
     services: {
       audit,
+      cache: createCacheService({ cache: deps.cache }),
       auth: createAuthService({ users: repos.users, tokens, prisma }),
       users: createUserService({ transaction, users: repos.users, audit }),
       projects,

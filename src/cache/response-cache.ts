@@ -381,7 +381,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     stats() {
       return {
         enabled: options.enabled,
-        redis: tier ? (tier.degraded ? "DEGRADED" : "UP") : "NOT_CONFIGURED",
+        redis: (tier ? (tier.degraded ? "DEGRADED" : "UP") : "NOT_CONFIGURED") as "UP" | "DEGRADED" | "NOT_CONFIGURED",
         entries: lru.size,
         bytes: lru.calculatedSize,
         operations: [...stats.values()].sort((a, b) => b.hits + b.misses - (a.hits + a.misses)),

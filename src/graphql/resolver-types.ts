@@ -93,6 +93,31 @@ export type AuthPayload = {
   user: User;
 };
 
+/** State of the response cache's shared Redis tier. */
+export type CacheRedisState =
+  /** Configured but unreachable or slow: the cache bypasses itself until Redis answers again. */
+  | 'DEGRADED'
+  /** No REDIS_URL: the in-process cache alone. */
+  | 'NOT_CONFIGURED'
+  /** Reachable: answers are shared by every instance. */
+  | 'UP';
+
+/** How the response cache of one instance is doing (counts since it started). */
+export type CacheStats = {
+  __typename?: 'CacheStats';
+  /** Approximate bytes of those answers. */
+  bytes: Scalars['Float']['output'];
+  /** False when RESPONSE_CACHE=off. */
+  enabled: Scalars['Boolean']['output'];
+  /** Answers in this instance's in-process layer. */
+  entries: Scalars['Int']['output'];
+  /** Share of cacheable requests answered from cache, 0 to 1. */
+  hitRate: Scalars['Float']['output'];
+  /** Per operation name, busiest first. */
+  operations: Array<OperationCacheStats>;
+  redis: CacheRedisState;
+};
+
 /** Fields of a new data source. */
 export type CreateDataSourceInput = {
   /** How CSV columns map to record fields (JSON object). */
@@ -302,6 +327,8 @@ export type Mutation = {
   deactivateUser: User;
   /** Deletes a project and everything in it (its owner, ADMIN). Returns the id deleted. */
   deleteProject: Scalars['ID']['output'];
+  /** Drops every cached answer on every instance, then warms the most-used queries again (ADMIN only). */
+  flushResponseCache: Scalars['Boolean']['output'];
   /** Exchanges an email and password for a bearer token. */
   login: AuthPayload;
   /** Validates the first 100 rows of a file with the data source's column mapping (or `columnMapping`); writes nothing. */
@@ -416,6 +443,18 @@ export type MutationUploadDataSourceFileArgs = {
   file: Scalars['Upload']['input'];
   force?: InputMaybe<Scalars['Boolean']['input']>;
   policy?: InputMaybe<IngestPolicy>;
+};
+
+/** Cache outcomes of one operation name on this instance. */
+export type OperationCacheStats = {
+  __typename?: 'OperationCacheStats';
+  /** Requests the cache did not consider (mutations, uploads, cache unavailable). */
+  bypasses: Scalars['Int']['output'];
+  /** hits / (hits + misses), 0 when neither. */
+  hitRate: Scalars['Float']['output'];
+  hits: Scalars['Int']['output'];
+  misses: Scalars['Int']['output'];
+  operation: Scalars['String']['output'];
 };
 
 /** Information about one page of a connection (Relay cursor pagination). */
@@ -586,6 +625,8 @@ export type Query = {
   __typename?: 'Query';
   /** Audit events the viewer may see (all for an ADMIN; otherwise those of projects they manage), newest first. */
   auditLog: AuditEventConnection;
+  /** Response-cache figures of the instance answering (ADMIN only); never itself cached. */
+  cacheStats: CacheStats;
   /** Data sources of a project (empty if the viewer may not see it). */
   dataSources: Array<DataSource>;
   /** One file upload, or null if the viewer may not see its project. */
@@ -974,6 +1015,8 @@ export type ResolversTypes = {
   AuditLogFilter: AuditLogFilter;
   AuthPayload: ResolverTypeWrapper<Omit<AuthPayload, 'user'> & { user: ResolversTypes['User'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  CacheRedisState: CacheRedisState;
+  CacheStats: ResolverTypeWrapper<CacheStats>;
   CreateDataSourceInput: CreateDataSourceInput;
   CreateProjectInput: CreateProjectInput;
   CreateUserInput: CreateUserInput;
@@ -993,6 +1036,7 @@ export type ResolversTypes = {
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   JobStatus: JobStatus;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  OperationCacheStats: ResolverTypeWrapper<OperationCacheStats>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   PreviewRow: ResolverTypeWrapper<Omit<PreviewRow, 'errors'> & { errors: Array<ResolversTypes['RowIssue']> }>;
   Project: ResolverTypeWrapper<ProjectModel>;
@@ -1033,6 +1077,7 @@ export type ResolversParentTypes = {
   AuditLogFilter: AuditLogFilter;
   AuthPayload: Omit<AuthPayload, 'user'> & { user: ResolversParentTypes['User'] };
   Boolean: Scalars['Boolean']['output'];
+  CacheStats: CacheStats;
   CreateDataSourceInput: CreateDataSourceInput;
   CreateProjectInput: CreateProjectInput;
   CreateUserInput: CreateUserInput;
@@ -1048,6 +1093,7 @@ export type ResolversParentTypes = {
   Int: Scalars['Int']['output'];
   JSON: Scalars['JSON']['output'];
   Mutation: Record<PropertyKey, never>;
+  OperationCacheStats: OperationCacheStats;
   PageInfo: PageInfo;
   PreviewRow: Omit<PreviewRow, 'errors'> & { errors: Array<ResolversParentTypes['RowIssue']> };
   Project: ProjectModel;
@@ -1103,6 +1149,15 @@ export type AuthPayloadResolvers<ContextType = GraphQLContext, ParentType extend
   expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   token?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   user?: Resolver<ResolversTypes['User'], ParentType, ContextType>;
+};
+
+export type CacheStatsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CacheStats'] = ResolversParentTypes['CacheStats']> = {
+  bytes?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  entries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hitRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  operations?: Resolver<Array<ResolversTypes['OperationCacheStats']>, ParentType, ContextType>;
+  redis?: Resolver<ResolversTypes['CacheRedisState'], ParentType, ContextType>;
 };
 
 export type DataSourceResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DataSource'] = ResolversParentTypes['DataSource']> = {
@@ -1178,6 +1233,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   createUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<MutationCreateUserArgs, 'input'>>;
   deactivateUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<MutationDeactivateUserArgs, 'id'>>;
   deleteProject?: Resolver<ResolversTypes['ID'], ParentType, ContextType, RequireFields<MutationDeleteProjectArgs, 'id'>>;
+  flushResponseCache?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   login?: Resolver<ResolversTypes['AuthPayload'], ParentType, ContextType, RequireFields<MutationLoginArgs, 'email' | 'password'>>;
   previewDataSourceFile?: Resolver<ResolversTypes['FilePreview'], ParentType, ContextType, RequireFields<MutationPreviewDataSourceFileArgs, 'dataSourceId' | 'file'>>;
   removeProjectMember?: Resolver<ResolversTypes['Project'], ParentType, ContextType, RequireFields<MutationRemoveProjectMemberArgs, 'projectId' | 'userId'>>;
@@ -1185,6 +1241,14 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   updateProject?: Resolver<ResolversTypes['Project'], ParentType, ContextType, RequireFields<MutationUpdateProjectArgs, 'id' | 'input'>>;
   updateUser?: Resolver<ResolversTypes['User'], ParentType, ContextType, RequireFields<MutationUpdateUserArgs, 'id' | 'input'>>;
   uploadDataSourceFile?: Resolver<ResolversTypes['FileUpload'], ParentType, ContextType, RequireFields<MutationUploadDataSourceFileArgs, 'dataSourceId' | 'file' | 'force' | 'policy'>>;
+};
+
+export type OperationCacheStatsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['OperationCacheStats'] = ResolversParentTypes['OperationCacheStats']> = {
+  bypasses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hitRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  hits?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  misses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  operation?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -1257,6 +1321,7 @@ export type ProjectStatsResolvers<ContextType = GraphQLContext, ParentType exten
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   auditLog?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
+  cacheStats?: Resolver<ResolversTypes['CacheStats'], ParentType, ContextType>;
   dataSources?: Resolver<Array<ResolversTypes['DataSource']>, ParentType, ContextType, RequireFields<QueryDataSourcesArgs, 'projectId'>>;
   fileUpload?: Resolver<Maybe<ResolversTypes['FileUpload']>, ParentType, ContextType, RequireFields<QueryFileUploadArgs, 'id'>>;
   me?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
@@ -1355,6 +1420,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
   AuditEventEdge?: AuditEventEdgeResolvers<ContextType>;
   AuthPayload?: AuthPayloadResolvers<ContextType>;
+  CacheStats?: CacheStatsResolvers<ContextType>;
   DataSource?: DataSourceResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Decimal?: GraphQLScalarType;
@@ -1364,6 +1430,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   FileUploadEdge?: FileUploadEdgeResolvers<ContextType>;
   JSON?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
+  OperationCacheStats?: OperationCacheStatsResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   PreviewRow?: PreviewRowResolvers<ContextType>;
   Project?: ProjectResolvers<ContextType>;

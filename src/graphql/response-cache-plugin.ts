@@ -9,6 +9,8 @@ import type { GraphQLContext } from "./context.js";
 /** Filled in by the plugin, read by the HTTP layer once Apollo has answered. */
 export interface CacheNote {
   cacheable: boolean;
+  /** Set by a resolver whose answer must never be stored (it changes on every request). */
+  noStore?: boolean;
 }
 
 export function responseCachePlugin(): ApolloServerPlugin<GraphQLContext> {
@@ -18,6 +20,7 @@ export function responseCachePlugin(): ApolloServerPlugin<GraphQLContext> {
         async willSendResponse({ contextValue, operation, response }) {
           if (!contextValue.cacheNote) return;
           contextValue.cacheNote.cacheable =
+            !contextValue.cacheNote.noStore &&
             operation?.operation === "query" && response.body.kind === "single" && !response.body.singleResult.errors?.length;
         },
       };

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { makeExecutableSchema } from "@graphql-tools/schema";
 import type { GraphQLSchema } from "graphql";
 import { auditResolvers } from "../modules/audit/audit-resolvers.js";
+import { cacheResolvers } from "../modules/cache/cache-resolvers.js";
 import { authResolvers } from "../modules/auth/auth-resolvers.js";
 import { dataSourceResolvers } from "../modules/data-sources/data-source-resolvers.js";
 import { projectResolvers } from "../modules/projects/project-resolvers.js";
@@ -23,6 +24,7 @@ export const resolvers: Resolvers[] = [
   dataSourceResolvers,
   auditResolvers,
   uploadResolvers,
+  cacheResolvers,
 ];
 
 export function createSchema(extraResolvers: Resolvers[] = []): GraphQLSchema {

@@ -118,6 +118,17 @@ const cases: Case[] = [
     expect: { admin: "ok", owner: "ok", manager: "ok", anonymous: "UNAUTHENTICATED", otherwise: "missing" },
   },
   {
+    name: "cacheStats (ADMIN only)",
+    run: q("{ cacheStats { enabled hitRate operations { operation hits } } }"),
+    value: (d) => d.cacheStats,
+    expect: { admin: "ok", anonymous: "UNAUTHENTICATED", otherwise: "FORBIDDEN" },
+  },
+  {
+    name: "flushResponseCache (ADMIN only)",
+    run: q("mutation { flushResponseCache }"),
+    expect: { admin: "ok", anonymous: "UNAUTHENTICATED", otherwise: "FORBIDDEN" },
+  },
+  {
     name: "createUser",
     run: (who) =>
       t.graphql("mutation($e: String!) { createUser(input: { email: $e, name: \"N\", password: \"long-enough-password\" }) { id } }", { e: `new-${who}-${Date.now()}@x.test` }, token(who)),

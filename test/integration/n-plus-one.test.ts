@@ -12,7 +12,8 @@ let pool: pg.Pool;
 let analyst: TestUser;
 
 beforeAll(async () => {
-  t = await startTestApp({ RESPONSE_CACHE: "off" }) // statements of executions, not of cache hits;
+  // Statements of executions, not of cache hits.
+  t = await startTestApp({ RESPONSE_CACHE: "off" });
   pool = new pg.Pool({ connectionString: t.db.url, max: 2 });
   await seedBulk(pool, { users: 300, projects: 600, jobs: 3000, dataSources: 1800 });
   // A non-admin who owns some projects and belongs to others.
