@@ -227,6 +227,11 @@ export async function createRedisTier(options: RedisTierOptions) {
       return degraded;
     },
 
+    /** The generation entries are read and written under now. */
+    get gen() {
+      return gen;
+    },
+
     /** The stored answer under `key`, or undefined; throws (after degrading) if Redis fails. */
     async get(key: string): Promise<StoredAnswer | undefined> {
       try {
@@ -237,11 +242,11 @@ export async function createRedisTier(options: RedisTierOptions) {
       }
     },
 
-    /** Stores `answer` unless one of its tags was invalidated after `startSeq`; true if stored. */
-    async store(key: string, answer: StoredAnswer, ttlSeconds: number, startSeq: number): Promise<boolean> {
+    /** Stores `answer` unless its generation is over or one of its tags was invalidated after `startSeq`. */
+    async store(key: string, answer: StoredAnswer, ttlSeconds: number, startSeq: number, startGen: number): Promise<boolean> {
       const value = JSON.stringify({ value: answer, expires: Date.now() + ttlSeconds * 1000 });
       const stored = await script<number>(STORE, [
-        ns, gen, startSeq, `${gen}:${key}`, value, ttlSeconds * 1000, options.maxTtlSeconds * 1000, ...answer.tags,
+        ns, startGen, startSeq, `${startGen}:${key}`, value, ttlSeconds * 1000, options.maxTtlSeconds * 1000, ...answer.tags,
       ]);
       return stored === 1;
     },

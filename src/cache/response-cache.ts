@@ -57,7 +57,12 @@ export interface WarmRecipe {
 
 /** The moment a request started, as far as invalidations go. */
 export interface Ticket {
+  /** Invalidation number current at the start. */
   seq: number;
+  /** Local flush count at the start: an answer never outlives a flush that happened while it ran. */
+  epoch: number;
+  /** The Redis generation at the start (0 without Redis). */
+  gen: number;
   at: number;
 }
 
@@ -77,8 +82,8 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   // ---- local coherence state -------------------------------------------------------------------------------
   /** The newest invalidation sequence number this instance knows of. */
   let seq = 0;
-  /** Answers of requests that started before this number are never stored (a flush happened after them). */
-  let flushedAt = 0;
+  /** Flushes applied here (a flush also resets `seq` to Redis's, which restarts from 0 if Redis lost its data). */
+  let epoch = 0;
   /** Tag → sequence number and time of its latest invalidation seen here (pruned after MAX_WRITE_BACK_MS). */
   const marks = new Map<string, { seq: number; at: number }>();
 
@@ -154,11 +159,20 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     updateGauges();
   }
 
+  /** Callers waiting for this instance to have seen an invalidation number (see `whenSeen`). */
+  let seqWaiters: { seq: number; resolve: () => void }[] = [];
+  /** Callers waiting for the Redis tier to become degraded or healthy (see `whenDegraded`). */
+  let healthWaiters: { degraded: boolean; resolve: () => void }[] = [];
+
   /** Applies an invalidation or flush, whether made here or announced by another instance. */
   function apply(message: CoherenceMessage) {
-    seq = Math.max(seq, message.seq);
+    // Within an epoch, numbers only grow; a flush takes Redis's number as it is (it may have restarted empty).
+    seq = message.kind === "flush" ? message.seq : Math.max(seq, message.seq);
+    if (seqWaiters.length) {
+      seqWaiters = seqWaiters.filter((waiter) => (waiter.seq <= seq ? (waiter.resolve(), false) : true));
+    }
     if (message.kind === "flush") {
-      flushedAt = Math.max(flushedAt, message.seq);
+      epoch += 1;
       marks.clear();
       clearLocal();
       scheduleWarm();
@@ -171,7 +185,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
 
   /** True when an answer read under `ticket` may be stale: a tag it read was invalidated after it started. */
   function superseded(answerTags: string[], ticket: Ticket): boolean {
-    if (ticket.seq < flushedAt || Date.now() - ticket.at > MAX_WRITE_BACK_MS) return true;
+    if (ticket.epoch !== epoch || Date.now() - ticket.at > MAX_WRITE_BACK_MS) return true;
     for (const tag of answerTags) {
       const mark = marks.get(tag);
       if (mark && mark.seq > ticket.seq) return true;
@@ -197,8 +211,13 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       onHealth: (degraded) => {
         if (degraded) clearLocal();
         metrics.cacheRedisUp.set(degraded ? 0 : 1);
+        healthWaiters = healthWaiters.filter((waiter) => (waiter.degraded === degraded ? (waiter.resolve(), false) : true));
       },
     });
+  }
+
+  function currentTicket(): Ticket {
+    return { seq, epoch, gen: tier?.gen ?? 0, at: Date.now() };
   }
 
   /** Whether answers may be served and stored now. */
@@ -252,7 +271,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       if (!token || !usable()) return resolve();
       const cached = viewers.get(token);
       if (cached && cached.expires > Date.now()) return cached.viewer;
-      const ticket: Ticket = { seq, at: Date.now() };
+      const ticket = currentTicket();
       const viewer = await resolve();
       if (viewer && !superseded([`User:${viewer.id}`], ticket) && usable()) {
         // Remembered for a short while even if no change comes: a token's own expiry is checked at most a minute late.
@@ -270,9 +289,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     },
 
     /** Where invalidation stands as a request starts. */
-    ticket(): Ticket {
-      return { seq, at: Date.now() };
-    },
+    ticket: currentTicket,
 
     /** The stored answer for a plan: L1, then L2 (which then fills L1). */
     async lookup(plan: CacheablePlan): Promise<StoredAnswer | undefined> {
@@ -286,7 +303,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       if (!tier) {
         return undefined;
       }
-      const ticket: Ticket = { seq, at: Date.now() };
+      const ticket = currentTicket();
       let shared: StoredAnswer | undefined;
       try {
         shared = await tier.get(plan.key);
@@ -326,7 +343,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       if (!usable() || superseded(answer.tags, ticket)) return false;
       const ttl = ttlFor(answer.tags, ttls);
       if (tier) {
-        const stored = await tier.store(plan.key, answer, ttl, ticket.seq).catch(() => false);
+        const stored = await tier.store(plan.key, answer, ttl, ticket.seq, ticket.gen).catch(() => false);
         if (!stored) return false;
       }
       await storeLocal(plan.key, answer, ttl, ticket);
@@ -360,7 +377,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       if (tier) {
         await tier.flush().catch(() => {});
       } else {
-        apply({ kind: "flush", seq: seq + 1, gen: 0 });
+        apply({ kind: "flush", seq, gen: 0 });
       }
     },
 
@@ -393,9 +410,21 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       return tier?.degraded ?? false;
     },
 
-    /** The newest invalidation number seen here (tests wait for another instance's invalidation to arrive). */
+    /** The newest invalidation number seen here. */
     get sequence() {
       return seq;
+    },
+
+    /** Resolves once this instance has applied invalidation number `n` (an event, for tests and tools). */
+    whenSeen(n: number): Promise<void> {
+      if (seq >= n) return Promise.resolve();
+      return new Promise((resolve) => seqWaiters.push({ seq: n, resolve }));
+    },
+
+    /** Resolves once the Redis tier is degraded (true) or healthy again (false). */
+    whenDegraded(degraded: boolean): Promise<void> {
+      if ((tier?.degraded ?? false) === degraded) return Promise.resolve();
+      return new Promise((resolve) => healthWaiters.push({ degraded, resolve }));
     },
 
     async close(): Promise<void> {

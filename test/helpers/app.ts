@@ -4,6 +4,7 @@
  */
 import { hashPassword } from "../../src/auth/passwords.js";
 import { startApp, type App } from "../../src/app.js";
+import type { HttpServerOptions } from "../../src/http/server.js";
 import { loadConfig } from "../../src/config.js";
 import type { Role } from "../../src/generated/prisma/enums.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
@@ -42,8 +43,15 @@ export interface TestApp {
 
 let counter = 0;
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+export interface TestAppOptions {
+  /** Another instance's database: this app shares it (and leaves dropping it to its owner). */
+  database?: TestDatabase;
+  /** Passed to the HTTP server (resolver overrides for tests that must pause an operation). */
+  http?: HttpServerOptions;
+}
+
+export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const db = options.database ?? (await createTestDatabase());
   const app = await startApp(
     loadConfig({
       DATABASE_URL: db.url,
@@ -54,6 +62,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       RECON_JWT_SECRET: "a-test-secret-that-is-long-enough-123456",
       ...env,
     }),
+    options.http,
   );
 
   async function graphql<T>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>> {
@@ -96,7 +105,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     login,
     async close() {
       await app.close();
-      await db.drop();
+      if (!options.database) await db.drop();
     },
   };
 }
