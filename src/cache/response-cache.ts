@@ -105,8 +105,15 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       }
     },
   });
-  // Raw objects in and out (no serialization): L1 hands back the very string it was given.
-  const l1 = new Keyv<StoredAnswer>({ store: lru, namespace: undefined, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
+  // Keyv over the LRU, raw objects in and out (no serialization: L1 hands back the very string it was given).
+  // Keyv checks expiry itself; the adapter only translates Keyv's `set(key, value, ttl)` to lru-cache's options.
+  const l1Store = {
+    get: (key: string) => lru.get(key),
+    set: (key: string, value: { value: StoredAnswer; expires?: number }) => void lru.set(key, value),
+    delete: (key: string) => lru.delete(key),
+    clear: () => lru.clear(),
+  };
+  const l1 = new Keyv<StoredAnswer>({ store: l1Store, namespace: undefined, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
 
   function updateGauges() {
     metrics.cacheEntries.set({ layer: "l1" }, lru.size);

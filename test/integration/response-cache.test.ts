@@ -370,3 +370,49 @@ describe("faults: Redis dies and comes back", () => {
     expect((await a.graphql(list, {}, viewer.token)).headers.get("x-cache")).toBe("HIT");
   }, 60_000);
 });
+
+describe("in-process cache alone (no REDIS_URL, the zero-setup default)", () => {
+  it("invalidates on writes, refuses a write-back a write superseded, and reports itself", async () => {
+    const local = createGate();
+    const solo = await startTestApp({}, { http: { resolverOverrides: [local.resolvers] } });
+    try {
+      const owner = await solo.createUser("ANALYST");
+      const list = "query Projects { projects(first: 10) { totalCount } }";
+      expect(ok(await solo.graphql<{ projects: { totalCount: number } }>(list, {}, owner.token)).projects.totalCount).toBe(0);
+      expect((await solo.graphql(list, {}, owner.token)).headers.get("x-cache")).toBe("HIT");
+      ok(await solo.graphql("mutation { createProject(input: { name: \"one\" }) { id } }", {}, owner.token));
+      const after = await solo.graphql<{ projects: { totalCount: number } }>(list, {}, owner.token);
+      expect(after.headers.get("x-cache")).toBe("MISS");
+      expect(ok(after).projects.totalCount).toBe(1);
+
+      // A query not cached yet, held between its read and its write-back while a project is created.
+      const held = "query Held { projects(first: 11) { totalCount } }";
+      local.gate.arm();
+      const slow = solo.graphql(held, {}, owner.token);
+      await local.gate.reached.promise;
+      ok(await solo.graphql("mutation { createProject(input: { name: \"two\" }) { id } }", {}, owner.token));
+      local.gate.armed = false;
+      local.gate.release.resolve();
+      expect((await slow).data).toEqual({ projects: { totalCount: 1 } });
+      const fresh = await solo.graphql<{ projects: { totalCount: number } }>(held, {}, owner.token);
+      expect(fresh.headers.get("x-cache")).toBe("MISS");
+      expect(ok(fresh).projects.totalCount).toBe(2);
+
+      const stats = ok(await solo.graphql<{ cacheStats: { redis: string; enabled: boolean } }>("{ cacheStats { redis enabled } }", {}, solo.admin.token));
+      expect(stats.cacheStats).toEqual({ redis: "NOT_CONFIGURED", enabled: true });
+      const metrics = await (await fetch(solo.url.replace(/\/graphql$/, "/metrics"))).text();
+      expect(metrics).toMatch(/^cache_hits_total [1-9]/m);
+      expect(metrics).toMatch(/^recon_cache_requests_total\{layer="l1",result="hit"\} [1-9]/m);
+      expect(metrics).toMatch(/^recon_cache_invalidations_total\{source="mutation"\} [1-9]/m);
+    } finally {
+      await solo.close();
+    }
+  });
+
+  it("with RESPONSE_CACHE=off answers every request by executing it", async () => {
+    const viewer = await truth.createUser("ANALYST");
+    const first = await truth.graphql(QUERIES.me, {}, viewer.token);
+    const second = await truth.graphql(QUERIES.me, {}, viewer.token);
+    expect([first.headers.get("x-cache"), second.headers.get("x-cache")]).toEqual(["BYPASS", "BYPASS"]);
+  });
+});
