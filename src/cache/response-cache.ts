@@ -246,12 +246,19 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     updateGauges();
   }
 
+  /** The warming under way or last done (tests and tools await it). */
+  let warming: Promise<number> = Promise.resolve(0);
+
+  /** Warms shortly after a flush (several flush notices in a row warm once). */
   function scheduleWarm() {
     if (!warmer || warmTimer) return;
-    warmTimer = setTimeout(() => {
-      warmTimer = null;
-      void warm();
-    }, 250).unref();
+    warming = new Promise((resolve) => {
+      warmTimer = setTimeout(() => {
+        warmTimer = null;
+        resolve(warm());
+      }, 250);
+      warmTimer.unref();
+    });
   }
 
   /** Replays the most-used requests so that their next asker hits. */
@@ -393,6 +400,10 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       warmer = replay;
     },
     warm,
+    /** Resolves with the number of requests replayed by the latest warming, once it is done. */
+    whenWarmed(): Promise<number> {
+      return warming;
+    },
 
     /** Saves the hot requests in Redis, so that a restarted instance warms them too. */
     async saveRecipes(): Promise<void> {

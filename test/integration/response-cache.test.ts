@@ -340,6 +340,18 @@ describe("privacy: viewers with different access never get each other's answers"
   });
 });
 
+describe("warming", () => {
+  it("replays the most-used queries after a flush, so their next asker hits", async () => {
+    const viewer = await a.createUser("ANALYST");
+    const list = "query Warm { projects(first: 7) { totalCount } }";
+    await a.graphql(list, {}, viewer.token);
+    expect((await a.graphql(list, {}, viewer.token)).headers.get("x-cache")).toBe("HIT");
+    ok(await a.graphql("mutation { flushResponseCache }", {}, a.admin.token));
+    expect(await a.app.container.cache.whenWarmed()).toBeGreaterThan(0);
+    expect((await a.graphql(list, {}, viewer.token)).headers.get("x-cache")).toBe("HIT");
+  });
+});
+
 describe("faults: Redis dies and comes back", () => {
   it("keeps answering from the database while Redis is down, then caches again, without stale answers", async () => {
     const viewer = await a.createUser("ANALYST");
