@@ -131,6 +131,7 @@ async function main(): Promise<number> {
     const config = loadConfig({
       ...process.env,
       NODE_ENV: "development", // keeps extensions.sqlStatements in responses
+      RESPONSE_CACHE: "off", // executions are measured here, not cache hits (bench:cache measures those)
       DATABASE_URL: withDatabaseName(SERVER_URL, database),
       PORT: "0",
       LOG_LEVEL: "warn",

@@ -90,10 +90,12 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   // ---- L1 ------------------------------------------------------------------------------------------------
   /** Tag → keys of L1 entries carrying it. */
   const index = new Map<string, Set<string>>();
-  const lru = new LRUCache<string, { value: StoredAnswer; expires?: number }>({
+  /** An L1 entry keeps the body encoded too, so a hit writes bytes without re-encoding the text. */
+  type LocalAnswer = StoredAnswer & { bytes: Buffer };
+  const lru = new LRUCache<string, { value: LocalAnswer; expires?: number }>({
     max: options.maxEntries,
     maxSize: options.maxBytes,
-    sizeCalculation: (entry) => Math.max(1, entry.value.body.length + 64 * entry.value.tags.length),
+    sizeCalculation: (entry) => Math.max(1, entry.value.bytes.length + 64 * entry.value.tags.length),
     dispose: (entry, key, reason) => {
       if (reason === "evict") metrics.cacheEvictionsTotal.inc({ layer: "l1" });
       if (reason !== "set") {
@@ -109,11 +111,11 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   // Keyv checks expiry itself; the adapter only translates Keyv's `set(key, value, ttl)` to lru-cache's options.
   const l1Store = {
     get: (key: string) => lru.get(key),
-    set: (key: string, value: { value: StoredAnswer; expires?: number }) => void lru.set(key, value),
+    set: (key: string, value: { value: LocalAnswer; expires?: number }) => void lru.set(key, value),
     delete: (key: string) => lru.delete(key),
     clear: () => lru.clear(),
   };
-  const l1 = new Keyv<StoredAnswer>({ store: l1Store, namespace: undefined, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
+  const l1 = new Keyv<LocalAnswer>({ store: l1Store, namespace: undefined, useKeyPrefix: false, serialize: undefined, deserialize: undefined });
 
   function updateGauges() {
     metrics.cacheEntries.set({ layer: "l1" }, lru.size);
@@ -133,8 +135,15 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   let warmer: ((recipe: WarmRecipe) => Promise<void>) | null = null;
   let warmTimer: NodeJS.Timeout | null = null;
 
+  /** Label-bound counters, looked up once (a hit should not hash label objects). */
+  const requestCounters = new Map<string, { inc(): void }>();
   function count(operation: string, layerResults: [string, string][], outcome: Outcome) {
-    for (const [layer, result] of layerResults) metrics.cacheRequestsTotal.inc({ layer, result });
+    for (const [layer, result] of layerResults) {
+      const name = `${layer}:${result}`;
+      let counter = requestCounters.get(name);
+      if (!counter) requestCounters.set(name, (counter = metrics.cacheRequestsTotal.labels(layer, result)));
+      counter.inc();
+    }
     if (outcome === "hit") metrics.cacheHitsTotal.inc();
     else if (outcome === "miss") metrics.cacheMissesTotal.inc();
     const name = stats.has(operation) || stats.size < MAX_TRACKED_OPERATIONS ? operation : "(other)";
@@ -240,7 +249,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       if (!entryKeys) index.set(tag, (entryKeys = new Set()));
       entryKeys.add(key);
     }
-    await l1.set(key, answer, ttlSeconds * 1000);
+    await l1.set(key, { ...answer, bytes: Buffer.from(answer.body) }, ttlSeconds * 1000);
     // An invalidation may have run while Keyv awaited: it found no entry to drop, so drop it here.
     if (superseded(answer.tags, ticket) || !usable()) lru.delete(key);
     updateGauges();

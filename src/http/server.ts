@@ -53,15 +53,25 @@ class HttpError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+/** The whole request body as text; 413 beyond MAX_BODY_BYTES (the rest is drained, not kept). */
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeListener("data", onData);
+        req.resume();
+        reject(new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
 }
 
 function parseJsonBody(text: string, contentType: string | undefined): unknown {
@@ -180,38 +190,37 @@ export async function createHttpServer(container: Container, options: HttpServer
     );
   });
 
-  function sendAnswer(res: ServerResponse, answer: StoredAnswer, status: "HIT" | "MISS") {
+  function sendAnswer(res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer }, status: "HIT" | "MISS") {
     res.statusCode = 200;
     res.setHeader("content-type", "application/json; charset=utf-8");
     res.setHeader("x-cache", status);
-    res.end(answer.body);
+    res.end(answer.bytes ?? answer.body);
   }
 
   /** What a GET or JSON POST asks for, as the cache keys it (multipart uploads are never cached). */
-  function cacheParams(method: string, url: URL, body: unknown) {
+  function cacheParams(method: string, search: string, body: unknown) {
     if (method === "POST") return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
     if (method !== "GET") return null;
+    const query = new URLSearchParams(search);
     const json = (name: string) => {
-      const value = url.searchParams.get(name);
+      const value = query.get(name);
       return value ? JSON.parse(value) : undefined;
     };
     try {
-      return { query: url.searchParams.get("query") ?? undefined, operationName: url.searchParams.get("operationName") ?? undefined, variables: json("variables"), extensions: json("extensions") };
+      return { query: query.get("query") ?? undefined, operationName: query.get("operationName") ?? undefined, variables: json("variables"), extensions: json("extensions") };
     } catch {
       return null;
     }
   }
 
   async function graphql(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const headers = new HeaderMap();
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
-    }
     const token = bearerToken(req);
+    const method = req.method ?? "GET";
+    const rawUrl = req.url ?? "/";
+    const search = rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "";
     let multipart: ParsedMultipart | undefined;
     let body: unknown;
-    if (req.method === "POST" && req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data")) {
+    if (method === "POST" && req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data")) {
       // A file upload: the operation runs while its file streams in. Apollo still sees the multipart content-type,
       // so its CSRF prevention lets it through only with a preflight header.
       multipart = await parseGraphQLMultipart(req, { maxFileBytes: maxUploadBytes, maxFiles: 1, maxFieldBytes: MAX_BODY_BYTES }).catch(
@@ -221,7 +230,7 @@ export async function createHttpServer(container: Container, options: HttpServer
         },
       );
       body = multipart.body;
-    } else if (req.method === "POST") {
+    } else if (method === "POST") {
       body = parseJsonBody(await readBody(req), req.headers["content-type"]);
     }
     // An upload the operation did not read to its end is not read after the answer either (clients that have their
@@ -229,39 +238,47 @@ export async function createHttpServer(container: Container, options: HttpServer
     let abandonUpload = false;
     try {
       const viewer = await cache.viewerFor(token, () => services.auth.viewerFromToken(token));
-      const httpGraphQLRequest: HTTPGraphQLRequest = { method: req.method ?? "GET", headers, search: url.search, body };
-      const params = multipart ? null : cacheParams(httpGraphQLRequest.method, url, body);
-      // CSRF prevention (Apollo's) must still judge requests the cache could answer: those without a JSON
-      // content-type or preflight header go to Apollo, which refuses them.
-      const plan = params && (req.method === "POST" || req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"])
+      const params = multipart ? null : cacheParams(method, search, body);
+      // CSRF prevention (Apollo's) must still judge requests the cache could answer: a GET without a preflight
+      // header goes to Apollo, which refuses it. (A POST got here only with a JSON content-type.)
+      const plan = params && (method === "POST" || req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"])
         ? cache.plan(params, viewer)
         : null;
-      let result;
+      /** Redis failed this lookup: the request runs uncached. */
+      let bypass = false;
       if (plan?.kind === "cacheable") {
         try {
           const hit = await cache.lookup(plan);
           if (hit) return sendAnswer(res, hit, "HIT");
-          cache.countMiss(plan);
-          const recipe = typeof params?.query === "string"
-            ? { query: params.query, operationName: (params.operationName as string) ?? null, variables: (params.variables as Record<string, unknown>) ?? null, viewerId: viewer?.id ?? null }
-            : null;
-          const run = () => executeCacheable(plan, httpGraphQLRequest, viewer, Boolean(token), requestId, recipe);
-          if (plan.knownQuery) {
-            let own: Awaited<ReturnType<typeof run>> | undefined;
-            const flight = await cache.singleFlight(plan, async () => (own = await run()).answer);
-            if (flight.shared && flight.answer) return sendAnswer(res, flight.answer, "HIT");
-            result = (own ?? (await run())).result;
-          } else {
-            result = (await run()).result;
-          }
-          res.setHeader("x-cache", "MISS");
         } catch (error) {
           if (!(error instanceof CacheBypass)) throw error;
-          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false });
-          res.setHeader("x-cache", "BYPASS");
+          bypass = true;
         }
+      }
+      // Past a hit, the request is Apollo's: it gets the headers and query string as received.
+      const headers = new HeaderMap();
+      for (const [key, value] of Object.entries(req.headers)) {
+        if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
+      }
+      const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search, body };
+      let result;
+      if (plan?.kind === "cacheable" && !bypass) {
+        cache.countMiss(plan);
+        const recipe = typeof params?.query === "string"
+            ? { query: params.query, operationName: (params.operationName as string) ?? null, variables: (params.variables as Record<string, unknown>) ?? null, viewerId: viewer?.id ?? null }
+            : null;
+        const run = () => executeCacheable(plan, httpGraphQLRequest, viewer, Boolean(token), requestId, recipe);
+        if (plan.knownQuery) {
+          let own: Awaited<ReturnType<typeof run>> | undefined;
+          const flight = await cache.singleFlight(plan, async () => (own = await run()).answer);
+          if (flight.shared && flight.answer) return sendAnswer(res, flight.answer, "HIT");
+          result = (own ?? (await run())).result;
+        } else {
+          result = (await run()).result;
+        }
+        res.setHeader("x-cache", "MISS");
       } else {
-        cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
+        if (!bypass) cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
         result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false });
         res.setHeader("x-cache", "BYPASS");
       }
