@@ -129,7 +129,8 @@ export async function createResponseCache(options: ResponseCacheOptions) {
 
   // ---- stats, recipes, flights -------------------------------------------------------------------------------
   const stats = new Map<string, OperationCacheStats>();
-  const recipes = new Map<string, { recipe: WarmRecipe; hits: number }>();
+  /** Recently stored answers and how often they were hit since: the candidates for warming. */
+  const recipes = new LRUCache<string, { recipe: WarmRecipe; hits: number }>({ max: MAX_RECIPES });
   const flights = new Map<string, Promise<StoredAnswer | null>>();
   const keys = createRequestKeys();
   let warmer: ((recipe: WarmRecipe) => Promise<void>) | null = null;
@@ -319,7 +320,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       const local = await l1.get(plan.key);
       if (local) {
         count(plan.operationName, [["l1", "hit"]], "hit");
-        const recipe = recipes.get(plan.key);
+        const recipe = recipes.get(plan.key, { updateAgeOnGet: false });
         if (recipe) recipe.hits += 1;
         return local;
       }
@@ -370,7 +371,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
         if (!stored) return false;
       }
       await storeLocal(plan.key, answer, ttl, ticket);
-      if (recipe && (recipes.has(plan.key) || recipes.size < MAX_RECIPES)) recipes.set(plan.key, { recipe, hits: recipes.get(plan.key)?.hits ?? 0 });
+      if (recipe) recipes.set(plan.key, { recipe, hits: recipes.get(plan.key)?.hits ?? 0 });
       return true;
     },
 
