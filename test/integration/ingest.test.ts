@@ -244,6 +244,27 @@ describe("ingest", () => {
     const { rows } = await db.query("SELECT count(*)::int AS n FROM uploaded_files WHERE data_source_id = $1", [source]);
     expect(rows[0].n).toBe(0);
   });
+
+  it("ties records to their upload's project and data source: they go when the project goes", async () => {
+    const other = ok(await t.graphql("mutation { createProject(input: { name: \"Short-lived\" }) { id } }", {}, analyst.token)).createProject.id;
+    const source = ok(
+      await t.graphql("mutation($p: ID!) { createDataSource(input: { projectId: $p, name: \"Bank\" }) { id } }", { p: other }, analyst.token),
+    ).createDataSource.id;
+    const result = ok(await upload(source, "good.csv")).uploadDataSourceFile;
+    expect(await records(result.id)).toHaveLength(4);
+
+    // A record cannot name another project or data source than its upload's (one composite foreign key).
+    const misfiled = db.query(
+      `INSERT INTO records (id, project_id, data_source_id, file_id, external_id, amount, currency, booked_date, row_number)
+       VALUES (gen_random_uuid(), $1, $2, $3, 'X', 1, 'EUR', '2026-01-01', 99)`,
+      [projectId, source, result.id],
+    );
+    await expect(misfiled).rejects.toMatchObject({ code: "23503" });
+
+    ok(await t.graphql("mutation($id: ID!) { deleteProject(id: $id) }", { id: other }, analyst.token));
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
+    expect(rows[0].n).toBe(0);
+  });
 });
 
 describe("crash recovery", () => {
