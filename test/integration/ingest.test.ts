@@ -105,6 +105,14 @@ describe("ingest", () => {
     expect((await records(result.id)).map((row) => row.external_id)).toEqual(["A-1", "A-8", "A-1"]);
   });
 
+  it("knows the calendar: month lengths, leap years, the accepted years 1900 to 2999", async () => {
+    const source = await createSource("Calendar");
+    const result = ok(await upload(source, "calendar.csv")).uploadDataSourceFile;
+    expect((await records(result.id)).map((row) => row.booked_date)).toEqual(["2024-02-29", "2000-02-29", "2026-12-31", "2026-01-05", "2999-12-31"]);
+    expect(result.rowErrors.edges.map((edge: any) => edge.node.line)).toEqual([3, 5, 6, 7, 10, 11]);
+    expect(result.rowErrors.edges[0].node.reason).toBe("'2023-02-29' is not a date in format YYYY-MM-DD");
+  });
+
   it("ingests nothing under REJECT_FILE when a row is invalid, but lists the rows", async () => {
     const source = await createSource("Strict");
     const result = ok(await upload(source, "mixed-errors.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
