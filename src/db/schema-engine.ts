@@ -5,6 +5,7 @@
  * bookkeeping, same advisory lock) and for diffing a live database against `prisma/schema.prisma`. Prisma's CLI
  * would download a native engine for this, which fails without internet; the wasm engine needs no download.
  */
+import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
@@ -83,8 +84,40 @@ function migrationList(paths: SchemaPaths): engineBindings.MigrationList {
   };
 }
 
+/**
+ * True when the database records exactly the migrations in `paths`, each finished, with the checksum of its file.
+ * Then there is nothing to apply, and the wasm engine (which stays in memory once loaded, ~45 MB of a server's
+ * RSS) need not be loaded at all. Anything else — no bookkeeping table, a pending, failed, rolled-back, unknown or
+ * edited migration — is left to the engine, which handles it as `prisma migrate deploy` does.
+ */
+async function allApplied(databaseUrl: string, paths: SchemaPaths): Promise<boolean> {
+  const { migrationDirectories } = migrationList(paths);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string; checksum: string }>(
+      `SELECT migration_name AS name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM _prisma_migrations m WHERE m.finished_at IS NULL OR m.rolled_back_at IS NOT NULL)`,
+    );
+    const recorded = new Map(rows.map((row) => [row.name, row.checksum]));
+    return (
+      recorded.size === migrationDirectories.length &&
+      migrationDirectories.every(({ path, migrationFile }) => {
+        const sql = migrationFile.content.tag === "ok" ? migrationFile.content.value : null;
+        return sql !== null && recorded.get(path) === createHash("sha256").update(sql).digest("hex");
+      })
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === "42P01") return false; // no _prisma_migrations yet
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Applies pending migrations (like `prisma migrate deploy`) and returns the names of those applied now. */
 export async function applyMigrations(databaseUrl: string, paths = defaultSchemaPaths): Promise<string[]> {
+  if (await allApplied(databaseUrl, paths)) return [];
   return withEngine(databaseUrl, readFileSync(paths.schemaFile, "utf8"), async (engine) => {
     const output = await engine.applyMigrations({ migrationsList: migrationList(paths), filters: noFilters });
     return output.appliedMigrationNames;

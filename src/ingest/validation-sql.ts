@@ -67,12 +67,14 @@ export function validatedRowsSql(table: string, layout: StagedLayout): string {
   const issue = (field: MappedField, reason: string) => `${literal(`${columnName(field)}${ISSUE_SEPARATOR}`)} || ${reason}`;
   const shown = (expr: string) => `quote_literal(left(${expr}, 60))`;
 
-  // Three levels, each computed once per row (OFFSET 0 stops PostgreSQL from flattening them into one, which
+  // Four levels, each computed once per row (OFFSET 0 stops PostgreSQL from flattening them into one, which
   // would re-evaluate every expression wherever it is used): t = trimmed cells, n = normalized values and the
-  // result of each (costly) regex match, outer = typed outputs and the list of problems.
+  // result of each (costly) regex match, then the same with the date parts as integers, outer = typed outputs and
+  // the list of problems.
   const trimmed: string[] = [];
   for (const [field, position] of positions) trimmed.push(`btrim(coalesce(s.c${position}, '')) AS ${field}`);
   const normalized: string[] = [];
+  const parts: string[] = [];
   const checks: string[] = [];
   const outputs: string[] = [];
 
@@ -129,15 +131,19 @@ export function validatedRowsSql(table: string, layout: StagedLayout): string {
     outputs.push(`${literal(mapping.fixedCurrency!)} AS currency`);
   }
 
-  // Dates: the shape is matched once; only then are the parts cut out as integers and range-checked, so that
-  // make_date never sees an impossible date.
+  // Dates: the shape is matched once; only then are the parts cut out as integers (once, in their own level) and
+  // range-checked with plain arithmetic, so that make_date never sees an impossible date. (Cutting the parts in
+  // every expression that needs them, and finding the month's length with interval arithmetic, cost more than all
+  // the other checks together.)
   const format = DATE_FORMATS_SQL[mapping.dateFormat];
   const date = (field: MappedField, alias: string, required: boolean) => {
     normalized.push(`t.${field} AS ${alias}_text`, `t.${field} ~ ${literal(format.shape)} AS ${alias}_shaped`);
-    const part = (cut: (text: string) => string) => `CASE WHEN n.${alias}_shaped THEN ${cut(`n.${alias}_text`)}::int END`;
-    const [y, m, d] = [part(format.year), part(format.month), part(format.day)];
-    const valid = `coalesce(${y} BETWEEN 1900 AND 2999 AND ${m} BETWEEN 1 AND 12 AND ${d} BETWEEN 1 AND
-      CASE WHEN ${m} BETWEEN 1 AND 12 THEN extract(day from make_date(${y}, ${m}, 1) + interval '1 month' - interval '1 day')::int ELSE 0 END, false)`;
+    const part = (cut: (text: string) => string, name: string) => `CASE WHEN n.${alias}_shaped THEN ${cut(`n.${alias}_text`)}::int END AS ${alias}_${name}`;
+    parts.push(part(format.year, "y"), part(format.month, "m"), part(format.day, "d"));
+    const [y, m, d] = [`n.${alias}_y`, `n.${alias}_m`, `n.${alias}_d`];
+    const monthLength = `CASE WHEN ${m} = 2 THEN CASE WHEN ${y} % 4 = 0 AND (${y} % 100 <> 0 OR ${y} % 400 = 0) THEN 29 ELSE 28 END
+      WHEN ${m} IN (4, 6, 9, 11) THEN 30 ELSE 31 END`;
+    const valid = `coalesce(${y} BETWEEN 1900 AND 2999 AND ${m} BETWEEN 1 AND 12 AND ${d} BETWEEN 1 AND ${monthLength}, false)`;
     const empty = `n.${alias}_text = ''`;
     checks.push(`CASE WHEN ${required ? "" : `NOT ${empty} AND `}NOT ${valid} THEN ${issue(
       field,
@@ -177,8 +183,12 @@ export function validatedRowsSql(table: string, layout: StagedLayout): string {
   return quoteAliases(`SELECT n.line_no, ${outputs.join(",\n  ")},
   array_remove(ARRAY[${checks.join(",\n    ")}]::text[], NULL) AS errors
 FROM (
-  SELECT t.line_no, ${normalized.join(",\n    ")}
-  FROM (SELECT s.line_no, ${trimmed.join(", ").replace(/ AS (externalId|bookedDate|valueDate)\b/g, ' AS "$1"')} FROM ${table} s OFFSET 0) t
+  SELECT n.*, ${parts.join(",\n    ")}
+  FROM (
+    SELECT t.line_no, ${normalized.join(",\n      ")}
+    FROM (SELECT s.line_no, ${trimmed.join(", ").replace(/ AS (externalId|bookedDate|valueDate)\b/g, ' AS "$1"')} FROM ${table} s OFFSET 0) t
+    OFFSET 0
+  ) n
   OFFSET 0
 ) n`);
 }

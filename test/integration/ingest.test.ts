@@ -105,6 +105,14 @@ describe("ingest", () => {
     expect((await records(result.id)).map((row) => row.external_id)).toEqual(["A-1", "A-8", "A-1"]);
   });
 
+  it("knows the calendar: month lengths, leap years, the accepted years 1900 to 2999", async () => {
+    const source = await createSource("Calendar");
+    const result = ok(await upload(source, "calendar.csv")).uploadDataSourceFile;
+    expect((await records(result.id)).map((row) => row.booked_date)).toEqual(["2024-02-29", "2000-02-29", "2026-12-31", "2026-01-05", "2999-12-31"]);
+    expect(result.rowErrors.edges.map((edge: any) => edge.node.line)).toEqual([3, 5, 6, 7, 10, 11]);
+    expect(result.rowErrors.edges[0].node.reason).toBe("'2023-02-29' is not a date in format YYYY-MM-DD");
+  });
+
   it("ingests nothing under REJECT_FILE when a row is invalid, but lists the rows", async () => {
     const source = await createSource("Strict");
     const result = ok(await upload(source, "mixed-errors.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
@@ -242,6 +250,27 @@ describe("ingest", () => {
     const response = await fetch(t.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}` }, body: form });
     expect(response.status).toBe(400);
     const { rows } = await db.query("SELECT count(*)::int AS n FROM uploaded_files WHERE data_source_id = $1", [source]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("ties records to their upload's project and data source: they go when the project goes", async () => {
+    const other = ok(await t.graphql("mutation { createProject(input: { name: \"Short-lived\" }) { id } }", {}, analyst.token)).createProject.id;
+    const source = ok(
+      await t.graphql("mutation($p: ID!) { createDataSource(input: { projectId: $p, name: \"Bank\" }) { id } }", { p: other }, analyst.token),
+    ).createDataSource.id;
+    const result = ok(await upload(source, "good.csv")).uploadDataSourceFile;
+    expect(await records(result.id)).toHaveLength(4);
+
+    // A record cannot name another project or data source than its upload's (one composite foreign key).
+    const misfiled = db.query(
+      `INSERT INTO records (id, project_id, data_source_id, file_id, external_id, amount, currency, booked_date, row_number)
+       VALUES (gen_random_uuid(), $1, $2, $3, 'X', 1, 'EUR', '2026-01-01', 99)`,
+      [projectId, source, result.id],
+    );
+    await expect(misfiled).rejects.toMatchObject({ code: "23503" });
+
+    ok(await t.graphql("mutation($id: ID!) { deleteProject(id: $id) }", { id: other }, analyst.token));
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
     expect(rows[0].n).toBe(0);
   });
 });
