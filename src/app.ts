@@ -97,7 +97,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     http.server.listen(config.port, config.host, () => resolve());
   });
   // Replays the most-used queries saved by earlier instances (in Redis), in the background.
-  void cache.warm();
+  const warmingAtStart = cache.warm();
   const { port } = http.server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host === "127.0.0.1" || host === "0.0.0.0" ? "localhost" : host}:${port}/graphql`;
@@ -105,6 +105,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     url,
     container,
     async close() {
+      await cache.stopWarming();
+      await warmingAtStart;
       await http.close();
       await cache.close();
       await database.close();

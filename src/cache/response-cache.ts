@@ -135,6 +135,8 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   const keys = createRequestKeys();
   let warmer: ((recipe: WarmRecipe) => Promise<void>) | null = null;
   let warmTimer: NodeJS.Timeout | null = null;
+  /** Set when the app shuts down: no more warming (its replays would reach a stopping server). */
+  let stopping = false;
 
   /** Label-bound counters, looked up once (a hit should not hash label objects). */
   const requestCounters = new Map<string, { inc(): void }>();
@@ -210,6 +212,9 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     return false;
   }
 
+  // Hot requests are saved in Redis now and then, so that instances started later (or after a crash) warm them.
+  const saveTimer = setInterval(() => void saveRecipes(), 60_000).unref();
+
   const pruneTimer = setInterval(() => {
     const cutoff = Date.now() - MAX_WRITE_BACK_MS;
     for (const [tag, mark] of marks) if (mark.at < cutoff) marks.delete(tag);
@@ -231,6 +236,13 @@ export async function createResponseCache(options: ResponseCacheOptions) {
         healthWaiters = healthWaiters.filter((waiter) => (waiter.degraded === degraded ? (waiter.resolve(), false) : true));
       },
     });
+  }
+
+  /** Saves the hot requests in Redis, so that a restarted instance warms them too. */
+  async function saveRecipes(): Promise<void> {
+    if (!tier || tier.degraded || recipes.size === 0) return;
+    const hot = [...recipes.values()].sort((x, y) => y.hits - x.hits).slice(0, WARM_COUNT).map((r) => r.recipe);
+    await tier.writeJson("warm-recipes", hot, maxTtl).catch(() => {});
   }
 
   function currentTicket(): Ticket {
@@ -261,7 +273,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
 
   /** Warms shortly after a flush (several flush notices in a row warm once). */
   function scheduleWarm() {
-    if (!warmer || warmTimer) return;
+    if (!warmer || warmTimer || stopping) return;
     warming = new Promise((resolve) => {
       warmTimer = setTimeout(() => {
         warmTimer = null;
@@ -273,11 +285,12 @@ export async function createResponseCache(options: ResponseCacheOptions) {
 
   /** Replays the most-used requests so that their next asker hits. */
   async function warm(): Promise<number> {
-    if (!warmer || !usable()) return 0;
+    if (!warmer || !usable() || stopping) return 0;
     let hot = [...recipes.values()].sort((a, b) => b.hits - a.hits).slice(0, WARM_COUNT);
     if (hot.length === 0 && tier) hot = ((await tier.readJson<WarmRecipe[]>("warm-recipes").catch(() => undefined)) ?? []).map((recipe) => ({ recipe, hits: 0 }));
     let warmed = 0;
     for (const { recipe } of hot) {
+      if (stopping) break;
       await warmer(recipe).then(
         () => (warmed += 1),
         (error) => logger.debug({ err: (error as Error).message }, "response cache: warming request failed"),
@@ -415,12 +428,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       return warming;
     },
 
-    /** Saves the hot requests in Redis, so that a restarted instance warms them too. */
-    async saveRecipes(): Promise<void> {
-      if (!tier || tier.degraded) return;
-      const hot = [...recipes.values()].sort((a, b) => b.hits - a.hits).slice(0, WARM_COUNT).map((r) => r.recipe);
-      await tier.writeJson("warm-recipes", hot, maxTtl).catch(() => {});
-    },
+    saveRecipes,
 
     /** Per-operation hit rates of this instance, and the state of both layers. */
     stats() {
@@ -455,10 +463,20 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       return new Promise((resolve) => healthWaiters.push({ degraded, resolve }));
     },
 
-    async close(): Promise<void> {
-      clearInterval(pruneTimer);
+    /** Stops warming and resolves once a warming under way has ended (before the HTTP server closes). */
+    async stopWarming(): Promise<void> {
+      stopping = true;
       if (warmTimer) clearTimeout(warmTimer);
-      await this.saveRecipes();
+      warmTimer = null;
+      await warming;
+    },
+
+    async close(): Promise<void> {
+      stopping = true;
+      clearInterval(pruneTimer);
+      clearInterval(saveTimer);
+      if (warmTimer) clearTimeout(warmTimer);
+      await saveRecipes();
       await tier?.close();
     },
   };
