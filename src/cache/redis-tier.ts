@@ -91,6 +91,9 @@ export interface RedisTierOptions {
 
 class TimeoutError extends Error {}
 
+/** Redis keys hold a request key's SHA-256, not the key itself (which holds the query's variables). */
+const digest = (key: string) => createHash("sha256").update(key).digest("base64url");
+
 export async function createRedisTier(options: RedisTierOptions) {
   const { namespace: ns, timeoutMs, logger } = options;
   // Fail fast while disconnected (no offline queue); reconnect with capped backoff forever.
@@ -235,7 +238,7 @@ export async function createRedisTier(options: RedisTierOptions) {
     /** The stored answer under `key`, or undefined; throws (after degrading) if Redis fails. */
     async get(key: string): Promise<StoredAnswer | undefined> {
       try {
-        return await withTimeout(l2.get(`${gen}:${key}`));
+        return await withTimeout(l2.get(`${gen}:${digest(key)}`));
       } catch (error) {
         if (!(error instanceof TimeoutError)) degrade(error);
         throw error;
@@ -246,7 +249,7 @@ export async function createRedisTier(options: RedisTierOptions) {
     async store(key: string, answer: StoredAnswer, ttlSeconds: number, startSeq: number, startGen: number): Promise<boolean> {
       const value = JSON.stringify({ value: answer, expires: Date.now() + ttlSeconds * 1000 });
       const stored = await script<number>(STORE, [
-        ns, startGen, startSeq, `${startGen}:${key}`, value, ttlSeconds * 1000, options.maxTtlSeconds * 1000, ...answer.tags,
+        ns, startGen, startSeq, `${startGen}:${digest(key)}`, value, ttlSeconds * 1000, options.maxTtlSeconds * 1000, ...answer.tags,
       ]);
       return stored === 1;
     },

@@ -94,7 +94,8 @@ export function createRequestKeys(maxDocuments = 2000) {
       return { kind: "bypass", reason: "no-document" };
     }
     const name = operationName ?? "";
-    const key = sha256(`${documentId}\n${name}\n${canonicalJson(variables ?? {})}\n${viewerScope(viewer)}`);
+    // The key is the plain text of its parts (in-process maps hash strings natively); Redis gets its SHA-256.
+    const key = `${documentId}\n${name}\n${canonicalJson(variables ?? {})}\n${viewerScope(viewer)}`;
     return { kind: "cacheable", key, operationName: name || "(anonymous)", knownQuery };
   }
 

@@ -304,6 +304,14 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     enabled: options.enabled,
 
     /** The viewer for a bearer token: from the viewer cache when usable, else `resolve` (and remembered). */
+    /** The remembered viewer of a token, synchronously (undefined: not remembered, ask `viewerFor`). */
+    knownViewer(token: string | undefined): Viewer | null | undefined {
+      if (!token) return null;
+      if (!usable()) return undefined;
+      const cached = viewers.get(token);
+      return cached && cached.expires > Date.now() ? cached.viewer : undefined;
+    },
+
     async viewerFor(token: string | undefined, resolve: () => Promise<Viewer | null>): Promise<Viewer | null> {
       if (!token || !usable()) return resolve();
       const cached = viewers.get(token);
@@ -328,13 +336,28 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     /** Where invalidation stands as a request starts. */
     ticket: currentTicket,
 
-    /** The stored answer for a plan: L1, then L2 (which then fills L1). */
+    /**
+     * The L1 answer for a plan, synchronously: the hot path reads the very store Keyv writes (same entries, same
+     * expiry rule), sparing a hit the promises of Keyv's asynchronous API — a tenth of a hit's cost on this path.
+     */
+    peek(plan: CacheablePlan): (StoredAnswer & { bytes: Buffer }) | undefined {
+      const entry = lru.get(plan.key);
+      if (!entry) return undefined;
+      if (entry.expires !== undefined && entry.expires < Date.now()) {
+        lru.delete(plan.key);
+        return undefined;
+      }
+      count(plan.operationName, [["l1", "hit"]], "hit");
+      const recipe = recipes.get(plan.key, { updateAgeOnGet: false });
+      if (recipe) recipe.hits += 1;
+      return entry.value;
+    },
+
+    /** The stored answer for a plan after `peek` found none: L1 through Keyv, then L2 (which then fills L1). */
     async lookup(plan: CacheablePlan): Promise<StoredAnswer | undefined> {
       const local = await l1.get(plan.key);
       if (local) {
         count(plan.operationName, [["l1", "hit"]], "hit");
-        const recipe = recipes.get(plan.key, { updateAgeOnGet: false });
-        if (recipe) recipe.hits += 1;
         return local;
       }
       if (!tier) {

@@ -237,7 +237,8 @@ export async function createHttpServer(container: Container, options: HttpServer
     // answer may stop sending): the connection closes instead.
     let abandonUpload = false;
     try {
-      const viewer = await cache.viewerFor(token, () => services.auth.viewerFromToken(token));
+      const known = cache.knownViewer(token);
+      const viewer = known !== undefined ? known : await cache.viewerFor(token, () => services.auth.viewerFromToken(token));
       const params = multipart ? null : cacheParams(method, search, body);
       // CSRF prevention (Apollo's) must still judge requests the cache could answer: a GET without a preflight
       // header goes to Apollo, which refuses it. (A POST got here only with a JSON content-type.)
@@ -248,7 +249,7 @@ export async function createHttpServer(container: Container, options: HttpServer
       let bypass = false;
       if (plan?.kind === "cacheable") {
         try {
-          const hit = await cache.lookup(plan);
+          const hit = cache.peek(plan) ?? (await cache.lookup(plan));
           if (hit) return sendAnswer(res, hit, "HIT");
         } catch (error) {
           if (!(error instanceof CacheBypass)) throw error;
