@@ -15,6 +15,7 @@
  * other instances' invalidations) and answers come from the database; when Redis returns, the cache flushes and
  * resumes. Single-flight: concurrent identical misses on one instance share one execution.
  */
+import { decodeJwt } from "jose";
 import { Keyv } from "keyv";
 import { LRUCache } from "lru-cache";
 import type { Viewer } from "../auth/policy.js";
@@ -319,8 +320,9 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       const ticket = currentTicket();
       const viewer = await resolve();
       if (viewer && !superseded([`User:${viewer.id}`], ticket) && usable()) {
-        // Remembered for a short while even if no change comes: a token's own expiry is checked at most a minute late.
-        viewers.set(token, { viewer, expires: Date.now() + 60_000 });
+        // Remembered for at most a minute, and never past the token's own expiry (`resolve` verified it).
+        const tokenExpires = (decodeJwt(token).exp ?? Infinity) * 1000;
+        viewers.set(token, { viewer, expires: Math.min(Date.now() + 60_000, tokenExpires) });
         let tokens = tokensByUser.get(viewer.id);
         if (!tokens) tokensByUser.set(viewer.id, (tokens = new Set()));
         tokens.add(token);

@@ -340,6 +340,25 @@ describe("privacy: viewers with different access never get each other's answers"
   });
 });
 
+describe("remembered viewers", () => {
+  it("forgets a viewer the moment their user changes, on every instance", async () => {
+    const user = await a.createUser("ADMIN");
+    const all = "query All { projects(first: 1) { totalCount } }";
+    const asAdmin = ok(await a.graphql<{ projects: { totalCount: number } }>(all, {}, user.token)).projects.totalCount;
+    expect(asAdmin).toBeGreaterThan(0); // an ADMIN sees every project
+    expect((await a.graphql(all, {}, user.token)).headers.get("x-cache")).toBe("HIT");
+    ok(await b.graphql("mutation($id: ID!) { updateUser(id: $id, input: { role: ANALYST }) { id } }", { id: user.id }, b.admin.token));
+    await settled();
+    // Demoted on B: on A the same token is now an ANALYST with no project of their own.
+    expect(ok(await a.graphql<{ projects: { totalCount: number } }>(all, {}, user.token)).projects.totalCount).toBe(0);
+    ok(await b.graphql("mutation($id: ID!) { deactivateUser(id: $id) { id } }", { id: user.id }, b.admin.token));
+    await settled();
+    const refused = await a.graphql(all, {}, user.token);
+    expect(refused.status).toBe(401);
+    expect(refused.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+});
+
 describe("warming", () => {
   it("replays the most-used queries after a flush, so their next asker hits", async () => {
     const solo = await startTestApp();
