@@ -69,7 +69,9 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   const database = createDatabase({
     url: dbServer.url,
     poolSize: config.databasePoolSize,
+    acquireTimeoutMs: config.databaseAcquireTimeoutMs,
     metrics,
+    onPoolPressure: (inUse, size) => logger.warn({ inUse, size }, "database pool above 80% in use"),
     onStatement: ({ text, durationMs, failed }) => {
       if (durationMs < config.slowSqlMs) return;
       // Only the statement text: bind values may hold personal data.

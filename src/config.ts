@@ -13,6 +13,8 @@ export interface Config {
   /** PostgreSQL server; when absent an embedded PostgreSQL is started under `dataDir`. */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Longest wait for a free pooled connection before retrying (three retries, then SERVICE_UNAVAILABLE). */
+  databaseAcquireTimeoutMs: number;
   /** Where embedded PostgreSQL and generated secrets live between runs. */
   dataDir: string;
   embeddedPostgresPort: number;
@@ -81,6 +83,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, "PORT", 4000),
     databaseUrl: text(env, "DATABASE_URL"),
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1),
+    databaseAcquireTimeoutMs: integer(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 5000, 1),
     dataDir: resolve(text(env, "RECON_DATA_DIR") ?? ".data"),
     embeddedPostgresPort: integer(env, "RECON_EMBEDDED_PG_PORT", 54329, 1),
     adminEmail: (text(env, "RECON_ADMIN_EMAIL") ?? "admin@recon.local").toLowerCase(),

@@ -273,11 +273,16 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   let warming: Promise<number> = Promise.resolve(0);
 
   /** Warms shortly after a flush (several flush notices in a row warm once). */
+  /** Settles the scheduled warming without running it (when warming stops). */
+  let cancelWarm: (() => void) | null = null;
+
   function scheduleWarm() {
     if (!warmer || warmTimer || stopping) return;
     warming = new Promise((resolve) => {
+      cancelWarm = () => resolve(0);
       warmTimer = setTimeout(() => {
         warmTimer = null;
+        cancelWarm = null;
         resolve(warm());
       }, 250);
       warmTimer.unref();
@@ -493,11 +498,14 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       stopping = true;
       if (warmTimer) clearTimeout(warmTimer);
       warmTimer = null;
+      cancelWarm?.();
       await warming;
     },
 
     async close(): Promise<void> {
       stopping = true;
+      if (warmTimer) clearTimeout(warmTimer);
+      cancelWarm?.();
       clearInterval(pruneTimer);
       clearInterval(saveTimer);
       if (warmTimer) clearTimeout(warmTimer);

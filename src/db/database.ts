@@ -8,6 +8,7 @@ import { AsyncResource } from "node:async_hooks";
 import pg from "pg";
 import { createSqlReader, type SqlReader } from "./sql.js";
 import { createChangeFeed, type ChangeFeed } from "./change-feed.js";
+import { DatabaseUnavailableError, transientConnectReason } from "./errors.js";
 import { WRITE_OPERATIONS, writeTags } from "../cache/write-tags.js";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -56,14 +57,44 @@ export interface Database {
 const DATE_OID = 1082;
 pg.types.setTypeParser(DATE_OID, (value: string) => value);
 
+/** Waits before the 1st, 2nd and 3rd retry of a connection that could not be had (then: SERVICE_UNAVAILABLE). */
+export const CONNECT_RETRY_DELAYS_MS = [10, 20, 40];
+
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+
 /**
- * A pool whose waiting callers resume in their own async context. pg-pool hands a freed connection to a queued
- * caller from inside the releasing caller's callback, so without this a statement that waited for a connection
- * would be counted against whichever request released it.
+ * The pool recon uses. Responsible for two things pg-pool does not do:
+ * - waiting callers resume in their own async context (pg-pool hands a freed connection to a queued caller from
+ *   inside the releasing caller's callback, so a statement that waited would be counted against the wrong request);
+ * - a connection that cannot be had — acquire timeout, refused or dropped connection — is retried with backoff
+ *   (10, 20, 40 ms), then fails with DatabaseUnavailableError (SERVICE_UNAVAILABLE to clients).
  */
-class ContextPreservingPool extends pg.Pool {
-  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): never {
-    return (callback ? super.connect(AsyncResource.bind(callback)) : super.connect()) as never;
+class ResilientPool extends pg.Pool {
+  onRetry: (reason: string) => void = () => {};
+
+  private async connectWithRetry(): Promise<pg.PoolClient> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await super.connect();
+      } catch (error) {
+        const reason = transientConnectReason(error);
+        if (!reason) throw error;
+        if (attempt >= CONNECT_RETRY_DELAYS_MS.length) throw new DatabaseUnavailableError(reason, error);
+        this.onRetry(reason);
+        await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_DELAYS_MS[attempt]));
+      }
+    }
+  }
+
+  override connect(callback?: ConnectCallback): never {
+    const connecting = this.connectWithRetry();
+    if (!callback) return connecting as never;
+    const resume = AsyncResource.bind(callback);
+    connecting.then(
+      (client) => resume(undefined, client, (release) => client.release(release as Error | boolean | undefined)),
+      (error: Error) => resume(error, undefined, () => {}),
+    );
+    return undefined as never;
   }
 }
 
@@ -78,7 +109,11 @@ export interface StatementEvent {
 export interface DatabaseOptions {
   url: string;
   poolSize: number;
-  metrics: Pick<Metrics, "sqlStatementsTotal">;
+  /** Longest wait for a free pooled connection before a retry (and, after three, SERVICE_UNAVAILABLE). */
+  acquireTimeoutMs?: number;
+  metrics: Pick<Metrics, "sqlStatementsTotal"> & Partial<Pick<Metrics, "dbConnectRetriesTotal" | "dbPoolConnections">>;
+  /** Called (at most every 10 s) while more than 80% of the pool's connections are in use. */
+  onPoolPressure?: (inUse: number, size: number) => void;
   /** Called after each statement completes (the app logs slow ones). */
   onStatement?: (statement: StatementEvent) => void;
 }
@@ -98,7 +133,7 @@ function describe(args: unknown[]): { text: string; values: unknown[] } | null {
   return null;
 }
 
-export function createDatabase({ url, poolSize, metrics, onStatement }: DatabaseOptions): Database {
+export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, metrics, onStatement, onPoolPressure }: DatabaseOptions): Database {
   /** A pg client that counts each statement it sends, and reports it with its duration when it completes. */
   /** Connections not yet closed, so `close()` can wait until every socket is really gone. */
   const openClients = new Set<pg.Client>();
@@ -139,7 +174,23 @@ export function createDatabase({ url, poolSize, metrics, onStatement }: Database
     }
   }
 
-  const pool = new ContextPreservingPool({ connectionString: url, max: poolSize, Client: CountingClient });
+  const pool = new ResilientPool({ connectionString: url, max: poolSize, connectionTimeoutMillis: acquireTimeoutMs, Client: CountingClient });
+  pool.onRetry = (reason) => metrics.dbConnectRetriesTotal?.inc({ reason });
+  // Pool use as gauges, and a warning while it runs above 80% (the old platform's threshold).
+  let lastPressureWarning = 0;
+  const observePool = () => {
+    const inUse = pool.totalCount - pool.idleCount;
+    metrics.dbPoolConnections?.set({ state: "in_use" }, inUse);
+    metrics.dbPoolConnections?.set({ state: "idle" }, pool.idleCount);
+    metrics.dbPoolConnections?.set({ state: "waiting" }, pool.waitingCount);
+    if (inUse > 0.8 * poolSize && Date.now() - lastPressureWarning > 10_000) {
+      lastPressureWarning = Date.now();
+      onPoolPressure?.(inUse, poolSize);
+    }
+  };
+  pool.on("acquire", observePool);
+  pool.on("release", observePool);
+  pool.on("remove", observePool);
   const changes = createChangeFeed();
   const prisma = createPrismaClient(pool, changes);
   return {

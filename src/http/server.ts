@@ -17,6 +17,7 @@ import type { Viewer } from "../auth/policy.js";
 import type { Container } from "../container.js";
 import type { GraphQLContext } from "../graphql/context.js";
 import { createErrorFormatter } from "../graphql/format-error.js";
+import { findDatabaseUnavailable } from "../db/errors.js";
 import { createLoaders } from "../graphql/loaders.js";
 import type { Resolvers } from "../graphql/resolver-types.js";
 import { createSchema } from "../graphql/schema.js";
@@ -354,13 +355,18 @@ export async function createHttpServer(container: Container, options: HttpServer
       } else if (path === "/healthz") {
         res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ok" }));
       } else if (path === "/readyz") {
-        try {
-          await database.pool.query("SELECT 1");
-          res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ready", database: "ok" }));
-        } catch {
-          res.statusCode = 503;
-          res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "unavailable", database: "unreachable" }));
-        }
+        // Ready when PostgreSQL answers and, if configured, Redis is reachable (the cache is not bypassing itself).
+        const databaseUp = await database.pool.query("SELECT 1").then(() => true, () => false);
+        const redis = cache.stats().redis;
+        const ready = databaseUp && redis !== "DEGRADED";
+        res.statusCode = ready ? 200 : 503;
+        res.setHeader("content-type", "application/json").end(
+          JSON.stringify({
+            status: ready ? "ready" : "unavailable",
+            database: databaseUp ? "ok" : "unreachable",
+            redis: redis === "UP" ? "ok" : redis === "DEGRADED" ? "unreachable" : "not configured",
+          }),
+        );
       } else if (path.startsWith(GRAPHIQL_ASSET_PREFIX)) {
         if (!graphiql.sendAsset(req, res, path)) throw new HttpError(404, `No GraphiQL asset at ${path}`);
       } else if (path === "/metrics") {
@@ -369,12 +375,14 @@ export async function createHttpServer(container: Container, options: HttpServer
         throw new HttpError(404, `Nothing at ${path}: the GraphQL endpoint is /graphql`);
       }
     } catch (error) {
-      const status = error instanceof HttpError || error instanceof MultipartError ? error.status : 500;
+      const unavailable = findDatabaseUnavailable(error);
+      if (unavailable) res.setHeader("retry-after", "1");
+      const status = error instanceof HttpError || error instanceof MultipartError ? error.status : unavailable ? 503 : 500;
       if (status === 500) logger.error({ err: error, requestId }, "unexpected error handling HTTP request");
       if (!res.headersSent) {
         res.statusCode = status;
         res.setHeader("content-type", "application/json");
-        const message = status === 500 ? `Internal server error; quote request id ${requestId}` : (error as Error).message;
+        const message = status === 500 ? `Internal server error; quote request id ${requestId}` : (unavailable ?? (error as Error)).message;
         const code = HTTP_ERROR_CODES[status] ?? "BAD_REQUEST";
         res.end(JSON.stringify({ errors: [{ message, extensions: { code, requestId } }] }));
       } else {

@@ -21,6 +21,18 @@ export function createMetrics() {
       buckets: [0, 1, 2, 3, 4, 5, 8, 12, 20, 50, 100],
       registers: [registry],
     }),
+    dbConnectRetriesTotal: new Counter({
+      name: "recon_db_connect_retries_total",
+      help: "Retries of getting a database connection, by reason (acquire-timeout, connection).",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    dbPoolConnections: new Gauge({
+      name: "recon_db_pool_connections",
+      help: "Connections of the database pool by state (in_use, idle) and callers waiting for one (waiting).",
+      labelNames: ["state"] as const,
+      registers: [registry],
+    }),
     dataloaderBatchSize: new Histogram({
       name: "recon_dataloader_batch_size",
       help: "Keys per DataLoader batch.",

@@ -1,0 +1,113 @@
+/**
+ * What the server does when its dependencies fail: a database pool with no free connection, a PostgreSQL that
+ * cannot be reached, Redis gone (readiness). Real PostgreSQL and Redis; failures are made, not simulated.
+ */
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabase, CONNECT_RETRY_DELAYS_MS } from "../../src/db/database.js";
+import { DatabaseUnavailableError } from "../../src/db/errors.js";
+import { createMetrics } from "../../src/observability/metrics.js";
+import { errorCode, ok, startTestApp, type TestApp } from "../helpers/app.js";
+import { startTestRedis, type TestRedis } from "../helpers/redis.js";
+
+const retries = async (app: TestApp) =>
+  (await app.app.container.metrics.dbConnectRetriesTotal.get()).values.reduce((sum, value) => sum + value.value, 0);
+
+describe("a database pool with no free connection", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ RESPONSE_CACHE: "off", DATABASE_POOL_SIZE: "2", DATABASE_ACQUIRE_TIMEOUT_MS: "50" });
+  });
+  afterAll(async () => t?.close());
+
+  it("retries three times with backoff, then answers SERVICE_UNAVAILABLE; works again once a connection is free", async () => {
+    const viewer = await t.createUser("ANALYST");
+    const held = await Promise.all([t.app.container.database.pool.connect(), t.app.container.database.pool.connect()]);
+    const before = await retries(t);
+    const refused = await t.graphql("{ projects(first: 5) { totalCount } }", {}, viewer.token);
+    expect(refused.status).toBe(503); // the viewer could not even be resolved
+    expect(errorCode(refused)).toBe("SERVICE_UNAVAILABLE");
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect((await retries(t)) - before).toBe(CONNECT_RETRY_DELAYS_MS.length);
+    const metrics = await (await fetch(t.url.replace(/\/graphql$/, "/metrics"))).text();
+    expect(metrics).toMatch(/^recon_db_pool_connections\{state="in_use"\} 2$/m);
+    for (const client of held) client.release();
+    expect(ok(await t.graphql<{ projects: { totalCount: number } }>("{ projects(first: 5) { totalCount } }", {}, viewer.token)).projects.totalCount).toBe(0);
+  });
+
+  it("succeeds when a connection comes free during the retries", async () => {
+    const viewer = await t.createUser("ANALYST");
+    const held = await Promise.all([t.app.container.database.pool.connect(), t.app.container.database.pool.connect()]);
+    const before = await retries(t);
+    const pending = t.graphql<{ projects: { totalCount: number } }>("{ projects(first: 5) { totalCount } }", {}, viewer.token);
+    // Free one connection as soon as the first retry is under way.
+    await expect.poll(async () => (await retries(t)) - before).toBeGreaterThanOrEqual(1);
+    held[0].release();
+    expect(ok(await pending).projects.totalCount).toBe(0);
+    held[1].release();
+  });
+
+  it("inside GraphQL execution, an exhausted pool is SERVICE_UNAVAILABLE too, never an internal error", async () => {
+    const viewer = await t.createUser("ANALYST");
+    ok(await t.graphql("{ me { id } }", {}, viewer.token)); // not remembered (cache off), but proves the token
+    const pool = t.app.container.database.pool;
+    // One connection left for the viewer lookup, then none for the resolvers.
+    const first = await pool.connect();
+    let second: pg.PoolClient | undefined;
+    const originalQuery = t.app.container.repos.users.findById;
+    t.app.container.repos.users.findById = async (id: string) => {
+      const user = await originalQuery(id);
+      second = await pool.connect();
+      return user;
+    };
+    try {
+      const response = await t.graphql("{ projects(first: 5) { totalCount } }", {}, viewer.token);
+      expect(errorCode(response)).toBe("SERVICE_UNAVAILABLE");
+      expect(response.errors?.[0]?.message).toMatch(/database is busy/);
+    } finally {
+      t.app.container.repos.users.findById = originalQuery;
+      first.release();
+      second?.release();
+    }
+  });
+});
+
+describe("a PostgreSQL that cannot be reached", () => {
+  it("fails with DatabaseUnavailableError after three retries", async () => {
+    const metrics = createMetrics();
+    const database = createDatabase({ url: "postgresql://postgres@127.0.0.1:9/none", poolSize: 1, acquireTimeoutMs: 200, metrics });
+    try {
+      await expect(database.pool.query("SELECT 1")).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      const counted = (await metrics.dbConnectRetriesTotal.get()).values.find((value) => value.labels.reason === "connection");
+      expect(counted?.value).toBe(3);
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+describe("/readyz", () => {
+  let redis: TestRedis;
+  let t: TestApp;
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    t = await startTestApp({ REDIS_URL: redis.url, RESPONSE_CACHE_NAMESPACE: `ready-${process.pid}` });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.kill();
+  });
+
+  it("is ready with PostgreSQL and Redis reachable, unavailable while Redis is gone, ready again after", async () => {
+    const readyz = t.url.replace(/\/graphql$/, "/readyz");
+    const up = await fetch(readyz);
+    expect([up.status, await up.json()]).toEqual([200, { status: "ready", database: "ok", redis: "ok" }]);
+    await redis.kill();
+    await t.app.container.cache.whenDegraded(true);
+    const down = await fetch(readyz);
+    expect([down.status, await down.json()]).toEqual([503, { status: "unavailable", database: "ok", redis: "unreachable" }]);
+    await redis.start();
+    await t.app.container.cache.whenDegraded(false);
+    expect((await fetch(readyz)).status).toBe(200);
+  });
+});
