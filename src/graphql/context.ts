@@ -10,6 +10,8 @@ export interface GraphQLContext {
   services: Services;
   loaders: Loaders;
   requestId: string;
+  /** The client's IP address as the socket sees it (sign-in throttling). */
+  clientAddress?: string | null;
   /** Where the response-cache plugin notes whether this answer may be cached. */
   cacheNote?: CacheNote;
 }

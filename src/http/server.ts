@@ -148,7 +148,7 @@ export async function createHttpServer(container: Container, options: HttpServer
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
 
   /** Apollo's answer to one request, with the note its cache plugin left. */
-  async function execute(httpGraphQLRequest: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, note: CacheNote) {
+  async function execute(httpGraphQLRequest: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, note: CacheNote, clientAddress: string | null = null) {
     return apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
       context: async () => {
@@ -157,7 +157,7 @@ export async function createHttpServer(container: Container, options: HttpServer
             extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
           });
         }
-        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note };
+        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note, clientAddress };
       },
     });
   }
@@ -295,7 +295,7 @@ export async function createHttpServer(container: Container, options: HttpServer
           res.setHeader("x-cache", "MISS");
         } else {
           if (!bypass) cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
-          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false });
+          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false }, req.socket.remoteAddress ?? null);
           res.setHeader("x-cache", "BYPASS");
         }
         res.statusCode = result.status ?? 200;

@@ -193,3 +193,20 @@ describe("operations", () => {
     expect(response.status).toBe(413);
   });
 });
+
+describe("sign-in throttling", () => {
+  it("refuses an account's sign-ins after repeated failures, without checking the password, then recovers", async () => {
+    const t = await startTestApp();
+    try {
+      const user = await t.createUser("ANALYST");
+      const login = (password: string) =>
+        t.graphql("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", { e: user.email.toUpperCase(), p: password });
+      for (let i = 0; i < 6; i++) expect(errorCode(await login("wrong password!"))).toBe("UNAUTHENTICATED");
+      const locked = await login(TEST_PASSWORD); // the right password, but the account is locked for a second
+      expect(errorCode(locked)).toBe("TOO_MANY_ATTEMPTS");
+      expect(locked.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 /**
- * Sign-in and viewer resolution. Responsible for turning credentials into a token and a bearer token into the
- * current, active user — re-read on every request so deactivation and role changes apply at once.
+ * Sign-in and viewer resolution. Responsible for turning credentials into a token (slowing down guessing) and a
+ * bearer token into the current, active user — read from the database unless the response cache remembers it
+ * (it forgets a user the moment their row changes, so deactivation and role changes apply at once).
  */
 import type { DbClient } from "../../db/database.js";
 import type { Viewer } from "../../auth/policy.js";
@@ -8,16 +9,28 @@ import { verifyPassword } from "../../auth/passwords.js";
 import type { TokenIssuer } from "../../auth/tokens.js";
 import { GraphQLError } from "graphql";
 import type { UserRepository } from "../users/user-repository.js";
+import { createLoginThrottle, type LoginThrottle } from "./login-throttle.js";
 
-export function createAuthService(deps: { users: UserRepository; tokens: TokenIssuer; prisma: DbClient }) {
-  const { users, tokens, prisma } = deps;
+export function createAuthService(deps: { users: UserRepository; tokens: TokenIssuer; prisma: DbClient; throttle?: LoginThrottle }) {
+  const { users, tokens, prisma, throttle = createLoginThrottle() } = deps;
   return {
-    async login(email: string, password: string) {
+    /** Signs in; repeated failures for an account or from an address are slowed down (login-throttle.ts). */
+    async login(email: string, password: string, clientAddress: string | null = null) {
+      const account = `email:${email.trim().toLowerCase()}`;
+      const keys = clientAddress ? [account, `address:${clientAddress}`] : [account];
+      const wait = throttle.retryAfterSeconds(keys);
+      if (wait > 0) {
+        throw new GraphQLError(`Too many failed sign-ins; try again in ${wait} s`, {
+          extensions: { code: "TOO_MANY_ATTEMPTS", retryAfterSeconds: wait },
+        });
+      }
       const credentials = await users.findCredentials(email.trim().toLowerCase());
       const valid = await verifyPassword(credentials?.passwordHash, password);
       if (!credentials || !valid || !credentials.isActive) {
+        throttle.failed(keys);
         throw new GraphQLError("Invalid email or password", { extensions: { code: "UNAUTHENTICATED" } });
       }
+      throttle.succeeded(account);
       const user = await prisma.user.update({ where: { id: credentials.id }, data: { lastLoginAt: new Date() } });
       const { token, expiresAt } = await tokens.issue(user.id);
       return { token, expiresAt, user };
