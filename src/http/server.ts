@@ -7,9 +7,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from "@apollo/server";
+import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from "@apollo/server";
+import { ApolloArmor } from "@escape.tech/graphql-armor";
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
-import { GraphQLError } from "graphql";
+import { GraphQLError, Kind, type DocumentNode, type ValidationContext } from "graphql";
 import { CacheBypass, type StoredAnswer, type WarmRecipe } from "../cache/response-cache.js";
 import type { CacheablePlan } from "../cache/request-key.js";
 import { tags } from "../cache/tags.js";
@@ -27,6 +28,22 @@ import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-p
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 import { MultipartError, parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
+
+/**
+ * Limits on one GraphQL operation (graphql-armor); see createHttpServer. Cost: armor multiplies a list's cost by
+ * its literal `first`; a page of 100 projects with owner and counts costs ~4,000, with 5 jobs each ~34,000, with
+ * 100 jobs each ~555,000 (refused), as are 100 users with 20 projects each (~112,000).
+ */
+export const OPERATION_LIMITS = { depth: 10, cost: 50_000, aliases: 15, directives: 50, tokens: 1000 };
+
+/** Whether every operation of a document asks only for schema metadata (`__schema`, `__type`, `__typename`). */
+function isIntrospection(document: DocumentNode): boolean {
+  return document.definitions.every(
+    (definition) =>
+      definition.kind !== Kind.OPERATION_DEFINITION ||
+      definition.selectionSet.selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value.startsWith("__")),
+  );
+}
 
 /** Largest request body accepted on /graphql (and largest `operations` field of a multipart upload). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -127,14 +144,30 @@ export interface RunningHttpServer {
 
 export async function createHttpServer(container: Container, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
   const { services, repos, metrics, logger, exposeSqlStatements, database, cache } = container;
+  // Operation limits (graphql-armor), sized for recon's schema: its deepest useful query — projects → edges →
+  // node → jobs → edges → node → field — is 7 levels; GraphiQL's introspection (ignored by depth and cost) is
+  // under 200 tokens. Field suggestions ("did you mean …") would reveal the schema when introspection is off.
+  const armor = new ApolloArmor({
+    maxDepth: { n: OPERATION_LIMITS.depth },
+    costLimit: { maxCost: OPERATION_LIMITS.cost },
+    maxAliases: { n: OPERATION_LIMITS.aliases },
+    maxDirectives: { n: OPERATION_LIMITS.directives },
+    maxTokens: { n: OPERATION_LIMITS.tokens },
+    blockFieldSuggestion: { enabled: !exposeSqlStatements }, // i.e. in production
+  }).protect();
   const apollo = new ApolloServer<GraphQLContext>({
     schema: createSchema(options.resolverOverrides),
+    // Introspection (all root fields `__schema`/`__type`) is exempt from depth and cost: armor prices GraphiQL's
+    // introspection query at ~550,000. It stays bounded by the token limit, and is off in production.
+    validationRules: armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context))),
     formatError: createErrorFormatter(logger),
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
     // Apollo's landing page loads from a CDN; browsers get our offline GraphiQL instead (routed below).
     plugins: [
+      // Armor's plugins read nothing of the context: they are written for any.
+      ...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]),
       sqlStatementsPlugin(metrics, exposeSqlStatements),
       responseCachePlugin(),
       ApolloServerPluginLandingPageDisabled(),

@@ -210,3 +210,30 @@ describe("sign-in throttling", () => {
     }
   });
 });
+
+describe("operation limits (graphql-armor)", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ RESPONSE_CACHE: "off" });
+  });
+  afterAll(async () => t?.close());
+
+  it("refuses operations too deep, too costly, with too many aliases or tokens, and says which limit", async () => {
+    const deep = "{ projects { edges { node { owner { projects { edges { node { owner { projects { edges { node { id } } } } } } } } } } } }";
+    const aliases = `{ ${Array.from({ length: 20 }, (_, i) => `a${i}: me { id }`).join(" ")} }`;
+    const tokens = `{ me { ${Array.from({ length: 1100 }, () => "id").join(" ")} } }`;
+    const costly = "{ projects(first: 100) { edges { node { jobs(first: 100) { edges { node { id } } } } } } }";
+    for (const [query, limit] of [[deep, /depth/i], [aliases, /aliases/i], [tokens, /token/i], [costly, /cost/i]] as const) {
+      const response = await t.graphql(query, {}, t.admin.token);
+      expect(response.errors?.[0]?.message).toMatch(limit);
+      expect(["GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT"]).toContain(errorCode(response));
+      expect(response.data ?? null).toBeNull();
+    }
+  });
+
+  it("lets the deepest useful query and GraphiQL's introspection through", async () => {
+    const { getIntrospectionQuery } = await import("graphql");
+    ok(await t.graphql(getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true }), {}, t.admin.token));
+    ok(await t.graphql("{ projects(first: 100) { edges { node { id jobs(first: 5) { edges { node { id status } } } members { user { name } } stats { lastJob { status } } } } } }", {}, t.admin.token));
+  });
+});
