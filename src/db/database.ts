@@ -154,8 +154,11 @@ export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, metrics
       const statement = onStatement && describe(args);
       if (!statement) return send();
       const started = performance.now();
-      const report = (failed: boolean) =>
-        onStatement!({ ...statement, durationMs: performance.now() - started, failed });
+      const report = (failed: boolean) => {
+        const durationMs = performance.now() - started;
+        if (scope) scope.sqlMs = (scope.sqlMs ?? 0) + durationMs;
+        onStatement!({ ...statement, durationMs, failed });
+      };
       const last = args.at(-1);
       if (typeof last === "function") {
         args[args.length - 1] = ((error, result) => {

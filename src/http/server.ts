@@ -62,6 +62,15 @@ const HTTP_ERROR_CODES: Record<number, string> = {
   500: "INTERNAL_SERVER_ERROR",
 };
 
+/**
+ * The Server-Timing header of an executed request: time in SQL (and how many statements), and in total. Browsers'
+ * developer tools show it next to the request.
+ */
+function serverTiming(scope: RequestScope, started: number): string {
+  const total = performance.now() - started;
+  return `db;desc="${scope.sqlStatements} SQL statements";dur=${(scope.sqlMs ?? 0).toFixed(2)}, total;dur=${total.toFixed(2)}`;
+}
+
 /** The client's `x-request-id` when well-formed, else a new one. */
 function requestIdOf(req: IncomingMessage): string {
   const incoming = req.headers["x-request-id"];
@@ -232,6 +241,7 @@ export async function createHttpServer(container: Container, options: HttpServer
 
   function sendAnswer(res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer }, status: "HIT" | "MISS") {
     res.statusCode = 200;
+    res.setHeader("server-timing", `cache;desc="${status.toLowerCase()}"`);
     res.setHeader("content-type", "application/json; charset=utf-8");
     res.setHeader("x-cache", status);
     res.end(answer.bytes ?? answer.body);
@@ -258,6 +268,7 @@ export async function createHttpServer(container: Container, options: HttpServer
    * promise of the path cost a third of a hit's throughput); whatever reaches the database runs inside it.
    */
   async function graphql(req: IncomingMessage, res: ServerResponse, scope: RequestScope, preread?: string): Promise<void> {
+    const started = performance.now();
     const { requestId } = scope;
     const inScope = <T>(fn: () => Promise<T>): Promise<T> => (currentRequestScope() === scope ? fn() : runInRequestScope(scope, fn));
     const token = bearerToken(req);
@@ -332,6 +343,7 @@ export async function createHttpServer(container: Container, options: HttpServer
           res.setHeader("x-cache", "BYPASS");
         }
         res.statusCode = result.status ?? 200;
+        res.setHeader("server-timing", serverTiming(scope, started));
         for (const [key, value] of result.headers) res.setHeader(key, value);
         abandonUpload = multipart !== undefined && !req.complete && multipart.hasUnreadFiles();
         if (abandonUpload) res.setHeader("connection", "close");
@@ -430,7 +442,7 @@ export async function createHttpServer(container: Container, options: HttpServer
    * AsyncLocalStorage active, each promise costs). Everything else, misses included, continues on the ordinary
    * path with the body already read.
    */
-  function answerFromCache(req: IncomingMessage, res: ServerResponse, text: string): boolean {
+  function answerFromCache(req: IncomingMessage, res: ServerResponse, text: string, started: number): boolean {
     let token: string | undefined;
     let params: unknown;
     try {
@@ -445,12 +457,18 @@ export async function createHttpServer(container: Container, options: HttpServer
     const hit = plan.kind === "cacheable" ? cache.peek(plan) : undefined;
     if (!hit) return false;
     // One writeHead with every header: the cheapest way node:http has to start a response.
-    res.writeHead(200, ["content-type", "application/json; charset=utf-8", "x-cache", "HIT", "x-request-id", requestIdOf(req)]);
+    res.writeHead(200, [
+      "content-type", "application/json; charset=utf-8",
+      "x-cache", "HIT",
+      "x-request-id", requestIdOf(req),
+      "server-timing", `cache;desc="hit";dur=${(performance.now() - started).toFixed(2)}`,
+    ]);
     res.end(hit.bytes);
     return true;
   }
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
     const url = req.url ?? "/";
     const contentType = req.headers["content-type"]?.toLowerCase();
     const length = Number(req.headers["content-length"]);
@@ -462,7 +480,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.once("end", () => {
       const text = chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8");
-      if (!answerFromCache(req, res, text)) void handle(req, res, text);
+      if (!answerFromCache(req, res, text, started)) void handle(req, res, text);
     });
   }
 

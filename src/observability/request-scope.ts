@@ -9,6 +9,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 export interface RequestScope {
   requestId: string;
   sqlStatements: number;
+  /** Time spent waiting for SQL statements to answer, in ms (summed: concurrent ones overlap). */
+  sqlMs?: number;
   /** Response-cache tags of everything read so far, when the answer may be cached (cache/tags.ts). */
   cacheReads?: Set<string>;
 }

@@ -237,3 +237,20 @@ describe("operation limits (graphql-armor)", () => {
     ok(await t.graphql("{ projects(first: 100) { edges { node { id jobs(first: 5) { edges { node { id status } } } members { user { name } } stats { lastJob { status } } } } } }", {}, t.admin.token));
   });
 });
+
+describe("Server-Timing", () => {
+  it("reports SQL time and statements of an execution, and the cache on a hit", async () => {
+    const t = await startTestApp();
+    try {
+      const query = "query Timing { projects(first: 3) { totalCount } }";
+      const miss = await t.graphql(query, {}, t.admin.token);
+      expect(miss.headers.get("x-cache")).toBe("MISS");
+      expect(miss.headers.get("server-timing")).toMatch(/^db;desc="[1-9]\d* SQL statements";dur=\d+\.\d\d, total;dur=\d+\.\d\d$/);
+      const hit = await t.graphql(query, {}, t.admin.token);
+      expect(hit.headers.get("x-cache")).toBe("HIT");
+      expect(hit.headers.get("server-timing")).toMatch(/^cache;desc="hit";dur=\d+\.\d\d$/);
+    } finally {
+      await t.close();
+    }
+  });
+});
