@@ -70,6 +70,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     url: dbServer.url,
     poolSize: config.databasePoolSize,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
     metrics,
     onPoolPressure: (inUse, size) => logger.warn({ inUse, size }, "database pool above 80% in use"),
     onStatement: ({ text, durationMs, failed }) => {

@@ -15,6 +15,8 @@ export interface Config {
   databasePoolSize: number;
   /** Longest wait for a free pooled connection before retrying (three retries, then SERVICE_UNAVAILABLE). */
   databaseAcquireTimeoutMs: number;
+  /** PostgreSQL stops any statement of a request running longer than this (ingest lifts it for its own). */
+  databaseStatementTimeoutMs: number;
   /** Where embedded PostgreSQL and generated secrets live between runs. */
   dataDir: string;
   embeddedPostgresPort: number;
@@ -84,6 +86,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: text(env, "DATABASE_URL"),
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1),
     databaseAcquireTimeoutMs: integer(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 5000, 1),
+    databaseStatementTimeoutMs: integer(env, "DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
     dataDir: resolve(text(env, "RECON_DATA_DIR") ?? ".data"),
     embeddedPostgresPort: integer(env, "RECON_EMBEDDED_PG_PORT", 54329, 1),
     adminEmail: (text(env, "RECON_ADMIN_EMAIL") ?? "admin@recon.local").toLowerCase(),

@@ -111,6 +111,8 @@ export interface DatabaseOptions {
   poolSize: number;
   /** Longest wait for a free pooled connection before a retry (and, after three, SERVICE_UNAVAILABLE). */
   acquireTimeoutMs?: number;
+  /** PostgreSQL cancels any statement running longer (0: never); long jobs lift it for their transaction. */
+  statementTimeoutMs?: number;
   metrics: Pick<Metrics, "sqlStatementsTotal"> & Partial<Pick<Metrics, "dbConnectRetriesTotal" | "dbPoolConnections">>;
   /** Called (at most every 10 s) while more than 80% of the pool's connections are in use. */
   onPoolPressure?: (inUse: number, size: number) => void;
@@ -133,7 +135,7 @@ function describe(args: unknown[]): { text: string; values: unknown[] } | null {
   return null;
 }
 
-export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, metrics, onStatement, onPoolPressure }: DatabaseOptions): Database {
+export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, statementTimeoutMs = 0, metrics, onStatement, onPoolPressure }: DatabaseOptions): Database {
   /** A pg client that counts each statement it sends, and reports it with its duration when it completes. */
   /** Connections not yet closed, so `close()` can wait until every socket is really gone. */
   const openClients = new Set<pg.Client>();
@@ -177,7 +179,13 @@ export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, metrics
     }
   }
 
-  const pool = new ResilientPool({ connectionString: url, max: poolSize, connectionTimeoutMillis: acquireTimeoutMs, Client: CountingClient });
+  const pool = new ResilientPool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: acquireTimeoutMs,
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    Client: CountingClient,
+  });
   pool.onRetry = (reason) => metrics.dbConnectRetriesTotal?.inc({ reason });
   // Pool use as gauges, and a warning while it runs above 80% (the old platform's threshold).
   let lastPressureWarning = 0;

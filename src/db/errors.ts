@@ -46,3 +46,13 @@ export function findDatabaseUnavailable(error: unknown): DatabaseUnavailableErro
   }
   return null;
 }
+
+/** PostgreSQL cancelled a statement that ran past `statement_timeout` (SQLSTATE 57014), however wrapped. */
+export function isStatementTimeout(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 8; depth++) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (code === "57014" || (typeof message === "string" && message.includes("canceling statement due to statement timeout"))) return true;
+    current = (current as { cause?: unknown }).cause ?? (current as { originalError?: unknown }).originalError;
+  }
+  return false;
+}

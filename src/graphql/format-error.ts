@@ -7,7 +7,7 @@ import type { GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import type { Logger } from "../observability/logger.js";
 import { currentRequestScope } from "../observability/request-scope.js";
-import { findDatabaseUnavailable } from "../db/errors.js";
+import { findDatabaseUnavailable, isStatementTimeout } from "../db/errors.js";
 
 const INTERNAL = "INTERNAL_SERVER_ERROR";
 
@@ -24,6 +24,15 @@ export function createErrorFormatter(logger: Logger) {
       // Not a bug and nothing wrong with the request: the client should retry.
       logger.warn({ reason: unavailable.reason, requestId }, "database unavailable");
       return { message: unavailable.message, path: formatted.path, locations: formatted.locations, extensions: { code: "SERVICE_UNAVAILABLE", requestId } };
+    }
+    if (isStatementTimeout(unwrapResolverError(error))) {
+      logger.warn({ requestId, path: formatted.path }, "SQL statement timed out");
+      return {
+        message: "The operation took too long and was stopped; narrow it (fewer rows, a filter) or retry later",
+        path: formatted.path,
+        locations: formatted.locations,
+        extensions: { code: "QUERY_TIMEOUT", requestId },
+      };
     }
     logger.error({ err: unwrapResolverError(error), requestId, path: formatted.path }, "unexpected error in GraphQL operation");
     return {

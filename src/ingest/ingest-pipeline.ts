@@ -289,6 +289,8 @@ export async function ingestFile(
 ): Promise<IngestOutcome> {
   await client.query("BEGIN");
   try {
+    // A large file's statements run for minutes: the per-statement timeout for requests does not apply here.
+    await client.query("SET LOCAL statement_timeout = 0");
     await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [uploadLockKey(target.fileId)]);
     const staged = await stage(client, mapping, input, { maxBytes: target.maxBytes, onProgress });
     const outcome = await ingestStaged(client, staged, target);

@@ -111,3 +111,28 @@ describe("/readyz", () => {
     expect((await fetch(readyz)).status).toBe(200);
   });
 });
+
+describe("a statement that runs too long", () => {
+  it("is stopped by PostgreSQL and answered as QUERY_TIMEOUT, and the connection is fine afterwards", async () => {
+    let app: TestApp | undefined;
+    const slow = {
+      Query: {
+        // Stands in for a pathological query: sleeps in PostgreSQL, past the timeout.
+        searchProjects: async () => {
+          await app!.app.container.database.pool.query("SELECT pg_sleep(2)");
+          return [];
+        },
+      },
+    };
+    app = await startTestApp({ RESPONSE_CACHE: "off", DATABASE_POOL_SIZE: "1", DATABASE_STATEMENT_TIMEOUT_MS: "100" }, { http: { resolverOverrides: [slow] } });
+    try {
+      const response = await app.graphql('{ searchProjects(query: "slow") { id } }', {}, app.admin.token);
+      expect(errorCode(response)).toBe("QUERY_TIMEOUT");
+      expect(response.errors?.[0]?.message).toMatch(/took too long/);
+      // The pool's only connection was not lost: the next request works.
+      ok(await app.graphql("{ me { id } }", {}, app.admin.token));
+    } finally {
+      await app.close();
+    }
+  });
+});
