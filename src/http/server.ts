@@ -28,6 +28,7 @@ import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-p
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 import { MultipartError, parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
+import { acceptsGzip, cachedGzip, COMPRESS_MIN_BYTES, gzipBody } from "./compression.js";
 
 /**
  * Limits on one GraphQL operation (graphql-armor); see createHttpServer. Cost: armor multiplies a list's cost by
@@ -239,12 +240,17 @@ export async function createHttpServer(container: Container, options: HttpServer
     );
   });
 
-  function sendAnswer(res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer }, status: "HIT" | "MISS") {
+  function sendAnswer(req: IncomingMessage, res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer; gzip?: Buffer }, status: "HIT" | "MISS") {
     res.statusCode = 200;
     res.setHeader("server-timing", `cache;desc="${status.toLowerCase()}"`);
     res.setHeader("content-type", "application/json; charset=utf-8");
     res.setHeader("x-cache", status);
-    res.end(answer.bytes ?? answer.body);
+    const bytes = answer.bytes ?? Buffer.from(answer.body);
+    if (bytes.length < COMPRESS_MIN_BYTES) return void res.end(bytes);
+    res.setHeader("vary", "accept-encoding");
+    if (!acceptsGzip(req)) return void res.end(bytes);
+    res.setHeader("content-encoding", "gzip");
+    res.end(cachedGzip(answer.bytes ? (answer as { bytes: Buffer; gzip?: Buffer }) : { bytes }));
   }
 
   /** What a GET or JSON POST asks for, as the cache keys it (multipart uploads are never cached). */
@@ -307,7 +313,7 @@ export async function createHttpServer(container: Container, options: HttpServer
       if (plan?.kind === "cacheable") {
         try {
           const hit = cache.peek(plan) ?? (await cache.lookup(plan));
-          if (hit) return sendAnswer(res, hit, "HIT");
+          if (hit) return sendAnswer(req, res, hit, "HIT");
         } catch (error) {
           if (!(error instanceof CacheBypass)) throw error;
           bypass = true;
@@ -331,7 +337,7 @@ export async function createHttpServer(container: Container, options: HttpServer
           if (plan.knownQuery) {
             let own: Awaited<ReturnType<typeof run>> | undefined;
             const flight = await cache.singleFlight(plan, async () => (own = await run()).answer);
-            if (flight.shared && flight.answer) return sendAnswer(res, flight.answer, "HIT");
+            if (flight.shared && flight.answer) return sendAnswer(req, res, flight.answer, "HIT");
             result = (own ?? (await run())).result;
           } else {
             result = (await run()).result;
@@ -347,7 +353,15 @@ export async function createHttpServer(container: Container, options: HttpServer
         for (const [key, value] of result.headers) res.setHeader(key, value);
         abandonUpload = multipart !== undefined && !req.complete && multipart.hasUnreadFiles();
         if (abandonUpload) res.setHeader("connection", "close");
-        if (result.body.kind === "complete") {
+        if (result.body.kind === "complete" && Buffer.byteLength(result.body.string) >= COMPRESS_MIN_BYTES && !multipart) {
+          res.setHeader("vary", "accept-encoding");
+          if (acceptsGzip(req)) {
+            res.setHeader("content-encoding", "gzip");
+            res.end(await gzipBody(result.body.string));
+          } else {
+            res.end(result.body.string);
+          }
+        } else if (result.body.kind === "complete") {
           res.end(result.body.string);
         } else {
           for await (const chunk of result.body.asyncIterator) res.write(chunk);
@@ -457,13 +471,19 @@ export async function createHttpServer(container: Container, options: HttpServer
     const hit = plan.kind === "cacheable" ? cache.peek(plan) : undefined;
     if (!hit) return false;
     // One writeHead with every header: the cheapest way node:http has to start a response.
-    res.writeHead(200, [
+    const headers = [
       "content-type", "application/json; charset=utf-8",
       "x-cache", "HIT",
       "x-request-id", requestIdOf(req),
       "server-timing", `cache;desc="hit";dur=${(performance.now() - started).toFixed(2)}`,
-    ]);
-    res.end(hit.bytes);
+    ];
+    if (hit.bytes.length < COMPRESS_MIN_BYTES) {
+      res.writeHead(200, headers).end(hit.bytes);
+    } else if (acceptsGzip(req)) {
+      res.writeHead(200, [...headers, "vary", "accept-encoding", "content-encoding", "gzip"]).end(cachedGzip(hit));
+    } else {
+      res.writeHead(200, [...headers, "vary", "accept-encoding"]).end(hit.bytes);
+    }
     return true;
   }
 

@@ -254,3 +254,44 @@ describe("Server-Timing", () => {
     }
   });
 });
+
+describe("compression", () => {
+  it("gzips answers of 1 KiB or more for clients that accept it, executed or cached, and leaves small ones alone", async () => {
+    const t = await startTestApp();
+    try {
+      for (let i = 0; i < 20; i++) ok(await t.graphql("mutation($n: String!) { createProject(input: { name: $n }) { id } }", { n: `gzip project ${i}` }, t.admin.token));
+      const { gunzipSync } = await import("node:zlib");
+      const { request } = await import("node:http");
+      // node:http does not decompress, so the bytes on the wire can be checked.
+      const raw = (query: string, encoding?: string) =>
+        new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+          const body = JSON.stringify({ query });
+          const req = request(t.url, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${t.admin.token}`, ...(encoding ? { "accept-encoding": encoding } : {}) },
+          }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      const big = "{ projects(first: 20) { edges { node { id name description status createdAt } } } }";
+      const miss = await raw(big, "gzip, br");
+      const hit = await raw(big, "gzip");
+      const plain = await raw(big);
+      expect([miss.headers["x-cache"], hit.headers["x-cache"], plain.headers["x-cache"]]).toEqual(["MISS", "HIT", "HIT"]);
+      expect([miss.headers["content-encoding"], hit.headers["content-encoding"], plain.headers["content-encoding"]]).toEqual(["gzip", "gzip", undefined]);
+      expect(gunzipSync(miss.body).toString()).toBe(plain.body.toString());
+      expect(gunzipSync(hit.body).toString()).toBe(plain.body.toString());
+      expect(plain.body.length).toBeGreaterThan(1024);
+      expect(hit.headers.vary).toBe("accept-encoding");
+      const small = await raw("{ me { id } }", "gzip");
+      expect(small.headers["content-encoding"]).toBeUndefined();
+      expect((await raw(big, "gzip;q=0")).headers["content-encoding"]).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+});
