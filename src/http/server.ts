@@ -382,13 +382,37 @@ export async function createHttpServer(container: Container, options: HttpServer
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
-  async function handle(req: IncomingMessage, res: ServerResponse, preread?: string): Promise<void> {
+  /** Label-bound HTTP metrics, looked up once per (method, route, status): a hit should not hash label objects. */
+  const httpSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
+  function observeHttp(req: IncomingMessage, res: ServerResponse, started: number) {
+    const method = req.method ?? "GET";
+    const path = (req.url ?? "/").split("?")[0];
+    const route =
+      path === "/graphql" || path === "/healthz" || path === "/readyz" || path === "/metrics" ? path
+        : UPLOAD_ROUTE.test(path) ? "/data-sources/:id/file"
+        : path.startsWith(GRAPHIQL_ASSET_PREFIX) ? `${GRAPHIQL_ASSET_PREFIX}*`
+        : "other";
+    const name = `${method} ${route} ${res.statusCode}`;
+    let series = httpSeries.get(name);
+    if (!series) {
+      series = {
+        count: metrics.httpRequestsTotal.labels(method, route, String(res.statusCode)),
+        duration: metrics.httpRequestDuration.labels(method, route),
+      };
+      httpSeries.set(name, series);
+    }
+    series.count.inc();
+    series.duration.observe((performance.now() - started) / 1000);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, preread?: string, started = performance.now()): Promise<void> {
     inFlight += 1;
     try {
       await route(req, res, preread);
     } finally {
       inFlight -= 1;
       if (inFlight === 0) drained?.();
+      observeHttp(req, res, started);
     }
   }
 
@@ -500,7 +524,8 @@ export async function createHttpServer(container: Container, options: HttpServer
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.once("end", () => {
       const text = chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8");
-      if (!answerFromCache(req, res, text, started)) void handle(req, res, text);
+      if (answerFromCache(req, res, text, started)) observeHttp(req, res, started);
+      else void handle(req, res, text, started);
     });
   }
 

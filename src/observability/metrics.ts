@@ -101,6 +101,19 @@ export function createMetrics() {
       help: "1 when the response cache's Redis tier is reachable, 0 while the cache bypasses itself.",
       registers: [registry],
     }),
+    httpRequestsTotal: new Counter({
+      name: "http_requests_total",
+      help: "HTTP requests answered, by method, route and status code.",
+      labelNames: ["method", "route", "status"] as const,
+      registers: [registry],
+    }),
+    httpRequestDuration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "Time from a request's arrival to the end of its answer, by method and route.",
+      labelNames: ["method", "route"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300],
+      registers: [registry],
+    }),
     graphqlOperationDuration: new Histogram({
       name: "recon_graphql_operation_duration_seconds",
       help: "Time to answer a GraphQL operation.",

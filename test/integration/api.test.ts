@@ -182,6 +182,17 @@ describe("operations", () => {
     expect(metrics).toContain("recon_db_queries_per_operation_bucket");
     const rss = Number(/^process_resident_memory_bytes (\d+)/m.exec(metrics)?.[1]);
     expect(rss).toBeGreaterThan(10 * 1024 * 1024);
+    // Every answer is counted by route and status, cache hits (answered before routing) included.
+    expect(metrics).toMatch(/^http_requests_total\{method="GET",route="\/healthz",status="200"\} [1-9]/m);
+    expect(metrics).toMatch(/^http_requests_total\{method="POST",route="\/graphql",status="200"\} [1-9]/m);
+    expect(metrics).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/graphql"\} [1-9]/m);
+    const count = (text: string) => Number(/^http_requests_total\{method="POST",route="\/graphql",status="200"\} (\d+)/m.exec(text)?.[1]);
+    const query = "query Counted { me { id } }";
+    await t.graphql(query, {}, t.admin.token);
+    const hit = await t.graphql(query, {}, t.admin.token);
+    expect(hit.headers.get("x-cache")).toBe("HIT");
+    const before = count(metrics);
+    expect(count(await (await fetch(`${base}/metrics`)).text())).toBeGreaterThanOrEqual(before + 2);
   });
 
   it("refuses bodies over the limit with 413", async () => {
