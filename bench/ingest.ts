@@ -1,9 +1,9 @@
 /**
  * `npm run bench:ingest`: CSV ingest end to end (HTTP upload → committed records) against `psql \copy` of the
  * same file into a plain table of the same shape, on the same database, in one run; then a larger file for
- * memory. Prints rows/s, the ratio to \copy and the server's memory: the server runs in its own process
- * (`node --import tsx src/main.ts`, configured by environment as in production), so its RSS is its own, not the
- * bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
+ * memory. Prints rows/s, the ratio to \copy and the server's memory: the server runs in its own process, as
+ * in production (`npm run build`, then `node dist/src/main.js`, configured by environment), so its RSS is its
+ * own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
  * migrated before the server starts, by a separate `db:migrate` process.
  *
  *   BENCH_INGEST_ROWS (default 1,000,000)        rows of the timed file (~95 bytes a row)
@@ -62,7 +62,7 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 
 /** Starts recon as its own process, configured by environment; resolves with its pid and GraphQL URL. */
 async function startServer() {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, ["--enable-source-maps", "dist/src/main.js"], {
     env: {
       ...process.env, DATABASE_URL: databaseUrl, PORT: "0", LOG_LEVEL: "info", NODE_ENV: "development",
       RECON_ADMIN_PASSWORD: PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3),
@@ -97,7 +97,9 @@ await admin.connect();
 await admin.query(`CREATE DATABASE ${database}`);
 // Migrations first, by `npm run db:migrate` in a process of its own (as a deployment runs them), so that the
 // server's memory is its steady state: it loads the migration engine only when something is pending.
-execFileSync(process.execPath, ["--import", "tsx", "src/cli/migrate.ts"], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: "ignore" });
+// The server as production runs it: compiled to dist/ first.
+execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "ignore" });
+execFileSync(process.execPath, ["dist/src/cli/migrate.js"], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: "ignore" });
 const app = await startServer();
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
