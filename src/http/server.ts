@@ -72,6 +72,15 @@ function serverTiming(scope: RequestScope, started: number): string {
   return `db;desc="${scope.sqlStatements} SQL statements";dur=${(scope.sqlMs ?? 0).toFixed(2)}, total;dur=${total.toFixed(2)}`;
 }
 
+/**
+ * Whether a content type is JSON proper (`application/json`, `application/graphql-response+json`). A browser
+ * sends those cross-site only after a CORS preflight, unlike `text/plain` — even `text/plain; charset=json`.
+ */
+function isJsonMediaType(contentType: string | undefined): boolean {
+  const media = contentType?.split(";")[0].trim().toLowerCase();
+  return media === "application/json" || media === "application/graphql-response+json";
+}
+
 /** The client's `x-request-id` when well-formed, else a new one. */
 function requestIdOf(req: IncomingMessage): string {
   const incoming = req.headers["x-request-id"];
@@ -303,11 +312,10 @@ export async function createHttpServer(container: Container, options: HttpServer
       const known = cache.knownViewer(token);
       const viewer = known !== undefined ? known : await inScope(() => cache.viewerFor(token, () => services.auth.viewerFromToken(token)));
       const params = multipart ? null : cacheParams(method, search, body);
-      // CSRF prevention (Apollo's) must still judge requests the cache could answer: a GET without a preflight
-      // header goes to Apollo, which refuses it. (A POST got here only with a JSON content-type.)
-      const plan = params && (method === "POST" || req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"])
-        ? cache.plan(params, viewer)
-        : null;
+      // CSRF prevention (Apollo's) must still judge requests the cache could answer: only those a browser cannot
+      // send cross-site without a preflight are answered from cache — a JSON POST, or a GET with a preflight header.
+      const preflighted = method === "POST" ? isJsonMediaType(req.headers["content-type"]) : Boolean(req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"]);
+      const plan = params && preflighted ? cache.plan(params, viewer) : null;
       /** Redis failed this lookup: the request runs uncached. */
       let bypass = false;
       if (plan?.kind === "cacheable") {
@@ -518,7 +526,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     const length = Number(req.headers["content-length"]);
     const candidate =
       cache.enabled && !closing && req.method === "POST" && (url === "/graphql" || url.startsWith("/graphql?")) &&
-      contentType?.includes("json") && length <= MAX_BODY_BYTES; // a known, allowed length: no 413 to give here
+      isJsonMediaType(contentType) && length <= MAX_BODY_BYTES; // a known, allowed length: no 413 to give here
     if (!candidate) return void handle(req, res);
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));

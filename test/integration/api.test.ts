@@ -306,3 +306,23 @@ describe("compression", () => {
     }
   });
 });
+
+describe("CSRF and the cache", () => {
+  it("never answers a request a browser could send cross-site without a preflight, even when its answer is cached", async () => {
+    const t = await startTestApp();
+    try {
+      const body = JSON.stringify({ query: "query Csrf { me { id email } }" });
+      const send = (contentType: string) =>
+        fetch(t.url, { method: "POST", headers: { "content-type": contentType, authorization: `Bearer ${t.admin.token}` }, body });
+      expect((await send("application/json")).headers.get("x-cache")).toBe("MISS");
+      expect((await send("application/json")).headers.get("x-cache")).toBe("HIT");
+      for (const simple of ["text/plain; charset=json", "text/plain"]) {
+        const response = await send(simple);
+        expect(response.status).toBe(400); // Apollo's CSRF prevention
+        expect(await response.text()).not.toContain(t.admin.email);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
