@@ -1,60 +1,29 @@
 /**
- * The HTTP front: a plain node:http server that routes `/graphql` to Apollo Server (or, for a browser, to the
- * offline GraphiQL page of ./graphiql.ts, with its assets under `/graphiql/`) and serves `/healthz`, `/readyz` and
- * `/metrics`. Responsible for request ids, the request scope (SQL statement counting), body size limits,
- * resolving the viewer from the bearer token, and answering from the response cache (src/cache/) before
- * Apollo parses anything: a hit is the stored bytes written back.
+ * The HTTP front: a plain node:http server that routes `/graphql` to the GraphQL route (./graphql-route.ts; or,
+ * for a browser, to the offline GraphiQL page of ./graphiql.ts, with its assets under `/graphiql/`), file uploads
+ * to ./upload-route.ts, and serves `/healthz`, `/readyz` and `/metrics`. Responsible for request ids, HTTP
+ * metrics, errors as JSON with their status, graceful shutdown, and the hot path of cached answers: a JSON POST to
+ * /graphql is handed to the GraphQL route's cache as soon as its body is in, with no promise on the way.
  */
-import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from "@apollo/server";
-import { ApolloArmor } from "@escape.tech/graphql-armor";
-import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
-import { GraphQLError, Kind, type DocumentNode, type ValidationContext } from "graphql";
-import { CacheBypass, type StoredAnswer, type WarmRecipe } from "../cache/response-cache.js";
-import type { CacheablePlan } from "../cache/request-key.js";
-import { tags } from "../cache/tags.js";
-import type { Viewer } from "../auth/policy.js";
+import type { ApolloServer } from "@apollo/server";
 import type { Container } from "../container.js";
-import type { GraphQLContext } from "../graphql/context.js";
-import { createErrorFormatter } from "../graphql/format-error.js";
 import { findDatabaseUnavailable } from "../db/errors.js";
-import { createLoaders } from "../graphql/loaders.js";
+import type { GraphQLContext } from "../graphql/context.js";
 import type { Resolvers } from "../graphql/resolver-types.js";
-import { createSchema } from "../graphql/schema.js";
-import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
-import { currentRequestScope, runInRequestScope, type RequestScope } from "../observability/request-scope.js";
-import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-plugin.js";
+import { runInRequestScope, type RequestScope } from "../observability/request-scope.js";
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
-import { MultipartError, parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
+import { createGraphQLRoute } from "./graphql-route.js";
+import { MultipartError } from "./multipart.js";
+import { HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } from "./request-utils.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
-import { acceptsGzip, cachedGzip, COMPRESS_MIN_BYTES, gzipBody } from "./compression.js";
 
-/**
- * Limits on one GraphQL operation (graphql-armor); see createHttpServer. Cost: armor multiplies a list's cost by
- * its literal `first`; a page of 100 projects with owner and counts costs ~4,000, with 5 jobs each ~34,000, with
- * 100 jobs each ~555,000 (refused), as are 100 users with 20 projects each (~112,000).
- */
-export const OPERATION_LIMITS = { depth: 10, cost: 50_000, aliases: 15, directives: 50, tokens: 1000 };
+export { MAX_BODY_BYTES } from "./request-utils.js";
 
-/** Whether every operation of a document asks only for schema metadata (`__schema`, `__type`, `__typename`). */
-function isIntrospection(document: DocumentNode): boolean {
-  return document.definitions.every(
-    (definition) =>
-      definition.kind !== Kind.OPERATION_DEFINITION ||
-      definition.selectionSet.selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value.startsWith("__")),
-  );
-}
-
-/** Largest request body accepted on /graphql (and largest `operations` field of a multipart upload). */
-export const MAX_BODY_BYTES = 1024 * 1024;
 /** Largest uploaded file when neither the container's limits nor the options say. */
 const DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 ** 3;
 /** Longest a request may take to arrive whole: uploads of large files take minutes (node's default is 5). */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
-/** How long the end of an upload (its closing boundary) may take to arrive once the answer is out. */
-const UPLOAD_END_GRACE_MS = 10_000;
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const HTTP_ERROR_CODES: Record<number, string> = {
   401: "UNAUTHENTICATED",
   404: "NOT_FOUND",
@@ -62,91 +31,6 @@ const HTTP_ERROR_CODES: Record<number, string> = {
   503: "SERVICE_UNAVAILABLE",
   500: "INTERNAL_SERVER_ERROR",
 };
-
-/**
- * The Server-Timing header of an executed request: time in SQL (and how many statements), and in total. Browsers'
- * developer tools show it next to the request.
- */
-function serverTiming(scope: RequestScope, started: number): string {
-  const total = performance.now() - started;
-  return `db;desc="${scope.sqlStatements} SQL statements";dur=${(scope.sqlMs ?? 0).toFixed(2)}, total;dur=${total.toFixed(2)}`;
-}
-
-/**
- * Whether a content type is JSON proper (`application/json`, `application/graphql-response+json`). A browser
- * sends those cross-site only after a CORS preflight, unlike `text/plain` — even `text/plain; charset=json`.
- */
-function isJsonMediaType(contentType: string | undefined): boolean {
-  const media = contentType?.split(";")[0].trim().toLowerCase();
-  return media === "application/json" || media === "application/graphql-response+json";
-}
-
-/** The client's `x-request-id` when well-formed, else a new one. */
-function requestIdOf(req: IncomingMessage): string {
-  const incoming = req.headers["x-request-id"];
-  return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The whole request body as text; 413 beyond MAX_BODY_BYTES (the rest is drained, not kept). */
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.removeListener("data", onData);
-        req.resume();
-        reject(new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => resolve(chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8")));
-    req.once("error", reject);
-  });
-}
-
-function parseJsonBody(text: string, contentType: string | undefined): unknown {
-  if (!text) return undefined;
-  if (!contentType?.includes("json")) return text;
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new HttpError(400, `Request body is not valid JSON: ${(error as Error).message}`);
-  }
-}
-
-/**
- * After the answer to an upload: reads what is left of the request (the closing boundary; files the operation did
- * not need), so the connection can carry the next one; destroys it if that does not come within the grace time.
- */
-async function readRestOfUpload(req: IncomingMessage, multipart: ParsedMultipart): Promise<void> {
-  multipart.release();
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, UPLOAD_END_GRACE_MS, true)));
-  const isLate = await Promise.race([multipart.done.then(() => false, () => false), late]);
-  clearTimeout(timer);
-  if (isLate) req.destroy();
-}
-
-function bearerToken(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  if (!header) return undefined;
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match) throw new HttpError(401, "Authorization header must be 'Bearer <token>'");
-  return match[1];
-}
 
 export interface HttpServerOptions {
   /** Resolvers that replace the standard ones (the N+1 benchmark's naive set); never used in production. */
@@ -162,228 +46,11 @@ export interface RunningHttpServer {
 }
 
 export async function createHttpServer(container: Container, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
-  const { services, repos, metrics, logger, exposeSqlStatements, database, cache } = container;
-  // Operation limits (graphql-armor), sized for recon's schema: its deepest useful query — projects → edges →
-  // node → jobs → edges → node → field — is 7 levels; GraphiQL's introspection (ignored by depth and cost) is
-  // under 200 tokens. Field suggestions ("did you mean …") would reveal the schema when introspection is off.
-  const armor = new ApolloArmor({
-    maxDepth: { n: OPERATION_LIMITS.depth },
-    costLimit: { maxCost: OPERATION_LIMITS.cost },
-    maxAliases: { n: OPERATION_LIMITS.aliases },
-    maxDirectives: { n: OPERATION_LIMITS.directives },
-    maxTokens: { n: OPERATION_LIMITS.tokens },
-    blockFieldSuggestion: { enabled: !exposeSqlStatements }, // i.e. in production
-  }).protect();
-  const apollo = new ApolloServer<GraphQLContext>({
-    schema: createSchema(options.resolverOverrides),
-    // Introspection (all root fields `__schema`/`__type`) is exempt from depth and cost: armor prices GraphiQL's
-    // introspection query at ~550,000. It stays bounded by the token limit, and is off in production.
-    validationRules: armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context))),
-    formatError: createErrorFormatter(logger),
-    includeStacktraceInErrorResponses: false,
-    csrfPrevention: true,
-    allowBatchedHttpRequests: false,
-    // Apollo's landing page loads from a CDN; browsers get our offline GraphiQL instead (routed below).
-    plugins: [
-      // Armor's plugins read nothing of the context: they are written for any.
-      ...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]),
-      sqlStatementsPlugin(metrics, exposeSqlStatements),
-      responseCachePlugin(),
-      ApolloServerPluginLandingPageDisabled(),
-      // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
-      ApolloServerPluginCacheControlDisabled(),
-    ],
-  });
-  await apollo.start();
+  const { services, metrics, logger, database, cache } = container;
   const graphiql = createGraphiqlHandler();
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  const { apollo, graphql, answerFromCache } = await createGraphQLRoute(container, { resolverOverrides: options.resolverOverrides, maxUploadBytes });
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
-
-  /** Apollo's answer to one request, with the note its cache plugin left. */
-  async function execute(httpGraphQLRequest: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, note: CacheNote, clientAddress: string | null = null) {
-    return apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest,
-      context: async () => {
-        if (tokenSent && !viewer) {
-          throw new GraphQLError("The bearer token is invalid or expired, or its user is deactivated: sign in again", {
-            extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
-          });
-        }
-        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note, clientAddress };
-      },
-    });
-  }
-
-  /**
-   * Executes a request the cache may answer next time: records the tags of everything it reads (plus the viewer's
-   * own, since any resolver may show the viewer), and stores the answer if it is a successful query that no
-   * invalidation superseded while it ran.
-   */
-  async function executeCacheable(plan: CacheablePlan, request: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, recipe: WarmRecipe | null) {
-    const ticket = cache.ticket();
-    const reads = new Set<string>(viewer ? [tags.user(viewer.id)] : []);
-    const scope = currentRequestScope();
-    if (scope) scope.cacheReads = reads;
-    const note: CacheNote = { cacheable: false };
-    const result = await execute(request, viewer, tokenSent, requestId, note);
-    if (scope) scope.cacheReads = undefined;
-    let answer: StoredAnswer | null = null;
-    if (note.cacheable && (result.status ?? 200) === 200 && result.body.kind === "complete") {
-      answer = { body: result.body.string, tags: [...reads], operation: plan.operationName };
-      await cache.store(plan, answer, ticket, recipe);
-    }
-    return { result, answer };
-  }
-
-  /** Replays a remembered request as its viewer (warming): the answer is stored, nothing is sent. */
-  cache.setWarmer(async (recipe) => {
-    const user = recipe.viewerId ? await repos.users.findById(recipe.viewerId) : null;
-    if (recipe.viewerId && !user?.isActive) return;
-    const viewer: Viewer | null = user && { id: user.id, email: user.email, name: user.name, role: user.role };
-    const body = { query: recipe.query, operationName: recipe.operationName, variables: recipe.variables };
-    const plan = cache.plan(body, viewer);
-    if (plan.kind !== "cacheable") return;
-    const headers = new HeaderMap([["content-type", "application/json"]]);
-    await runInRequestScope({ requestId: "cache-warming", sqlStatements: 0 }, () =>
-      executeCacheable(plan, { method: "POST", headers, search: "", body }, viewer, false, "cache-warming", null),
-    );
-  });
-
-  function sendAnswer(req: IncomingMessage, res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer; gzip?: Buffer }, status: "HIT" | "MISS") {
-    res.statusCode = 200;
-    res.setHeader("server-timing", `cache;desc="${status.toLowerCase()}"`);
-    res.setHeader("content-type", "application/json; charset=utf-8");
-    res.setHeader("x-cache", status);
-    const bytes = answer.bytes ?? Buffer.from(answer.body);
-    if (bytes.length < COMPRESS_MIN_BYTES) return void res.end(bytes);
-    res.setHeader("vary", "accept-encoding");
-    if (!acceptsGzip(req)) return void res.end(bytes);
-    res.setHeader("content-encoding", "gzip");
-    res.end(cachedGzip(answer.bytes ? (answer as { bytes: Buffer; gzip?: Buffer }) : { bytes }));
-  }
-
-  /** What a GET or JSON POST asks for, as the cache keys it (multipart uploads are never cached). */
-  function cacheParams(method: string, search: string, body: unknown) {
-    if (method === "POST") return body && typeof body === "object" ? (body as Record<string, unknown>) : null;
-    if (method !== "GET") return null;
-    const query = new URLSearchParams(search);
-    const json = (name: string) => {
-      const value = query.get(name);
-      return value ? JSON.parse(value) : undefined;
-    };
-    try {
-      return { query: query.get("query") ?? undefined, operationName: query.get("operationName") ?? undefined, variables: json("variables"), extensions: json("extensions") };
-    } catch {
-      return null;
-    }
-  }
-
-  /**
-   * One GraphQL request. A cache hit is answered outside the request scope (AsyncLocalStorage context on every
-   * promise of the path cost a third of a hit's throughput); whatever reaches the database runs inside it.
-   */
-  async function graphql(req: IncomingMessage, res: ServerResponse, scope: RequestScope, preread?: string): Promise<void> {
-    const started = performance.now();
-    const { requestId } = scope;
-    const inScope = <T>(fn: () => Promise<T>): Promise<T> => (currentRequestScope() === scope ? fn() : runInRequestScope(scope, fn));
-    const token = bearerToken(req);
-    const method = req.method ?? "GET";
-    const rawUrl = req.url ?? "/";
-    const search = rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "";
-    let multipart: ParsedMultipart | undefined;
-    let body: unknown;
-    if (method === "POST" && req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data")) {
-      // A file upload: the operation runs while its file streams in. Apollo still sees the multipart content-type,
-      // so its CSRF prevention lets it through only with a preflight header.
-      multipart = await parseGraphQLMultipart(req, { maxFileBytes: maxUploadBytes, maxFiles: 1, maxFieldBytes: MAX_BODY_BYTES }).catch(
-        (error: unknown) => {
-          res.setHeader("connection", "close");
-          throw error;
-        },
-      );
-      body = multipart.body;
-    } else if (method === "POST") {
-      body = parseJsonBody(preread ?? (await readBody(req)), req.headers["content-type"]);
-    }
-    // An upload the operation did not read to its end is not read after the answer either (clients that have their
-    // answer may stop sending): the connection closes instead.
-    let abandonUpload = false;
-    try {
-      const known = cache.knownViewer(token);
-      const viewer = known !== undefined ? known : await inScope(() => cache.viewerFor(token, () => services.auth.viewerFromToken(token)));
-      const params = multipart ? null : cacheParams(method, search, body);
-      // CSRF prevention (Apollo's) must still judge requests the cache could answer: only those a browser cannot
-      // send cross-site without a preflight are answered from cache — a JSON POST, or a GET with a preflight header.
-      const preflighted = method === "POST" ? isJsonMediaType(req.headers["content-type"]) : Boolean(req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"]);
-      const plan = params && preflighted ? cache.plan(params, viewer) : null;
-      /** Redis failed this lookup: the request runs uncached. */
-      let bypass = false;
-      if (plan?.kind === "cacheable") {
-        try {
-          const hit = cache.peek(plan) ?? (await cache.lookup(plan));
-          if (hit) return sendAnswer(req, res, hit, "HIT");
-        } catch (error) {
-          if (!(error instanceof CacheBypass)) throw error;
-          bypass = true;
-        }
-      }
-      // Past a hit, the request is Apollo's (inside the request scope: its SQL statements are counted).
-      await inScope(async () => {
-        // Apollo gets the headers and query string as received.
-        const headers = new HeaderMap();
-        for (const [key, value] of Object.entries(req.headers)) {
-          if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
-        }
-        const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search, body };
-        let result;
-        if (plan?.kind === "cacheable" && !bypass) {
-          cache.countMiss(plan);
-          const recipe = typeof params?.query === "string"
-              ? { query: params.query, operationName: (params.operationName as string) ?? null, variables: (params.variables as Record<string, unknown>) ?? null, viewerId: viewer?.id ?? null }
-              : null;
-          const run = () => executeCacheable(plan, httpGraphQLRequest, viewer, Boolean(token), requestId, recipe);
-          if (plan.knownQuery) {
-            let own: Awaited<ReturnType<typeof run>> | undefined;
-            const flight = await cache.singleFlight(plan, async () => (own = await run()).answer);
-            if (flight.shared && flight.answer) return sendAnswer(req, res, flight.answer, "HIT");
-            result = (own ?? (await run())).result;
-          } else {
-            result = (await run()).result;
-          }
-          res.setHeader("x-cache", "MISS");
-        } else {
-          if (!bypass) cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
-          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false }, req.socket.remoteAddress ?? null);
-          res.setHeader("x-cache", "BYPASS");
-        }
-        res.statusCode = result.status ?? 200;
-        res.setHeader("server-timing", serverTiming(scope, started));
-        for (const [key, value] of result.headers) res.setHeader(key, value);
-        abandonUpload = multipart !== undefined && !req.complete && multipart.hasUnreadFiles();
-        if (abandonUpload) res.setHeader("connection", "close");
-        if (result.body.kind === "complete" && Buffer.byteLength(result.body.string) >= COMPRESS_MIN_BYTES && !multipart) {
-          res.setHeader("vary", "accept-encoding");
-          if (acceptsGzip(req)) {
-            res.setHeader("content-encoding", "gzip");
-            res.end(await gzipBody(result.body.string));
-          } else {
-            res.end(result.body.string);
-          }
-        } else if (result.body.kind === "complete") {
-          res.end(result.body.string);
-        } else {
-          for await (const chunk of result.body.asyncIterator) res.write(chunk);
-          res.end();
-        }
-      });
-    } catch (error) {
-      abandonUpload = multipart !== undefined && !req.complete;
-      if (abandonUpload && !res.headersSent) res.setHeader("connection", "close");
-      throw error;
-    } finally {
-      if (multipart && !abandonUpload) await readRestOfUpload(req, multipart);
-    }
-  }
 
   /** Graceful shutdown: once closing, new requests get 503 while those in flight finish. */
   let closing = false;
@@ -480,43 +147,6 @@ export async function createHttpServer(container: Container, options: HttpServer
         res.end();
       }
     }
-  }
-
-  /**
-   * The hot path of a cached answer: a JSON POST to /graphql whose viewer is remembered and whose answer is in L1
-   * is answered synchronously as soon as its body has arrived — no promise, no request scope (with
-   * AsyncLocalStorage active, each promise costs). Everything else, misses included, continues on the ordinary
-   * path with the body already read.
-   */
-  function answerFromCache(req: IncomingMessage, res: ServerResponse, text: string, started: number): boolean {
-    let token: string | undefined;
-    let params: unknown;
-    try {
-      token = bearerToken(req);
-      params = JSON.parse(text);
-    } catch {
-      return false; // the ordinary path answers with the error
-    }
-    const viewer = cache.knownViewer(token);
-    if (viewer === undefined || !params || typeof params !== "object") return false;
-    const plan = cache.plan(params as Record<string, unknown>, viewer);
-    const hit = plan.kind === "cacheable" ? cache.peek(plan) : undefined;
-    if (!hit) return false;
-    // One writeHead with every header: the cheapest way node:http has to start a response.
-    const headers = [
-      "content-type", "application/json; charset=utf-8",
-      "x-cache", "HIT",
-      "x-request-id", requestIdOf(req),
-      "server-timing", `cache;desc="hit";dur=${(performance.now() - started).toFixed(2)}`,
-    ];
-    if (hit.bytes.length < COMPRESS_MIN_BYTES) {
-      res.writeHead(200, headers).end(hit.bytes);
-    } else if (acceptsGzip(req)) {
-      res.writeHead(200, [...headers, "vary", "accept-encoding", "content-encoding", "gzip"]).end(cachedGzip(hit));
-    } else {
-      res.writeHead(200, [...headers, "vary", "accept-encoding"]).end(hit.bytes);
-    }
-    return true;
   }
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
