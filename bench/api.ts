@@ -19,12 +19,7 @@ import type { DbClient } from "../src/db/database.js";
 import { withDatabaseName } from "../src/db/database-url.js";
 import { createNaiveResolvers } from "./naive-resolvers.js";
 import { seedBulk } from "./seed-bulk.js";
-
-function positive(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!(value > 0)) throw new Error(`${name} must be a positive number, got "${process.env[name]}"`);
-  return value;
-}
+import { positive, runAsScript } from "./support.js";
 
 const SERVER_URL = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
 const DURATION = positive("BENCH_DURATION", 10);
@@ -175,10 +170,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runAsScript(main);
