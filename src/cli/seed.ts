@@ -179,7 +179,7 @@ async function writeDemo(tx: DbTransaction, files: SeedFile[], admin: Awaited<Re
   });
   await tx.matchGroup.createMany({
     data: groups.map((g) => ({
-      jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
+      id: randomUUID(), jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
       outcome: g.outcome, confidence: g.outcome === "MATCHED" ? "1" : "0.5", rule: "demo: reference + currency + amount",
       amountDelta: g.amountDelta, dateDeltaDays: g.dateDeltaDays,
       scoreBreakdown: { reference: 1, currency: 1, amount: g.outcome === "MATCHED" ? 1 : 0 },
