@@ -33,6 +33,15 @@ export interface Config {
   maxUploadBytes: number;
   /** Ingests this instance runs at once; more are refused with TOO_MANY_INGESTS. */
   maxConcurrentIngests: number;
+  /** Reconciliation jobs (src/modules/jobs/, src/queue/). */
+  jobs: {
+    /** Jobs this process runs at once (0: it only queues them, for API-only instances). */
+    workers: number;
+    /** Records (both sides) the engine matches at a time: bounds a worker's memory. */
+    blockRecords: number;
+    /** How often a worker looks for jobs whose worker was lost, to queue them again. */
+    recoverySeconds: number;
+  };
   /** Response cache settings (src/cache/). */
   cache: {
     /** `RESPONSE_CACHE=off` disables it entirely (every answer executed). */
@@ -97,6 +106,11 @@ export function loadConfig(env: Env = process.env): Config {
     slowSqlMs: integer(env, "RECON_SLOW_SQL_MS", 200),
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
+    jobs: {
+      workers: integer(env, "RECON_WORKERS", 1),
+      blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 200_000, 1000),
+      recoverySeconds: integer(env, "RECON_JOB_RECOVERY_SECONDS", 10, 1),
+    },
     cache: {
       enabled: onOff(env, "RESPONSE_CACHE", true),
       redisUrl: text(env, "REDIS_URL"),

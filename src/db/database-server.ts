@@ -72,6 +72,11 @@ export async function ensureDatabase(serverUrl: string, database: string): Promi
   }
 }
 
+/** The URL of the embedded server a running `npm start` (without DATABASE_URL) has started. */
+export function embeddedDatabaseUrl(config: Config): string {
+  return withDatabaseName(`postgresql://postgres:postgres@127.0.0.1:${config.embeddedPostgresPort}/postgres`, EMBEDDED_DATABASE);
+}
+
 /** DATABASE_URL when set; otherwise the embedded server, started now, with its `recon` database. */
 export async function resolveDatabaseUrl(config: Config): Promise<DatabaseServer> {
   if (config.databaseUrl) {

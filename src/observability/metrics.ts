@@ -56,6 +56,28 @@ export function createMetrics() {
       help: "Bytes of uploaded files read.",
       registers: [registry],
     }),
+    reconciliationJobsActive: new Gauge({
+      name: "reconciliation_jobs_active",
+      help: "Reconciliation jobs running in this process.",
+      registers: [registry],
+    }),
+    reconcileRecordsTotal: new Counter({
+      name: "recon_reconcile_records_total",
+      help: "Records read and matched by reconciliation jobs.",
+      registers: [registry],
+    }),
+    reconcileGroupsTotal: new Counter({
+      name: "recon_reconcile_groups_total",
+      help: "Groups produced by reconciliation jobs, by outcome (MATCHED, SUGGESTED, discrepancies, UNMATCHED_*).",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    reconcileJobDuration: new Histogram({
+      name: "recon_reconcile_job_duration_seconds",
+      help: "Wall time of reconciliation job runs (claim to commit, cancellation or failure).",
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers: [registry],
+    }),
     cacheRequestsTotal: new Counter({
       name: "recon_cache_requests_total",
       help: "Response-cache lookups by layer (l1, l2; all for a bypass) and result.",

@@ -1,0 +1,56 @@
+/**
+ * `npm run worker`: a process that only runs reconciliation jobs (no HTTP). Start as many as the machines allow;
+ * they share the PostgreSQL-backed queue with the servers (whose own RECON_WORKERS may then be 0). Uses
+ * DATABASE_URL, or the embedded PostgreSQL of a server started with `npm start` on this machine.
+ * SIGTERM/SIGINT: stops taking jobs and waits for running ones (a job cut short is rolled back and run again
+ * by another worker).
+ */
+import { loadConfig } from "../config.js";
+import { createDatabase } from "../db/database.js";
+import { embeddedDatabaseUrl } from "../db/database-server.js";
+import { createReconcileTask } from "../modules/jobs/reconcile-task.js";
+import { createLogger } from "../observability/logger.js";
+import { createMetrics } from "../observability/metrics.js";
+import { createJobEvents } from "../queue/job-events.js";
+import { createQueue } from "../queue/queue.js";
+import { startWorkers } from "../queue/workers.js";
+
+const config = loadConfig();
+const logger = createLogger(config.logLevel);
+const url = config.databaseUrl ?? embeddedDatabaseUrl(config);
+const metrics = createMetrics();
+const database = createDatabase({
+  url,
+  poolSize: Math.max(4, config.jobs.workers * 4),
+  acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+  statementTimeoutMs: config.databaseStatementTimeoutMs,
+  metrics,
+});
+const jobEvents = createJobEvents({ url, logger });
+const queue = await createQueue({ url, logger });
+const reconcileTask = createReconcileTask({
+  pool: database.pool,
+  changes: database.changes,
+  events: jobEvents,
+  metrics,
+  logger,
+  blockRecords: config.jobs.blockRecords,
+});
+const workers = await startWorkers({ database, queue, reconcileTask, logger, jobEvents }, { ...config.jobs, workers: Math.max(1, config.jobs.workers) });
+logger.info({ workers: Math.max(1, config.jobs.workers) }, "recon worker is taking reconciliation jobs");
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "worker stopping: finishing running jobs");
+    void (async () => {
+      await workers.stop();
+      await queue.stop();
+      await jobEvents.close();
+      await database.close();
+      process.exit(0);
+    })();
+  });
+}
