@@ -18,6 +18,9 @@ import { createHttpServer, type HttpServerOptions } from "./http/server.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { currentRequestScope } from "./observability/request-scope.js";
+import { createJobEvents } from "./queue/job-events.js";
+import { createQueue } from "./queue/queue.js";
+import { startWorkers } from "./queue/workers.js";
 
 export interface App {
   url: string;
@@ -83,7 +86,12 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   // Every committed write invalidates what it changed (announced after commit; see db/change-feed.ts).
   database.changes.subscribe((change) => cache.invalidate(change));
   const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
+  const jobEvents = createJobEvents({ url: dbServer.url, logger });
+  const queue = await createQueue({ url: dbServer.url, logger });
   const container = createContainer({
+    queue,
+    jobEvents,
+    jobBlockRecords: config.jobs.blockRecords,
     database,
     cache,
     tokens,
@@ -94,6 +102,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   });
   await ensureFirstAdmin(container, config);
   await container.services.ingest.recoverInterrupted();
+  const workers = await startWorkers(container, config.jobs);
   const http = await createHttpServer(container, options);
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);
@@ -111,6 +120,10 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       await cache.stopWarming();
       await warmingAtStart;
       await http.close();
+      // Running jobs get a moment to finish; one that does not is rolled back and picked up by another worker.
+      await workers.stop();
+      await queue.stop();
+      await jobEvents.close();
       await cache.close();
       await database.close();
       await dbServer.stop();

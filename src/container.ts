@@ -20,6 +20,10 @@ import { createUserRepository } from "./modules/users/user-repository.js";
 import { createUserService } from "./modules/users/user-service.js";
 import { createUploadRepository } from "./modules/uploads/upload-repository.js";
 import { createIngestService } from "./ingest/ingest-service.js";
+import { createJobService } from "./modules/jobs/job-service.js";
+import { createReconcileTask } from "./modules/jobs/reconcile-task.js";
+import type { JobEvents } from "./queue/job-events.js";
+import type { Queue } from "./queue/queue.js";
 
 export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes">) {
   const access = { prisma: database.prisma, read: database.read, changes: database.changes };
@@ -44,6 +48,11 @@ export interface ContainerDeps {
   logger: Logger;
   exposeSqlStatements: boolean;
   limits: { maxUploadBytes: number; maxConcurrentIngests: number };
+  /** The durable job queue (pg-boss) and the cross-instance job-event bus (LISTEN/NOTIFY). */
+  queue: Queue;
+  jobEvents: JobEvents;
+  /** Records per engine block (RECON_JOB_BLOCK_RECORDS). */
+  jobBlockRecords: number;
 }
 
 export function createContainer(deps: ContainerDeps) {
@@ -52,9 +61,19 @@ export function createContainer(deps: ContainerDeps) {
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
   const projects = createProjectService({ transaction, projects: repos.projects, users: repos.users, audit });
+  const reconcileTask = createReconcileTask({
+    pool: database.pool,
+    changes: database.changes,
+    events: deps.jobEvents,
+    metrics,
+    logger,
+    blockRecords: deps.jobBlockRecords,
+  });
   return {
     ...deps,
     repos,
+    /** The background task workers run (RECON_WORKERS of them in this process; `npm run worker` for more). */
+    reconcileTask,
     services: {
       audit,
       cache: createCacheService({ cache: deps.cache }),
@@ -62,6 +81,17 @@ export function createContainer(deps: ContainerDeps) {
       users: createUserService({ transaction, users: repos.users, audit }),
       projects,
       dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
+      jobs: createJobService({
+        transaction,
+        pool: database.pool,
+        jobs: repos.jobs,
+        dataSources: repos.dataSources,
+        projects,
+        audit,
+        queue: deps.queue,
+        events: deps.jobEvents,
+        task: reconcileTask,
+      }),
       ingest: createIngestService({
         pool: database.pool,
         changes: database.changes,

@@ -21,6 +21,8 @@ export const tags = {
   projectList: "List:Project",
   /** A project's jobs: lists, counts, the latest job. */
   projectJobs: (id: string) => `Project:${id}:jobs`,
+  /** A project's saved rule sets. */
+  projectRuleSets: (id: string) => `Project:${id}:ruleSets`,
   /** A project's data sources: lists and counts. */
   projectDataSources: (id: string) => `Project:${id}:dataSources`,
   /** A project's records: status counts and statistics. */
@@ -31,7 +33,7 @@ export const tags = {
   dataSourceUploads: (id: string) => `DataSource:${id}:uploads`,
   /** One upload's row, progress and row issues. */
   upload: (id: string) => `FileUpload:${id}`,
-  /** One job's row and progress. */
+  /** One job's row, progress and results (its match groups are written with its completion). */
   job: (id: string) => `Job:${id}`,
   /** The audit log. */
   auditLog: "List:AuditEvent",

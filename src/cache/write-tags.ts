@@ -38,7 +38,7 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       if (!id) return null;
       const own = [tags.project(id), tags.projectList];
       // Deleting a project removes its members (who then share fewer projects), sources, jobs and records.
-      return deleted ? [...own, tags.userList, tags.projectJobs(id), tags.projectDataSources(id), tags.projectRecords(id)] : own;
+      return deleted ? [...own, tags.userList, tags.projectJobs(id), tags.projectDataSources(id), tags.projectRecords(id), tags.projectRuleSets(id)] : own;
     }
     case "ProjectMember": {
       const [projectId, userId] = ids(row, "projectId", "userId") ?? [];
@@ -68,8 +68,12 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       return id ? [tags.job(id), tags.projectJobs(projectId)] : null;
     }
     case "MatchGroup": {
+      const [jobId, projectId] = ids(row, "jobId", "projectId") ?? [];
+      return jobId ? [tags.job(jobId), tags.projectRecords(projectId), tags.projectJobs(projectId)] : null;
+    }
+    case "RuleSet": {
       const [projectId] = ids(row, "projectId") ?? [];
-      return projectId ? [tags.projectRecords(projectId), tags.projectJobs(projectId)] : null;
+      return projectId ? [tags.projectRuleSets(projectId)] : null;
     }
     case "AuditEvent":
       return [tags.auditLog];

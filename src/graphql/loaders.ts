@@ -7,7 +7,7 @@ import type { Viewer } from "../auth/policy.js";
 import type { ProjectRole } from "../generated/prisma/enums.js";
 import type { Repositories } from "../container.js";
 import type { PageRequest } from "./pagination.js";
-import type { DataSource, Project, ProjectMember, ReconciliationJob, User } from "./models.js";
+import type { DataSource, Project, ProjectMember, ReconciliationJob, RuleSet, SourceRecord, User } from "./models.js";
 import { batchLoader, byId, groupBy, type LoaderMetrics } from "./batch-loader.js";
 import type { ProjectCounts, RecordStatusCounts } from "../modules/projects/project-repository.js";
 import { projectScope } from "../modules/scopes.js";
@@ -78,6 +78,24 @@ export function createLoaders(repos: Repositories, viewer: Viewer | null, metric
       "dataSourceById",
       metrics,
       async (ids) => byId(await repos.dataSources.findByIds(ids)),
+      none,
+    ),
+
+    /** Jobs by id, unfiltered: the job service checks the job's project with `projectById` before showing one. */
+    jobById: batchLoader<ReconciliationJob | null>("jobById", metrics, async (ids) => byId(await repos.jobs.findByIds(ids)), none),
+
+    /** Records by id, unfiltered: reached only through the match groups of an authorized job. */
+    recordById: batchLoader<SourceRecord | null>(
+      "recordById",
+      metrics,
+      async (ids) => byId(await repos.jobs.recordsByIds(ids)),
+      none,
+    ),
+
+    ruleSetById: batchLoader<RuleSet | null>(
+      "ruleSetById",
+      metrics,
+      async (ids) => byId(await repos.jobs.findRuleSets(ids)),
       none,
     ),
 

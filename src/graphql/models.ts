@@ -48,3 +48,55 @@ export type UserConnection = Connection<User>;
 export type ProjectConnection = Connection<ProjectRow>;
 export type ReconciliationJobConnection = Connection<JobRow>;
 export type AuditEventConnection = Connection<AuditEventRow>;
+
+/** A saved rule-set version (Prisma row). */
+export type { RuleSet } from "../generated/prisma/client.js";
+
+/** A match group as read for the API (amounts as exact decimal strings). */
+export interface MatchGroup {
+  id: string;
+  jobId: string;
+  projectId: string;
+  leftRecordIds: string[];
+  rightRecordIds: string[];
+  kind: "ONE_TO_ONE" | "ONE_TO_MANY" | "MANY_TO_ONE" | "MANY_TO_MANY" | "SINGLE";
+  outcome: MatchOutcomeName;
+  status: "PROPOSED" | "CONFIRMED" | "REJECTED";
+  confidence: string;
+  ambiguous: boolean;
+  rule: string;
+  pass: number;
+  amountDelta: string;
+  dateDeltaDays: number;
+  duplicateOf: string | null;
+  scoreBreakdown: { comparator: string; similarity: number; weight: number; passed: boolean; detail: string }[];
+}
+
+export type MatchOutcomeName =
+  | "MATCHED"
+  | "SUGGESTED"
+  | "AMOUNT_MISMATCH"
+  | "DATE_LAG"
+  | "REFERENCE_MISMATCH"
+  | "CURRENCY_MISMATCH"
+  | "DUPLICATE"
+  | "UNMATCHED_LEFT"
+  | "UNMATCHED_RIGHT";
+
+/** A record as the API shows it (dates 'YYYY-MM-DD', amount an exact decimal string). */
+export interface SourceRecord {
+  id: string;
+  projectId: string;
+  dataSourceId: string;
+  externalId: string;
+  amount: string;
+  currency: string;
+  bookedDate: string;
+  valueDate: string | null;
+  reference: string;
+  description: string;
+  counterparty: string;
+  rowNumber: number;
+}
+
+export type MatchGroupConnection = Connection<MatchGroup>;

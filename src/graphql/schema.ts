@@ -10,6 +10,7 @@ import { dataSourceResolvers } from "../modules/data-sources/data-source-resolve
 import { projectResolvers } from "../modules/projects/project-resolvers.js";
 import { userResolvers } from "../modules/users/user-resolvers.js";
 import { uploadResolvers } from "../modules/uploads/upload-resolvers.js";
+import { jobResolvers } from "../modules/jobs/job-resolvers.js";
 import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
@@ -24,6 +25,7 @@ export const resolvers: Resolvers[] = [
   dataSourceResolvers,
   auditResolvers,
   uploadResolvers,
+  jobResolvers,
   cacheResolvers,
 ];
 

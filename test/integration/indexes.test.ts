@@ -12,6 +12,8 @@ import { createContainer } from "../../src/container.js";
 import { createResponseCache } from "../../src/cache/response-cache.js";
 import { loadConfig } from "../../src/config.js";
 import { createDatabase, type Database, type StatementEvent } from "../../src/db/database.js";
+import { createJobEvents } from "../../src/queue/job-events.js";
+import { createQueue } from "../../src/queue/queue.js";
 import { createHttpServer, type RunningHttpServer } from "../../src/http/server.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
@@ -27,6 +29,7 @@ let db: TestDatabase;
 let database: Database;
 let http: RunningHttpServer;
 let url: string;
+let closeQueue: (() => Promise<void>) | undefined;
 let captured: StatementEvent[] = [];
 const tokens = createTokenIssuer("index-test-secret-that-is-long-enough", 3600);
 
@@ -46,13 +49,21 @@ beforeAll(async () => {
     logger: createLogger("silent"),
     exposeSqlStatements: true,
     limits: { maxUploadBytes: 1024 ** 3, maxConcurrentIngests: 1 },
+    queue: await createQueue({ url: db.url, logger: createLogger("silent") }),
+    jobEvents: createJobEvents({ url: db.url, logger: createLogger("silent") }),
+    jobBlockRecords: 10_000,
   });
+  closeQueue = async () => {
+    await container.queue.stop();
+    await container.jobEvents.close();
+  };
   http = await createHttpServer(container);
   await new Promise<void>((resolve) => http.server.listen(0, "127.0.0.1", resolve));
   url = `http://127.0.0.1:${(http.server.address() as AddressInfo).port}/graphql`;
 });
 afterAll(async () => {
   await http?.close();
+  await closeQueue?.();
   await database?.close();
   await db?.drop();
 });

@@ -1,20 +1,164 @@
-/** The only code that reads reconciliation jobs (the engine that writes them arrives with the reconciliation issue). */
-import type { DbClient } from "../../db/database.js";
+/**
+ * The only code that reads and writes reconciliation jobs, their saved rule sets and their match groups through
+ * the API (the job runner streams records and writes groups itself, with COPY: modules/jobs/reconcile-task.ts).
+ */
+import type { ChangeFeed } from "../../db/change-feed.js";
+import type { Db, DbClient } from "../../db/database.js";
 import type { JobStatus } from "../../generated/prisma/enums.js";
 import { type SqlReader, afterCursor, and, raw, sql } from "../../db/sql.js";
-import type { ReconciliationJob } from "../../graphql/models.js";
+import type { MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet, SourceRecord } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { readTags, readTagsOf, tags } from "../../cache/tags.js";
 
 const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "leftSourceId",
-  j.right_source_id AS "rightSourceId", j.created_by AS "createdById", j.rules, j.status::text AS status, j.phase,
-  j.progress, j.matched_count AS "matchedCount", j.suggested_count AS "suggestedCount",
+  j.right_source_id AS "rightSourceId", j.created_by AS "createdById", j.rule_set_id AS "ruleSetId", j.rules,
+  j.status::text AS status, j.phase, j.progress, j.processed, j.total, j.attempts, j.matched_count AS "matchedCount", j.suggested_count AS "suggestedCount",
   j.discrepancy_count AS "discrepancyCount", j.unmatched_left_count AS "unmatchedLeftCount",
   j.unmatched_right_count AS "unmatchedRightCount", j.summary, j.error, j.dry_run AS "dryRun",
   j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt"`);
 
-export function createJobRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
+const GROUP_COLUMNS = raw(`g.id, g.job_id AS "jobId", g.project_id AS "projectId", g.left_record_ids AS "leftRecordIds",
+  g.right_record_ids AS "rightRecordIds", g.kind::text AS kind, g.outcome::text AS outcome, g.status::text AS status,
+  g.confidence::text AS confidence, g.ambiguous, g.rule, g.pass, g.amount_delta::text AS "amountDelta",
+  g.date_delta_days AS "dateDeltaDays", g.duplicate_of AS "duplicateOf", g.score_breakdown AS "scoreBreakdown"`);
+
+const RECORD_COLUMNS = raw(`r.id, r.project_id AS "projectId", r.data_source_id AS "dataSourceId",
+  r.external_id AS "externalId", r.amount::text AS amount, r.currency, r.booked_date AS "bookedDate",
+  r.value_date AS "valueDate", r.reference, r.description, r.counterparty, r.row_number AS "rowNumber"`);
+
+/** Where a page of match groups starts: after this (outcome, id) in the (job_id, outcome, id) index order. */
+export interface GroupPosition {
+  outcome: MatchOutcomeName;
+  id: string;
+}
+
+/** Which groups of a job a page lists. `outcomes` must be non-empty. */
+export interface GroupFilter {
+  outcomes: readonly MatchOutcomeName[];
+  minConfidence: number | null;
+}
+
+/** Outcomes in the order PostgreSQL sorts the enum (its declaration order): pages walk the index in this order. */
+export const OUTCOME_ORDER: readonly MatchOutcomeName[] = [
+  "MATCHED",
+  "SUGGESTED",
+  "AMOUNT_MISMATCH",
+  "DATE_LAG",
+  "REFERENCE_MISMATCH",
+  "CURRENCY_MISMATCH",
+  "DUPLICATE",
+  "UNMATCHED_LEFT",
+  "UNMATCHED_RIGHT",
+];
+
+export function createJobRepository({ prisma, read, changes }: { prisma: DbClient; read: SqlReader; changes: ChangeFeed }) {
   return {
+    /** Jobs by id (authorization is the caller's: it checks the job's project). */
+    async findByIds(ids: readonly string[]): Promise<ReconciliationJob[]> {
+      readTagsOf(tags.job, ids);
+      return read<ReconciliationJob[]>(sql`SELECT ${COLUMNS} FROM reconciliation_jobs j WHERE j.id = ANY(${ids}::uuid[])`);
+    },
+
+    /** One job, bypassing the response cache's read tags (the runner and subscriptions re-read jobs). */
+    async findById(id: string): Promise<ReconciliationJob | null> {
+      const [row] = await read<ReconciliationJob[]>(sql`SELECT ${COLUMNS} FROM reconciliation_jobs j WHERE j.id = ${id}::uuid`);
+      return row ?? null;
+    },
+
+    async create(
+      data: {
+        projectId: string;
+        leftSourceId: string;
+        rightSourceId: string;
+        createdById: string;
+        ruleSetId: string | null;
+        rules: object;
+        dryRun: boolean;
+      },
+      db: Db = prisma,
+    ): Promise<ReconciliationJob> {
+      return db.reconciliationJob.create({ data });
+    },
+
+    /**
+     * Marks a queued or running job CANCELLED; null when it had already finished. The worker running it learns of
+     * it from the job event the caller publishes (and from its own status checks).
+     */
+    async cancel(id: string, db: Db = prisma): Promise<ReconciliationJob | null> {
+      const { count } = await db.reconciliationJob.updateMany({
+        where: { id, status: { in: ["QUEUED", "RUNNING"] } },
+        data: { status: "CANCELLED", phase: "cancelled", finishedAt: new Date() },
+      });
+      if (count === 0) return null;
+      await changes.wrote([tags.job(id)]);
+      return db.reconciliationJob.findUnique({ where: { id } });
+    },
+
+    /** A page of a job's groups in (outcome, id) order: a walk of the (job_id, outcome, id) index. */
+    async groupPage(jobId: string, filter: GroupFilter, limit: number, after: GroupPosition | null): Promise<MatchGroup[]> {
+      readTags(tags.job(jobId));
+      const ordered = OUTCOME_ORDER.filter((outcome) => filter.outcomes.includes(outcome));
+      const first = ordered[0]!;
+      const last = ordered.at(-1)!;
+      return read<MatchGroup[]>(sql`
+        SELECT ${GROUP_COLUMNS} FROM match_groups g
+        WHERE ${and([
+          sql`g.job_id = ${jobId}::uuid`,
+          after
+            ? sql`(g.outcome, g.id) > (${after.outcome}::"MatchOutcome", ${after.id}::uuid)`
+            : sql`g.outcome >= ${first}::"MatchOutcome"`,
+          sql`g.outcome <= ${last}::"MatchOutcome"`,
+          ordered.length > 1 && sql`g.outcome = ANY(${ordered}::"MatchOutcome"[])`,
+          filter.minConfidence !== null && sql`g.confidence >= ${filter.minConfidence}`,
+        ])}
+        ORDER BY g.outcome, g.id
+        LIMIT ${limit + 1}`);
+    },
+
+    async countGroups(jobId: string, filter: GroupFilter): Promise<number> {
+      readTags(tags.job(jobId));
+      const [row] = await read<{ n: number }[]>(sql`
+        SELECT count(*)::int AS n FROM match_groups g
+        WHERE ${and([
+          sql`g.job_id = ${jobId}::uuid`,
+          sql`g.outcome = ANY(${filter.outcomes}::"MatchOutcome"[])`,
+          filter.minConfidence !== null && sql`g.confidence >= ${filter.minConfidence}`,
+        ])}`);
+      return row!.n;
+    },
+
+    /** Records by id, for the groups that name them (callers reach records only through an authorized job). */
+    async recordsByIds(ids: readonly string[]): Promise<SourceRecord[]> {
+      const rows = await read<SourceRecord[]>(sql`SELECT ${RECORD_COLUMNS} FROM records r WHERE r.id = ANY(${ids}::uuid[])`);
+      readTagsOf(tags.projectRecords, [...new Set(rows.map((row) => row.projectId))]);
+      return rows;
+    },
+
+    /** Saves `rules` as the next version of the project's rule set `name`. */
+    async saveRuleSet(data: { projectId: string; name: string; rules: object; createdById: string }, db: Db): Promise<RuleSet> {
+      const latest = await db.ruleSet.findFirst({
+        where: { projectId: data.projectId, name: data.name },
+        orderBy: { version: "desc" },
+        select: { version: true },
+      });
+      return db.ruleSet.create({ data: { ...data, version: (latest?.version ?? 0) + 1 } });
+    },
+
+    /** Rule-set versions by id (versions never change once saved). */
+    async findRuleSets(ids: readonly string[]): Promise<RuleSet[]> {
+      return prisma.ruleSet.findMany({ where: { id: { in: [...ids] } } });
+    },
+
+    /** The newest version of each named rule set of a project, by name. */
+    async latestRuleSets(projectId: string): Promise<RuleSet[]> {
+      readTags(tags.projectRuleSets(projectId));
+      return read<RuleSet[]>(sql`
+        SELECT DISTINCT ON (name) id, project_id AS "projectId", name, version, rules, created_by AS "createdById",
+          created_at AS "createdAt"
+        FROM rule_sets WHERE project_id = ${projectId}::uuid
+        ORDER BY name, version DESC`);
+    },
+
     /**
      * A page of jobs for each project (newest first), in one query: a LATERAL subquery per project walks the
      * (project_id, created_at) index, so a list of projects each showing its jobs is still one statement.

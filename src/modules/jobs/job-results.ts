@@ -1,0 +1,152 @@
+/**
+ * What a job keeps of the engine's groups: the rows of `match_groups`, streamed with COPY on the job's own
+ * transaction (so they become visible together with the job's completion, or never), and the job summary —
+ * counts and per-currency amounts per outcome, auto-match rate, per-pass hits — accumulated as groups go by.
+ */
+import { randomUUID } from "node:crypto";
+import type { Writable } from "node:stream";
+import type { EngineGroup, EngineRecord, Outcome } from "../../reconcile/types.js";
+
+/** 123400n → "12.3400" (scaled by 10^4, exact). */
+export function decimalOf(scaled: bigint): string {
+  const negative = scaled < 0n;
+  const digits = (negative ? -scaled : scaled).toString().padStart(5, "0");
+  return `${negative ? "-" : ""}${digits.slice(0, -4)}.${digits.slice(-4)}`;
+}
+
+/** Escapes a value for COPY's text format. */
+function copyText(value: string): string {
+  return /[\\\t\n\r]/.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : value;
+}
+
+export const GROUP_COPY_COLUMNS =
+  "id, job_id, project_id, left_record_ids, right_record_ids, kind, outcome, status, confidence, ambiguous, rule, pass, amount_delta, date_delta_days, duplicate_of, score_breakdown";
+
+/** One COPY line for a group. AUTO matches are CONFIRMED; everything else awaits review. */
+export function groupCopyLine(group: EngineGroup, jobId: string, projectId: string): string {
+  return [
+    randomUUID(),
+    jobId,
+    projectId,
+    `{${group.leftIds.join(",")}}`,
+    `{${group.rightIds.join(",")}}`,
+    group.kind,
+    group.outcome,
+    group.outcome === "MATCHED" ? "CONFIRMED" : "PROPOSED",
+    group.confidence.toFixed(4),
+    group.ambiguous ? "t" : "f",
+    copyText(group.rule),
+    String(group.pass),
+    decimalOf(group.amountDelta),
+    String(group.dateDeltaDays),
+    group.duplicateOf ?? "\\N",
+    copyText(JSON.stringify(group.breakdown)),
+  ].join("\t");
+}
+
+/** Writes lines to a COPY stream in large chunks, waiting when the stream asks to (back-pressure). */
+export async function writeLines(stream: Writable, lines: Iterable<string>): Promise<void> {
+  let chunk = "";
+  const flush = async () => {
+    if (!chunk) return;
+    const ok = stream.write(chunk);
+    chunk = "";
+    if (!ok) await new Promise<void>((resolve, reject) => {
+      const onDrain = () => (stream.off("error", onError), resolve());
+      const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
+      stream.once("drain", onDrain);
+      stream.once("error", onError);
+    });
+  };
+  for (const line of lines) {
+    chunk += line + "\n";
+    if (chunk.length >= 256 * 1024) await flush();
+  }
+  await flush();
+}
+
+interface OutcomeTally {
+  groups: number;
+  leftRecords: number;
+  rightRecords: number;
+  amounts: Map<string, { left: bigint; right: bigint }>;
+}
+
+/** The job summary as stored (JSON) and served (`JobSummary`). */
+export interface JobSummary {
+  leftRecords: number;
+  rightRecords: number;
+  autoMatchRate: number;
+  outcomes: { outcome: Outcome; groups: number; leftRecords: number; rightRecords: number; amounts: { currency: string; left: string; right: string }[] }[];
+  passes: { pass: number; name: string; groups: number }[];
+  phaseMillis: Record<string, number>;
+}
+
+const DISCREPANCY_OUTCOMES = new Set<Outcome>(["AMOUNT_MISMATCH", "DATE_LAG", "REFERENCE_MISMATCH", "CURRENCY_MISMATCH", "DUPLICATE"]);
+
+/** Accumulates the summary of a job from its groups, block after block. */
+export function createSummary(passNames: readonly string[]) {
+  const tallies = new Map<Outcome, OutcomeTally>();
+  const passHits = passNames.map(() => 0);
+  let leftRecords = 0;
+  let rightRecords = 0;
+
+  return {
+    /** Counts `groups`; `recordsById` must hold every record they name. */
+    add(groups: readonly EngineGroup[], recordsById: ReadonlyMap<string, EngineRecord>): void {
+      for (const group of groups) {
+        let tally = tallies.get(group.outcome);
+        if (!tally) tallies.set(group.outcome, (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
+        tally.groups++;
+        tally.leftRecords += group.leftIds.length;
+        tally.rightRecords += group.rightIds.length;
+        leftRecords += group.leftIds.length;
+        rightRecords += group.rightIds.length;
+        if (group.pass > 0 && group.pass <= passHits.length) passHits[group.pass - 1]!++;
+        for (const [ids, side] of [[group.leftIds, "left"], [group.rightIds, "right"]] as const) {
+          for (const id of ids) {
+            const record = recordsById.get(id)!;
+            let sums = tally.amounts.get(record.currency);
+            if (!sums) tally.amounts.set(record.currency, (sums = { left: 0n, right: 0n }));
+            sums[side] += record.amount;
+          }
+        }
+      }
+    },
+
+    /** The job row's counters: groups MATCHED / SUGGESTED / with a discrepancy, unmatched records per side. */
+    counts() {
+      const groupsOf = (outcome: Outcome) => tallies.get(outcome)?.groups ?? 0;
+      let discrepancy = 0;
+      for (const outcome of DISCREPANCY_OUTCOMES) discrepancy += groupsOf(outcome);
+      return {
+        matchedCount: groupsOf("MATCHED"),
+        suggestedCount: groupsOf("SUGGESTED"),
+        discrepancyCount: discrepancy,
+        unmatchedLeftCount: tallies.get("UNMATCHED_LEFT")?.leftRecords ?? 0,
+        unmatchedRightCount: tallies.get("UNMATCHED_RIGHT")?.rightRecords ?? 0,
+      };
+    },
+
+    result(phaseMillis: Record<string, number>): JobSummary {
+      const matched = tallies.get("MATCHED");
+      const all = leftRecords + rightRecords;
+      return {
+        leftRecords,
+        rightRecords,
+        autoMatchRate: all === 0 ? 0 : Number((((matched?.leftRecords ?? 0) + (matched?.rightRecords ?? 0)) / all).toFixed(6)),
+        outcomes: [...tallies].map(([outcome, tally]) => ({
+          outcome,
+          groups: tally.groups,
+          leftRecords: tally.leftRecords,
+          rightRecords: tally.rightRecords,
+          amounts: [...tally.amounts]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([currency, sums]) => ({ currency, left: decimalOf(sums.left), right: decimalOf(sums.right) })),
+        })),
+        passes: passNames.map((name, index) => ({ pass: index + 1, name, groups: passHits[index]! })),
+        phaseMillis,
+      };
+    },
+  };
+}
