@@ -88,11 +88,13 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     maxTokens: { n: OPERATION_LIMITS.tokens },
     blockFieldSuggestion: { enabled: !exposeSqlStatements }, // i.e. in production
   }).protect();
+  const schema = createSchema(options.resolverOverrides);
+  const validationRules = armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context)));
   const apollo = new ApolloServer<GraphQLContext>({
-    schema: createSchema(options.resolverOverrides),
+    schema,
     // Introspection (all root fields `__schema`/`__type`) is exempt from depth and cost: armor prices GraphiQL's
     // introspection query at ~550,000. It stays bounded by the token limit, and is off in production.
-    validationRules: armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context))),
+    validationRules,
     formatError: createErrorFormatter(logger),
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -335,6 +337,9 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
 
   return {
     apollo,
+    /** The executable schema and operation limits, shared with GraphQL over WebSocket (http/subscriptions.ts). */
+    schema,
+    validationRules,
     /** Answers one /graphql request (its body already read when `preread` is given). */
     graphql,
     /** Answers a JSON POST synchronously from L1 if it can; false: the request needs `graphql`. */

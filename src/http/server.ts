@@ -16,6 +16,7 @@ import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 import { createGraphQLRoute } from "./graphql-route.js";
 import { MultipartError } from "./multipart.js";
 import { HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } from "./request-utils.js";
+import { attachSubscriptions } from "./subscriptions.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
 
 export { MAX_BODY_BYTES } from "./request-utils.js";
@@ -49,7 +50,7 @@ export async function createHttpServer(container: Container, options: HttpServer
   const { services, metrics, logger, database, cache } = container;
   const graphiql = createGraphiqlHandler();
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-  const { apollo, graphql, answerFromCache } = await createGraphQLRoute(container, { resolverOverrides: options.resolverOverrides, maxUploadBytes });
+  const { apollo, graphql, answerFromCache, schema, validationRules } = await createGraphQLRoute(container, { resolverOverrides: options.resolverOverrides, maxUploadBytes });
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
 
   /** Graceful shutdown: once closing, new requests get 503 while those in flight finish. */
@@ -176,12 +177,14 @@ export async function createHttpServer(container: Container, options: HttpServer
   }
 
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, listener);
+  const subscriptions = attachSubscriptions({ server, schema, validationRules, container });
   return {
     server,
     apollo,
     /** Stops accepting connections, answers 503 to new requests, and resolves when in-flight ones are done. */
     async close() {
       closing = true;
+      await subscriptions.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
