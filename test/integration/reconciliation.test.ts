@@ -1,0 +1,317 @@
+/**
+ * Reconciliation end to end: two generated files with known ground truth go through the multipart upload, a job
+ * is started through GraphQL, followed with a real graphql-ws client, and its results are read back through the
+ * API and checked against the truth, against the engine run directly on the same records, and for the invariant
+ * that every record ends in exactly one group.
+ */
+import pg from "pg";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { COLUMN_MAPPING, generateFiles, type Truth } from "../../bench/reconcile-data.js";
+import { reconcile } from "../../src/reconcile/engine.js";
+import { DEFAULT_RULE_SET } from "../../src/reconcile/rules.js";
+import type { EngineRecord } from "../../src/reconcile/types.js";
+import { scaledAmount } from "../../src/modules/jobs/record-stream.js";
+import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+
+let t: TestApp;
+let db: pg.Pool;
+let analyst: TestUser;
+let outsider: TestUser;
+let projectId: string;
+let ledgerId: string;
+let bankId: string;
+let truth: Truth;
+const clients: Client[] = [];
+
+const UPLOAD = `mutation Upload($source: ID!, $file: Upload!) { uploadDataSourceFile(dataSourceId: $source, file: $file) { status rowsIngested } }`;
+const START = `mutation Start($input: StartReconciliationInput!) { startReconciliation(input: $input) { id status } }`;
+const JOB_FIELDS = `id status phase processed total attempts error matchedCount suggestedCount discrepancyCount unmatchedLeftCount unmatchedRightCount
+  summary { leftRecords rightRecords autoMatchRate outcomes { outcome groups leftRecords rightRecords amounts { currency left right } } passes { pass name groups } }`;
+
+async function uploadFile(source: string, csv: string, name: string): Promise<void> {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query: UPLOAD, variables: { source, file: null } }));
+  form.append("map", JSON.stringify({ 0: ["variables.file"] }));
+  form.append("0", new Blob([csv], { type: "text/csv" }), name);
+  const response = await fetch(t.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}`, "apollo-require-preflight": "true" }, body: form });
+  const body = (await response.json()) as GraphQLResponse;
+  expect(body.errors).toBeUndefined();
+  expect(body.data!.uploadDataSourceFile.status).toBe("COMPLETED");
+}
+
+function wsClient(token: string | null): Client {
+  const client = createClient({
+    url: t.url.replace(/^http/, "ws"),
+    webSocketImpl: WebSocket,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+  });
+  clients.push(client);
+  return client;
+}
+
+/** Every state `jobProgress` delivers for `jobId`, until the subscription completes (or its error). */
+async function follow(jobId: string, token: string, onEvent?: (job: Record<string, any>) => void): Promise<{ events: Record<string, any>[]; errors?: unknown }> {
+  const events: Record<string, any>[] = [];
+  const subscription = wsClient(token).iterate<{ jobProgress: Record<string, any> }>({
+    query: `subscription($id: ID!) { jobProgress(jobId: $id) { ${JOB_FIELDS} } }`,
+    variables: { id: jobId },
+  });
+  try {
+    for await (const result of subscription) {
+      if (result.errors) return { events, errors: result.errors };
+      events.push(result.data!.jobProgress);
+      onEvent?.(result.data!.jobProgress);
+    }
+  } catch (error) {
+    return { events, errors: error };
+  }
+  return { events };
+}
+
+async function startJob(input: Record<string, unknown>, token = analyst.token): Promise<string> {
+  const data = ok(await t.graphql(START, { input: { projectId, leftSourceId: ledgerId, rightSourceId: bankId, ...input } }, token));
+  return data.startReconciliation.id;
+}
+
+/** The job's groups as comparable strings: outcome + sorted external ids of each side. */
+async function groupsOf(jobId: string): Promise<string[]> {
+  const { rows } = await db.query<{ outcome: string; left: string[] | null; right: string[] | null }>(
+    `SELECT g.outcome::text AS outcome,
+       (SELECT array_agg(r.external_id ORDER BY r.external_id) FROM records r WHERE r.id = ANY(g.left_record_ids)) AS left,
+       (SELECT array_agg(r.external_id ORDER BY r.external_id) FROM records r WHERE r.id = ANY(g.right_record_ids)) AS right
+     FROM match_groups g WHERE g.job_id = $1`,
+    [jobId],
+  );
+  return rows.map((row) => `${row.outcome}|${(row.left ?? []).join(",")}|${(row.right ?? []).join(",")}`).sort();
+}
+
+async function engineRecords(sourceId: string): Promise<EngineRecord[]> {
+  const { rows } = await db.query(
+    `SELECT id, external_id, amount::text, currency, booked_date - DATE '1970-01-01' AS booked, value_date - DATE '1970-01-01' AS value,
+       reference, description, counterparty FROM records WHERE data_source_id = $1`,
+    [sourceId],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    externalId: row.external_id,
+    amount: scaledAmount(row.amount),
+    currency: row.currency,
+    bookedDate: row.booked,
+    valueDate: row.value,
+    reference: row.reference,
+    description: row.description,
+    counterparty: row.counterparty,
+  }));
+}
+
+beforeAll(async () => {
+  // Small engine blocks, so that a few thousand records cross many block boundaries (carry-over is exercised).
+  t = await startTestApp({ RECON_JOB_BLOCK_RECORDS: "1000", LOG_LEVEL: "error" });
+  db = new pg.Pool({ connectionString: t.db.url, max: 2 });
+  analyst = await t.createUser("ANALYST");
+  outsider = await t.createUser("ANALYST");
+  projectId = ok(await t.graphql(`mutation { createProject(input: { name: "Reconcile" }) { id } }`, {}, analyst.token)).createProject.id;
+  const source = async (name: string) =>
+    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
+      .createDataSource.id as string;
+  ledgerId = await source("Ledger");
+  bankId = await source("Bank");
+  const files = generateFiles(3000, 7);
+  truth = files.truth;
+  await uploadFile(ledgerId, files.ledger, "ledger.csv");
+  await uploadFile(bankId, files.bank, "bank.csv");
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.dispose()));
+  await db?.end();
+  await t?.close();
+});
+
+describe("a reconciliation job", () => {
+  let jobId: string;
+  let events: Record<string, any>[];
+
+  beforeAll(async () => {
+    jobId = await startJob({});
+    ({ events } = await follow(jobId, analyst.token));
+  });
+
+  it("is followed over graphql-ws from its state at subscription to COMPLETED, with progress in between", () => {
+    expect(events.length).toBeGreaterThan(1);
+    const last = events.at(-1)!;
+    expect(last.status).toBe("COMPLETED");
+    expect(last.error).toBeNull();
+    expect(last.attempts).toBe(1);
+    expect(last.processed).toBe(last.total);
+    const processed = events.map((event) => event.processed);
+    expect([...processed].sort((a, b) => a - b)).toEqual(processed);
+  });
+
+  it("puts every record of both sources in exactly one group", async () => {
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS slots, count(DISTINCT id)::int AS distinct_ids FROM (
+         SELECT unnest(left_record_ids || right_record_ids) AS id FROM match_groups WHERE job_id = $1) ids`,
+      [jobId],
+    );
+    const { rows: records } = await db.query(`SELECT count(*)::int AS n FROM records WHERE data_source_id IN ($1, $2)`, [ledgerId, bankId]);
+    expect(rows[0].slots).toBe(records[0].n);
+    expect(rows[0].distinct_ids).toBe(records[0].n);
+  });
+
+  it("finds the generated truth: auto matches are right, and nearly all matchable pairs are found", async () => {
+    const groups = await groupsOf(jobId);
+    let correct = 0;
+    let wrong = 0;
+    for (const group of groups) {
+      const [outcome, left, right] = group.split("|");
+      if (outcome !== "MATCHED") continue;
+      const lefts = left!.split(",");
+      const rights = right!.split(",").sort();
+      const expected = lefts.flatMap((id) => truth.bankOf.get(id) ?? []).sort();
+      if (lefts.length === 1 && expected.join() === rights.join()) correct++;
+      else wrong++;
+    }
+    const matchable = [...truth.categoryOf.values()].filter((category) => category !== "onlyLeft" && category !== "mismatch").length;
+    expect(wrong / (correct + wrong)).toBeLessThanOrEqual(0.005);
+    expect(correct / matchable).toBeGreaterThanOrEqual(0.99);
+    // Amount mismatches are typed as such, with the bank's delta.
+    const mismatches = groups.filter((group) => group.startsWith("AMOUNT_MISMATCH|"));
+    const expectedMismatches = [...truth.categoryOf].filter(([, category]) => category === "mismatch").length;
+    expect(mismatches.length).toBeGreaterThanOrEqual(Math.floor(expectedMismatches * 0.9));
+  });
+
+  it("gives the same groups as the engine run on all records at once (blocks and carry-over change nothing here)", async () => {
+    const left = await engineRecords(ledgerId);
+    const right = await engineRecords(bankId);
+    const direct = reconcile(left, right, DEFAULT_RULE_SET);
+    const externalId = new Map([...left, ...right].map((record) => [record.id, record.externalId]));
+    const expected = direct.groups
+      .map((group) => `${group.outcome}|${group.leftIds.map((id) => externalId.get(id)).sort().join(",")}|${group.rightIds.map((id) => externalId.get(id)).sort().join(",")}`)
+      .sort();
+    expect(await groupsOf(jobId)).toEqual(expected);
+  });
+
+  it("summarizes counts and per-currency amounts per outcome, and per-pass hits", async () => {
+    const job = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { ${JOB_FIELDS} } }`, { id: jobId }, analyst.token)).reconciliationJob;
+    const { rows } = await db.query(`SELECT count(*)::int AS n FROM records WHERE data_source_id = $1`, [ledgerId]);
+    expect(job.summary.leftRecords).toBe(rows[0].n);
+    const matched = job.summary.outcomes.find((o: any) => o.outcome === "MATCHED");
+    expect(matched.groups).toBe(job.matchedCount);
+    const hits = job.summary.passes.reduce((sum: number, pass: any) => sum + pass.groups, 0);
+    expect(hits).toBe(job.matchedCount + job.suggestedCount + job.summary.outcomes.filter((o: any) => o.outcome === "REFERENCE_MISMATCH").reduce((s: number, o: any) => s + o.groups, 0));
+    // Exact-amount groups balance per currency: the sums are exact decimals.
+    for (const amount of matched.amounts) expect(amount.left).toMatch(/^-?\d+\.\d{4}$/);
+    const unmatchedLeft = job.summary.outcomes.find((o: any) => o.outcome === "UNMATCHED_LEFT");
+    expect(unmatchedLeft.leftRecords).toBe(job.unmatchedLeftCount);
+  });
+
+  it("pages matches, unmatched records and discrepancies with their records and score breakdown", async () => {
+    const page = async (after: string | null) =>
+      ok(
+        await t.graphql(
+          `query($id: ID!, $after: String) { reconciliationJob(id: $id) {
+             matches(first: 50, after: $after, minConfidence: 0.5) { totalCount pageInfo { hasNextPage endCursor }
+               edges { node { id outcome kind confidence pass rule amountDelta leftRecords { externalId amount } rightRecords { externalId amount }
+                 scoreBreakdown { comparator similarity weight passed detail } } } }
+             unmatched(side: LEFT, first: 5) { totalCount edges { node { outcome kind leftRecords { externalId } rightRecords { id } } } }
+             discrepancies(type: AMOUNT_MISMATCH, first: 5) { totalCount edges { node { outcome amountDelta leftRecords { amount } rightRecords { amount } } } }
+           } }`,
+          { id: jobId, after },
+          analyst.token,
+        ),
+      ).reconciliationJob;
+    const first = await page(null);
+    const second = await page(first.matches.pageInfo.endCursor);
+    const ids = [...first.matches.edges, ...second.matches.edges].map((edge: any) => edge.node.id);
+    expect(new Set(ids).size).toBe(100);
+    const node = first.matches.edges[0].node;
+    expect(node.leftRecords.length).toBeGreaterThan(0);
+    expect(node.rightRecords.length).toBeGreaterThan(0);
+    expect(node.scoreBreakdown.length).toBeGreaterThan(0);
+    expect(first.unmatched.edges.every((edge: any) => edge.node.outcome === "UNMATCHED_LEFT" && edge.node.rightRecords.length === 0)).toBe(true);
+    expect(first.unmatched.totalCount).toBeGreaterThan(0);
+    for (const edge of first.discrepancies.edges) {
+      const { amountDelta, leftRecords, rightRecords } = edge.node;
+      const delta = Number(rightRecords[0].amount) * 10_000 - Number(leftRecords[0].amount) * 10_000;
+      expect(Math.round(delta)).toBe(Math.round(Number(amountDelta) * 10_000));
+    }
+  });
+
+  it("is invisible to someone outside the project: null, NOT_FOUND on cancel, and no subscription", async () => {
+    const seen = await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { id } }`, { id: jobId }, outsider.token);
+    expect(seen.data!.reconciliationJob).toBeNull();
+    expect(errorCode(await t.graphql(`mutation($id: ID!) { cancelReconciliation(jobId: $id) { id } }`, { id: jobId }, outsider.token))).toBe("NOT_FOUND");
+    const followed = await follow(jobId, outsider.token);
+    expect(followed.events).toEqual([]);
+    expect(JSON.stringify(followed.errors)).toContain("NOT_FOUND");
+  });
+});
+
+describe("starting a job", () => {
+  it("refuses rules with a mistake, naming the setting", async () => {
+    const rules = { passes: [{ name: "bad", mode: "AUTO", comparators: [{ field: "amount", type: "absolute", tolerance: "a lot" }] }] };
+    const result = await t.graphql(START, { input: { projectId, leftSourceId: ledgerId, rightSourceId: bankId, rules } }, analyst.token);
+    expect(errorCode(result)).toBe("BAD_USER_INPUT");
+    expect(JSON.stringify(result.errors)).toMatch(/passes\[0\]\.comparators\[0\]\.tolerance/);
+  });
+
+  it("refuses the same source on both sides and sources of another project", async () => {
+    const same = await t.graphql(START, { input: { projectId, leftSourceId: ledgerId, rightSourceId: ledgerId } }, analyst.token);
+    expect(errorCode(same)).toBe("BAD_USER_INPUT");
+    const other = ok(await t.graphql(`mutation { createProject(input: { name: "Other" }) { id } }`, {}, outsider.token)).createProject.id;
+    const foreign = await t.graphql(START, { input: { projectId: other, leftSourceId: ledgerId, rightSourceId: bankId } }, outsider.token);
+    expect(errorCode(foreign)).toBe("BAD_USER_INPUT");
+  });
+
+  it("runs a saved rule set version and keeps a snapshot of it on the job", async () => {
+    const rules = { passes: [{ name: "exact only", mode: "AUTO", comparators: [{ field: "reference", type: "exact" }, { field: "amount", type: "exact" }, { field: "currency", type: "equal" }] }] };
+    const save = `mutation($input: SaveRuleSetInput!) { saveRuleSet(input: $input) { id name version } }`;
+    const v1 = ok(await t.graphql(save, { input: { projectId, name: "strict", rules } }, analyst.token)).saveRuleSet;
+    const v2 = ok(await t.graphql(save, { input: { projectId, name: "strict", rules } }, analyst.token)).saveRuleSet;
+    expect([v1.version, v2.version]).toEqual([1, 2]);
+    const listed = ok(await t.graphql(`query($p: ID!) { ruleSets(projectId: $p) { id version } }`, { p: projectId }, analyst.token)).ruleSets;
+    expect(listed).toEqual([{ id: v2.id, version: 2 }]);
+    const jobId = await startJob({ ruleSetId: v1.id, dryRun: true });
+    const { events } = await follow(jobId, analyst.token);
+    expect(events.at(-1)!.status).toBe("COMPLETED");
+    const job = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { rules ruleSet { id version } summary { passes { name groups } } matches { totalCount } } }`, { id: jobId }, analyst.token)).reconciliationJob;
+    expect(job.ruleSet).toEqual({ id: v1.id, version: 1 });
+    expect(job.rules.passes[0].name).toBe("exact only");
+    expect(job.summary.passes).toHaveLength(1);
+    expect(job.summary.passes[0].groups).toBeGreaterThan(0);
+    // A dry run keeps the summary, not the groups.
+    expect(job.matches.totalCount).toBe(0);
+  });
+});
+
+describe("cancelling", () => {
+  it("stops a running job promptly and keeps nothing it computed", async () => {
+    // Blocks of 1,000 records: the job checkpoints (and notices cancellation) many times before it could finish.
+    const jobId = await startJob({});
+    let cancelled = false;
+    const { events } = await follow(jobId, analyst.token, (job) => {
+      if (!cancelled && job.status === "RUNNING" && job.processed > 0) {
+        cancelled = true;
+        void t.graphql(`mutation($id: ID!) { cancelReconciliation(jobId: $id) { status } }`, { id: jobId }, analyst.token);
+      }
+    });
+    expect(cancelled).toBe(true);
+    expect(events.at(-1)!.status).toBe("CANCELLED");
+    const { rows } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE job_id = $1`, [jobId]);
+    expect(rows[0].n).toBe(0);
+    const again = await t.graphql(`mutation($id: ID!) { cancelReconciliation(jobId: $id) { status } }`, { id: jobId }, analyst.token);
+    expect(errorCode(again)).toBe("BAD_USER_INPUT");
+  });
+
+  it("deleting the project deletes its jobs' groups (the statement trigger stands in for the foreign key)", async () => {
+    const { rows: before } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE project_id = $1`, [projectId]);
+    expect(before[0].n).toBeGreaterThan(0);
+    ok(await t.graphql(`mutation($id: ID!) { deleteProject(id: $id) }`, { id: projectId }, analyst.token));
+    const { rows: after } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE project_id = $1`, [projectId]);
+    expect(after[0].n).toBe(0);
+  });
+});
