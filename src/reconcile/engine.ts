@@ -1,0 +1,80 @@
+/**
+ * The matching engine: two sides of records and a rule set in, groups out. Pure and synchronous (no I/O), so the
+ * job runner can feed it date-ordered blocks from PostgreSQL and persist what it yields.
+ *
+ * Passes run in order over the records no earlier pass used; then, on what is left and not carried to the next
+ * block, the discrepancy, duplicate and unmatched stages. Every record passed in ends in exactly one group or in
+ * the carry. The result does not depend on the order of the input: both sides are sorted by (bookedDate, id) first
+ * and every choice breaks ties on that order.
+ */
+import type { EngineGroup, EngineRecord } from "./types.js";
+import type { RuleSet } from "./rules.js";
+import { prepare, type Prepared } from "./comparators.js";
+import { compileScorer, createStopCheck, type PassContext } from "./pass-context.js";
+import { isKeyEqualityPass, scoredPairPass, zipPass } from "./pass-pairs.js";
+import { keyGroupPass, manyToManyPass, subsetSumPass } from "./pass-groups.js";
+import { discrepancyStage, duplicateStage, unmatchedStage } from "./stages.js";
+
+export { ReconcileCancelled } from "./pass-context.js";
+
+export interface ReconcileOptions {
+  /**
+   * Records still unmatched after all passes whose bookedDate >= carryFrom are NOT finalized: they are returned in
+   * `carry` (the runner feeds them into the next date block). Omitted: everything is finalized. Carried records
+   * skip the discrepancy/duplicate/unmatched stages.
+   */
+  carryFrom?: number;
+  /** Polled regularly (at least every few thousand pairs); when it returns true, throw `ReconcileCancelled`. */
+  shouldStop?: () => boolean;
+}
+
+export interface ReconcileResult {
+  groups: EngineGroup[];
+  carry: { left: EngineRecord[]; right: EngineRecord[] };
+  /** Groups per pass, index = pass − 1. */
+  passHits: number[];
+}
+
+/** Runs one pass over the still-free records, choosing its strategy from its kind and comparators. */
+function runPass(ctx: PassContext): EngineGroup[] {
+  const { pass } = ctx;
+  if (pass.kind === "ONE_TO_ONE") return isKeyEqualityPass(pass.comparators) ? zipPass(ctx) : scoredPairPass(ctx);
+  if (pass.kind === "MANY_TO_MANY") return manyToManyPass(ctx);
+  return pass.groupBy ? keyGroupPass(ctx) : subsetSumPass(ctx);
+}
+
+/**
+ * Reconciles `left` against `right` with `rules` (validated by `parseRuleSet`). Ids must be unique across both
+ * sides. Throws `ReconcileCancelled` when `options.shouldStop` says so.
+ */
+export function reconcile(left: readonly EngineRecord[], right: readonly EngineRecord[], rules: RuleSet, options: ReconcileOptions = {}): ReconcileResult {
+  const tick = createStopCheck(options.shouldStop);
+  const sides = { left: prepare(left), right: prepare(right) };
+  const leftFree = new Uint8Array(sides.left.length).fill(1);
+  const rightFree = new Uint8Array(sides.right.length).fill(1);
+  const groups: EngineGroup[] = [];
+  const passHits = rules.passes.map((pass, i) => {
+    const found = runPass({ pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick });
+    groups.push(...found);
+    return found.length;
+  });
+
+  // Residual records booked from carryFrom on wait for the next block; the rest are finalized by the stages.
+  const carryFrom = options.carryFrom ?? Infinity;
+  const carried = (records: Prepared[], free: Uint8Array) => records.filter((p) => free[p.index] && p.record.bookedDate >= carryFrom);
+  const carry = { left: carried(sides.left, leftFree), right: carried(sides.right, rightFree) };
+  const leftCarried = new Uint8Array(leftFree.length);
+  const rightCarried = new Uint8Array(rightFree.length);
+  for (const p of carry.left) [leftFree[p.index], leftCarried[p.index]] = [0, 1];
+  for (const p of carry.right) [rightFree[p.index], rightCarried[p.index]] = [0, 1];
+
+  if (rules.discrepancies) groups.push(...discrepancyStage(sides.left, sides.right, leftFree, rightFree, rules.discrepancies, tick));
+  if (rules.duplicates) {
+    // Matched: grouped by a pass or the discrepancy stage (neither free nor carried).
+    const matched = (free: Uint8Array, carriedFlags: Uint8Array) => free.map((f, i) => (f || carriedFlags[i] ? 0 : 1));
+    groups.push(...duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
+    groups.push(...duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
+  }
+  groups.push(...unmatchedStage("LEFT", sides.left, leftFree), ...unmatchedStage("RIGHT", sides.right, rightFree));
+  return { groups, carry: { left: carry.left.map((p) => p.record), right: carry.right.map((p) => p.record) }, passHits };
+}

@@ -1,0 +1,148 @@
+/**
+ * What every pass works with, and how a set of chosen records becomes an `EngineGroup`: the pass's compiled
+ * comparators, both prepared sides with their "still free" flags, scoring of a candidate (a pair or a group), and
+ * the outcome rules (AUTO → MATCHED; SUGGEST → SUGGESTED or REFERENCE_MISMATCH; near-ties → SUGGESTED).
+ */
+import type { EngineGroup, FieldScore, GroupKind } from "./types.js";
+import type { Pass } from "./rules.js";
+import { compileComparator, isAmountComparator, normalizedField, type CompiledComparator, type Prepared } from "./comparators.js";
+import { sumAmounts } from "./money.js";
+
+/** Thrown by `reconcile` when its `shouldStop` option asks it to stop. */
+export class ReconcileCancelled extends Error {
+  constructor() {
+    super("reconciliation cancelled");
+    this.name = "ReconcileCancelled";
+  }
+}
+
+/** How often (in units of work: pairs scored, records visited) `shouldStop` is polled. */
+const POLL_EVERY = 1024;
+
+/** A counter of work that polls `shouldStop` every `POLL_EVERY` units and throws `ReconcileCancelled` when told to. */
+export function createStopCheck(shouldStop?: () => boolean): (units?: number) => void {
+  if (!shouldStop) return () => {};
+  let budget = POLL_EVERY;
+  return (units = 1) => {
+    budget -= units;
+    if (budget > 0) return;
+    budget = POLL_EVERY;
+    if (shouldStop()) throw new ReconcileCancelled();
+  };
+}
+
+/** One pass being run: its rules, 1-based number, and the records of both sides with what is still unmatched. */
+export interface PassContext {
+  readonly pass: Pass;
+  readonly passNumber: number;
+  readonly scorer: Scorer;
+  readonly left: readonly Prepared[];
+  readonly right: readonly Prepared[];
+  /** 1 while the record at that position is unmatched. */
+  readonly leftFree: Uint8Array;
+  readonly rightFree: Uint8Array;
+  readonly tick: (units?: number) => void;
+}
+
+/** A pass's compiled comparators in rule order, and the order to test them in: required ones first. */
+export interface Scorer {
+  readonly comparators: readonly CompiledComparator[];
+  readonly gateOrder: readonly number[];
+}
+
+/** Compiles a pass's comparators. */
+export function compileScorer(pass: Pass): Scorer {
+  const comparators = pass.comparators.map(compileComparator);
+  const positions = comparators.map((_, i) => i);
+  const gateOrder = [...positions.filter((i) => comparators[i]!.spec.required), ...positions.filter((i) => !comparators[i]!.spec.required)];
+  return { comparators, gateOrder };
+}
+
+/** A candidate's score: confidence (Σ weight·similarity / Σ weight, 4 decimals) and, when explained, the breakdown. */
+export interface CandidateScore {
+  passed: boolean;
+  confidence: number;
+  /** In the rule's comparator order. */
+  breakdown: FieldScore[];
+}
+
+/**
+ * Scores a candidate of any shape. Amount comparators judge the sums of both sides; every other comparator judges
+ * each (left leg, right leg) pair and keeps the worst (a group passes a gate only if all its leg pairs do). Without
+ * `explain`, returns null at the first failed required gate.
+ */
+export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], rights: readonly Prepared[], explain: boolean): CandidateScore | null {
+  const { comparators, gateOrder } = scorer;
+  const scores = new Array<FieldScore>(comparators.length);
+  let passed = true;
+  for (const position of gateOrder) {
+    const comparator = comparators[position]!;
+    const fieldScore = isAmountComparator(comparator)
+      ? comparator.evaluateAmounts(sumAmounts(lefts.map((p) => p.record)), sumAmounts(rights.map((p) => p.record)), explain)
+      : worstLegPair(comparator, lefts, rights, explain);
+    if (!fieldScore.passed && comparator.spec.required) {
+      if (!explain) return null;
+      passed = false;
+    }
+    scores[position] = fieldScore;
+  }
+  let weighted = 0;
+  let weights = 0;
+  for (const fieldScore of scores) {
+    weighted += fieldScore.weight * fieldScore.similarity;
+    weights += fieldScore.weight;
+  }
+  return { passed, confidence: Math.round((weighted / weights) * 10_000) / 10_000, breakdown: explain ? scores : [] };
+}
+
+function worstLegPair(comparator: CompiledComparator, lefts: readonly Prepared[], rights: readonly Prepared[], explain: boolean): FieldScore {
+  if (lefts.length === 1 && rights.length === 1) return comparator.evaluate(lefts[0]!, rights[0]!, explain);
+  let worst: FieldScore | null = null;
+  let allPassed = true;
+  for (const left of lefts) {
+    for (const right of rights) {
+      const fieldScore = comparator.evaluate(left, right, explain);
+      allPassed &&= fieldScore.passed;
+      if (!worst || fieldScore.similarity < worst.similarity) worst = fieldScore;
+    }
+  }
+  const pairs = lefts.length * rights.length;
+  return { ...worst!, passed: allPassed, detail: explain ? `${worst!.detail} (worst of ${pairs} leg pairs)` : "" };
+}
+
+/** The kind of a group from the number of records on each side. */
+export function kindOf(leftCount: number, rightCount: number): GroupKind {
+  if (leftCount === 1) return rightCount === 1 ? "ONE_TO_ONE" : "ONE_TO_MANY";
+  return rightCount === 1 ? "MANY_TO_ONE" : "MANY_TO_MANY";
+}
+
+/**
+ * Turns chosen records into the pass's group and marks them used. Outcome: an ambiguous choice is SUGGESTED; in a
+ * SUGGEST pass a 1:1 pair whose references are both non-empty and differ after normalization is
+ * REFERENCE_MISMATCH, otherwise SUGGESTED; an AUTO pass yields MATCHED.
+ */
+export function emitGroup(ctx: PassContext, lefts: readonly Prepared[], rights: readonly Prepared[], ambiguous: boolean): EngineGroup {
+  for (const p of lefts) ctx.leftFree[p.index] = 0;
+  for (const p of rights) ctx.rightFree[p.index] = 0;
+  const { confidence, breakdown } = scoreCandidate(ctx.scorer, lefts, rights, true)!;
+  let outcome: EngineGroup["outcome"] = ctx.pass.mode === "AUTO" ? "MATCHED" : "SUGGESTED";
+  if (ambiguous) outcome = "SUGGESTED";
+  else if (ctx.pass.mode === "SUGGEST" && lefts.length === 1 && rights.length === 1) {
+    const a = normalizedField(lefts[0]!, "reference");
+    const b = normalizedField(rights[0]!, "reference");
+    if (a !== "" && b !== "" && a !== b) outcome = "REFERENCE_MISMATCH";
+  }
+  return {
+    outcome,
+    kind: kindOf(lefts.length, rights.length),
+    leftIds: lefts.map((p) => p.record.id),
+    rightIds: rights.map((p) => p.record.id),
+    confidence,
+    pass: ctx.passNumber,
+    rule: ctx.pass.name,
+    amountDelta: sumAmounts(rights.map((p) => p.record)) - sumAmounts(lefts.map((p) => p.record)),
+    dateDeltaDays: rights[0]!.record.bookedDate - lefts[0]!.record.bookedDate,
+    ambiguous,
+    breakdown,
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * Grouped passes: one record against several of the other side (1:N, N:1), or several against several (N:M).
+ * With `groupBy`, groups are formed by key (the normalized text of that field); without it, 1:N and N:1 search
+ * subsets of nearby records whose sum matches (bounded per record). Candidates go through the same greedy
+ * assignment as pairs, so the best group wins and near-ties go to review.
+ */
+import type { EngineGroup } from "./types.js";
+import type { Pass } from "./rules.js";
+import { absAmount } from "./money.js";
+import { isAmountComparator, normalizedField, windowDate, type CompiledAmountComparator, type Prepared } from "./comparators.js";
+import { buildBlocks, nearestInRange } from "./blocking.js";
+import { CandidateList } from "./assignment.js";
+import { scoreCandidate, type PassContext } from "./pass-context.js";
+import { emitAssigned } from "./pass-pairs.js";
+
+/** A key group larger than this (on either side) is not matched: such keys are generic ("SALARY"), not groupings. */
+export const MAX_KEY_GROUP = 200;
+/** The nearby records (by date) a subset-sum search combines, at most. */
+export const SUBSET_POOL = 20;
+/** Combinations a subset-sum search may try for one record. */
+export const SUBSET_BUDGET = 20_000;
+
+/** Which side holds the single record in a 1:N (left) or N:1 (right) pass. */
+function orient(ctx: PassContext) {
+  const oneIsLeft = ctx.pass.kind === "ONE_TO_MANY";
+  return {
+    ones: oneIsLeft ? ctx.left : ctx.right,
+    many: oneIsLeft ? ctx.right : ctx.left,
+    oneFree: oneIsLeft ? ctx.leftFree : ctx.rightFree,
+    manyFree: oneIsLeft ? ctx.rightFree : ctx.leftFree,
+    /** [lefts, rights] of a single record and its legs. */
+    sides: (one: Prepared, legs: Prepared[]): [Prepared[], Prepared[]] => (oneIsLeft ? [[one], legs] : [legs, [one]]),
+  };
+}
+
+function pushCandidate(ctx: PassContext, candidates: CandidateList, lefts: Prepared[], rights: Prepared[]): void {
+  ctx.tick(lefts.length * rights.length);
+  const scored = scoreCandidate(ctx.scorer, lefts, rights, false);
+  if (!scored || scored.confidence < ctx.pass.minConfidence) return;
+  let delta = 0n;
+  for (const p of rights) delta += p.record.amount;
+  for (const p of lefts) delta -= p.record.amount;
+  candidates.push(
+    lefts.map((p) => p.index),
+    rights.map((p) => p.index),
+    scored.confidence,
+    rights[0]!.record.bookedDate - lefts[0]!.record.bookedDate,
+    delta,
+  );
+}
+
+function groupByKey(records: readonly Prepared[], free: Uint8Array, field: NonNullable<Pass["groupBy"]>): Map<string, Prepared[]> {
+  const groups = new Map<string, Prepared[]>();
+  for (const p of records) {
+    if (!free[p.index]) continue;
+    const key = normalizedField(p, field);
+    if (key === "") continue;
+    const group = groups.get(key);
+    if (group) group.push(p);
+    else groups.set(key, [p]);
+  }
+  return groups;
+}
+
+/** Whether every required comparator other than the amount one holds between a single record and one leg. */
+function legGates(ctx: PassContext) {
+  const gates = ctx.scorer.comparators.filter((c) => c.spec.required && !isAmountComparator(c));
+  return (lefts: Prepared[], rights: Prepared[]) => gates.every((c) => c.evaluate(lefts[0]!, rights[0]!, false).passed);
+}
+
+/**
+ * 1:N / N:1 by key: for each free single record, its legs are the free records of the other side with the same
+ * key that pass the pass's other required gates against it; two or more legs whose sum passes the amount
+ * comparator make a candidate.
+ */
+export function keyGroupPass(ctx: PassContext): EngineGroup[] {
+  const { ones, many, oneFree, manyFree, sides } = orient(ctx);
+  const field = ctx.pass.groupBy!;
+  const manyByKey = groupByKey(many, manyFree, field);
+  const gates = legGates(ctx);
+  const candidates = new CandidateList();
+  for (const one of ones) {
+    if (!oneFree[one.index]) continue;
+    const key = normalizedField(one, field);
+    const group = key === "" ? undefined : manyByKey.get(key);
+    if (!group || group.length > MAX_KEY_GROUP) continue;
+    ctx.tick(group.length);
+    const legs = group.filter((leg) => gates(...sides(one, [leg])));
+    if (legs.length >= 2) pushCandidate(ctx, candidates, ...sides(one, legs));
+  }
+  return emitAssigned(ctx, candidates);
+}
+
+/**
+ * N:M by key: the free records sharing a key on each side form one candidate (at least three records in all)
+ * when every leg pair passes the required gates and the sums balance within the amount comparator.
+ */
+export function manyToManyPass(ctx: PassContext): EngineGroup[] {
+  const field = ctx.pass.groupBy!;
+  const leftByKey = groupByKey(ctx.left, ctx.leftFree, field);
+  const rightByKey = groupByKey(ctx.right, ctx.rightFree, field);
+  const candidates = new CandidateList();
+  for (const [key, lefts] of leftByKey) {
+    const rights = rightByKey.get(key);
+    if (!rights || lefts.length + rights.length < 3 || lefts.length > MAX_KEY_GROUP || rights.length > MAX_KEY_GROUP) continue;
+    pushCandidate(ctx, candidates, lefts, rights);
+  }
+  return emitAssigned(ctx, candidates);
+}
+
+/**
+ * 1:N / N:1 by subset sum: for each free single record, the SUBSET_POOL nearest free records of the other side
+ * (same sign, same currency when required, inside the date window, passing the other required gates, not larger
+ * than the single's amount plus tolerance) are searched for 2..maxLegs legs whose sum passes the amount
+ * comparator. Fewest legs first, then the smallest |delta|; the best two of that size become candidates (two, so
+ * that a near-tie is seen as ambiguous). The search is capped at SUBSET_BUDGET combinations per record.
+ */
+export function subsetSumPass(ctx: PassContext): EngineGroup[] {
+  const { ones, many, oneFree, manyFree, sides } = orient(ctx);
+  const oneIsLeft = ones === ctx.left;
+  const amount = ctx.scorer.comparators.find((c) => c.spec.required && isAmountComparator(c)) as CompiledAmountComparator;
+  const window = ctx.pass.comparators.find((c) => c.required && c.type === "dateWindow");
+  if (!window || window.type !== "dateWindow") return [];
+  const sameCurrency = ctx.pass.comparators.some((c) => c.required && c.field === "currency");
+  const blockKey = (p: Prepared) => (p.record.amount === 0n ? null : `${p.record.amount > 0n ? "+" : "-"}${sameCurrency ? p.record.currency : ""}`);
+  const blocks = buildBlocks(many, (p) => manyFree[p.index] === 1, blockKey, (p) => windowDate(p.record, window.field));
+  const gates = legGates(ctx);
+  const candidates = new CandidateList();
+  for (const one of ones) {
+    const key = blockKey(one);
+    const block = oneFree[one.index] && key !== null ? blocks.get(key) : undefined;
+    if (!block) continue;
+    const date = windowDate(one.record, window.field);
+    // right − left ∈ [min, max]: legs on the right lie at date + [min, max], legs on the left at date − [max, min].
+    const [lo, hi] = oneIsLeft ? [date + window.minDays, date + window.maxDays] : [date - window.maxDays, date - window.minDays];
+    const target = absAmount(one.record.amount);
+    const reach = amount.reach(one.record.amount) ?? target;
+    const nearby = nearestInRange(block, date, lo, hi, SUBSET_POOL * 4);
+    ctx.tick(nearby.length + 1);
+    const pool = nearby
+      .map((i) => many[i]!)
+      .filter((leg) => absAmount(leg.record.amount) <= target + reach && gates(...sides(one, [leg])))
+      .slice(0, SUBSET_POOL)
+      .sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index));
+    for (const legs of bestSubsets(pool, target - reach, target + reach, target, ctx.pass.maxLegs, ctx.tick)) {
+      pushCandidate(ctx, candidates, ...sides(one, legs.sort((a, b) => a.index - b.index)));
+    }
+  }
+  return emitAssigned(ctx, candidates);
+}
+
+/**
+ * The best (up to) two subsets of `pool` (sorted by |amount| ascending) of the smallest size in 2..maxLegs whose
+ * |amount| sum lies in [lo, hi], ranked by |sum − target| then by pool order; depth-first with pruning.
+ */
+function bestSubsets(pool: Prepared[], lo: bigint, hi: bigint, target: bigint, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
+  const values = pool.map((p) => absAmount(p.record.amount));
+  let budget = SUBSET_BUDGET;
+  for (let size = 2; size <= Math.min(maxLegs, pool.length); size++) {
+    const found: { picks: number[]; miss: bigint }[] = [];
+    const picks: number[] = [];
+    const search = (from: number, sum: bigint): void => {
+      const remaining = size - picks.length;
+      for (let i = from; i <= values.length - remaining && budget > 0; i++) {
+        budget--;
+        const next = sum + values[i]!;
+        // Later values are at least values[i]: if even the smallest completion overshoots, stop.
+        if (next + values[i]! * BigInt(remaining - 1) > hi) break;
+        if (next + values[values.length - 1]! * BigInt(remaining - 1) < lo) continue;
+        picks.push(i);
+        if (remaining === 1) {
+          const miss = absAmount(next - target);
+          found.push({ picks: [...picks], miss });
+        } else search(i + 1, next);
+        picks.pop();
+      }
+    };
+    search(0, 0n);
+    tick(SUBSET_BUDGET - budget);
+    if (found.length > 0) {
+      found.sort((a, b) => (a.miss < b.miss ? -1 : a.miss > b.miss ? 1 : 0));
+      return found.slice(0, 2).map(({ picks: chosen }) => chosen.map((i) => pool[i]!));
+    }
+    if (budget <= 0) break;
+  }
+  return [];
+}
