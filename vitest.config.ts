@@ -1,6 +1,13 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  resolve: {
+    // graphql 16 ships CJS (main) and ESM (module) builds with no "exports" map: Node loads the CJS one for every
+    // dependency (graphql-tools, graphql-ws, Apollo), Vite would give our own files the ESM one, and a schema from
+    // one build is refused by the other ("Cannot use GraphQLSchema from another module or realm"). One build, as in
+    // production.
+    alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
+  },
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],

@@ -24,6 +24,14 @@ export interface ReconcileOptions {
    * skip the discrepancy/duplicate/unmatched stages.
    */
   carryFrom?: number;
+  /**
+   * With `carryFrom`: residual records booked in [finalizeBefore, carryFrom) are carried too, but the discrepancy
+   * stage may still pair them with a record that is being finalized (booked before `finalizeBefore`). The runner
+   * sets carryFrom where no later record can reach a record through a pass, and finalizeBefore one discrepancy
+   * window earlier, so that a record finalized now sees every record it could be a discrepancy with — including
+   * those booked just after it. Omitted: equal to carryFrom.
+   */
+  finalizeBefore?: number;
   /** Polled regularly (at least every few thousand pairs); when it returns true, throw `ReconcileCancelled`. */
   shouldStop?: () => boolean;
 }
@@ -59,16 +67,33 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
     return found.length;
   });
 
-  // Residual records booked from carryFrom on wait for the next block; the rest are finalized by the stages.
+  // Residual records booked from finalizeBefore on wait for the next block; the rest are finalized by the stages.
   const carryFrom = options.carryFrom ?? Infinity;
-  const carried = (records: Prepared[], free: Uint8Array) => records.filter((p) => free[p.index] && p.record.bookedDate >= carryFrom);
-  const carry = { left: carried(sides.left, leftFree), right: carried(sides.right, rightFree) };
+  const finalizeBefore = Math.min(options.finalizeBefore ?? carryFrom, carryFrom);
+  const carried = (records: Prepared[], free: Uint8Array) => records.filter((p) => free[p.index] && p.record.bookedDate >= finalizeBefore);
+  let carry = { left: carried(sides.left, leftFree), right: carried(sides.right, rightFree) };
   const leftCarried = new Uint8Array(leftFree.length);
   const rightCarried = new Uint8Array(rightFree.length);
   for (const p of carry.left) [leftFree[p.index], leftCarried[p.index]] = [0, 1];
   for (const p of carry.right) [rightFree[p.index], rightCarried[p.index]] = [0, 1];
 
-  if (rules.discrepancies) groups.push(...discrepancyStage(sides.left, sides.right, leftFree, rightFree, rules.discrepancies, tick));
+  if (rules.discrepancies) {
+    // Carried records no pass can reach any more may still be the other half of a finalized record's discrepancy.
+    const partner = (p: Prepared) => p.record.bookedDate < carryFrom;
+    const leftOpen = leftFree.slice();
+    const rightOpen = rightFree.slice();
+    for (const p of carry.left) if (partner(p)) leftOpen[p.index] = 1;
+    for (const p of carry.right) if (partner(p)) rightOpen[p.index] = 1;
+    const found = discrepancyStage(sides.left, sides.right, leftOpen, rightOpen, rules.discrepancies, tick, (l, r) =>
+      l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore,
+    );
+    groups.push(...found);
+    // Records the stage paired are no longer free (nor carried).
+    const used = new Set(found.flatMap((group) => [...group.leftIds, ...group.rightIds]));
+    for (const p of sides.left) if (used.has(p.record.id)) [leftFree[p.index], leftCarried[p.index]] = [0, 0];
+    for (const p of sides.right) if (used.has(p.record.id)) [rightFree[p.index], rightCarried[p.index]] = [0, 0];
+    if (used.size) carry = { left: carry.left.filter((p) => !used.has(p.record.id)), right: carry.right.filter((p) => !used.has(p.record.id)) };
+  }
   if (rules.duplicates) {
     // Matched: grouped by a pass or the discrepancy stage (neither free nor carried).
     const matched = (free: Uint8Array, carriedFlags: Uint8Array) => free.map((f, i) => (f || carriedFlags[i] ? 0 : 1));

@@ -45,6 +45,8 @@ export function discrepancyStage(
   rightFree: Uint8Array,
   config: NonNullable<RuleSet["discrepancies"]>,
   tick: (units?: number) => void,
+  /** Whether a pair may be formed now (the runner's block boundary); every pair by default. */
+  allowed: (l: Prepared, r: Prepared) => boolean = () => true,
 ): EngineGroup[] {
   const byKey = new Map<string, { lefts: Prepared[]; rights: Prepared[] }>();
   for (const p of left) {
@@ -65,7 +67,7 @@ export function discrepancyStage(
     for (const l of lefts) {
       for (const r of rights) {
         const lag = r.record.bookedDate - l.record.bookedDate;
-        if (Math.abs(lag) <= config.dateWindowDays) pairs.push([l, r, lag]);
+        if (Math.abs(lag) <= config.dateWindowDays && allowed(l, r)) pairs.push([l, r, lag]);
       }
     }
     pairs.sort((a, b) => Math.abs(a[2]) - Math.abs(b[2]) || a[0].index - b[0].index || a[1].index - b[1].index);

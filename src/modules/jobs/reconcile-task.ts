@@ -176,8 +176,10 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         await checkpoint();
         const result = await timed("match", () =>
           reconcile(inputLeft, inputRight, rules, {
-            // Unmatched records a later record could still match are carried into the next block.
+            // Unmatched records a later record could still reach are carried into the next block; so are those
+            // whose possible discrepancy partners are not all settled yet (one more reach back).
             carryFrom: exhausted ? undefined : lastDate + 1 - reach,
+            finalizeBefore: exhausted ? undefined : lastDate + 1 - 2 * reach,
             shouldStop: () => cancelled,
           }),
         );
@@ -241,7 +243,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     // Failures are recorded on the job (FAILED, with the reason) rather than retried blindly; a lost worker is
     // handled by recoverLostJobs. pg-boss's own expiry is a last resort for a queue message stuck active.
     retryLimit: 0,
-    expireInSeconds: 24 * 3600,
+    expireInSeconds: 23 * 3600, // pg-boss caps it below 24 hours
     async perform({ jobId }) {
       const writer = await pool.connect();
       let locked = false;
