@@ -1,0 +1,138 @@
+/**
+ * Durable jobs: a worker process (`npm run worker`) is killed with SIGKILL in the middle of a job; another worker
+ * finds the job's lock free, queues it again and runs it. The final results must equal an uninterrupted run's —
+ * nothing duplicated, nothing half-written — and the job must say it took two attempts. The API instance runs
+ * no worker (RECON_WORKERS=0): it only queues, as an API-only instance would.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { resolve } from "node:path";
+import pg from "pg";
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
+import { ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+
+let t: TestApp;
+let db: pg.Pool;
+let analyst: TestUser;
+let projectId: string;
+let ledgerId: string;
+let bankId: string;
+const workers: ChildProcess[] = [];
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+/** Starts `npm run worker`'s entry as a child process; resolves once it says it is taking jobs. */
+async function startWorker(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/worker.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: t.db.url, LOG_LEVEL: "info", RECON_JOB_BLOCK_RECORDS: "1000", RECON_JOB_RECOVERY_SECONDS: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  workers.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (line.includes("taking reconciliation jobs")) break;
+  }
+  child.stdout!.resume();
+  return child;
+}
+
+async function upload(source: string, csv: string): Promise<void> {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query: `mutation($s: ID!, $f: Upload!) { uploadDataSourceFile(dataSourceId: $s, file: $f) { status } }`, variables: { s: source, f: null } }));
+  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
+  form.append("0", new Blob([csv], { type: "text/csv" }), "file.csv");
+  const response = await fetch(t.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}`, "apollo-require-preflight": "true" }, body: form });
+  expect(((await response.json()) as GraphQLResponse).data!.uploadDataSourceFile.status).toBe("COMPLETED");
+}
+
+async function startJob(): Promise<string> {
+  return ok(
+    await t.graphql(`mutation($input: StartReconciliationInput!) { startReconciliation(input: $input) { id } }`, { input: { projectId, leftSourceId: ledgerId, rightSourceId: bankId } }, analyst.token),
+  ).startReconciliation.id;
+}
+
+/** Follows the job over graphql-ws until it finishes, calling `onEvent` with each state. */
+async function follow(jobId: string, onEvent: (job: { status: string; processed: number; attempts: number }) => void = () => {}) {
+  const client = createClient({ url: t.url.replace(/^http/, "ws"), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${analyst.token}` }, retryAttempts: 0 });
+  const states: { status: string; processed: number; attempts: number }[] = [];
+  try {
+    for await (const result of client.iterate<{ jobProgress: { status: string; processed: number; attempts: number } }>({
+      query: `subscription($id: ID!) { jobProgress(jobId: $id) { status processed attempts } }`,
+      variables: { id: jobId },
+    })) {
+      states.push(result.data!.jobProgress);
+      onEvent(result.data!.jobProgress);
+    }
+  } finally {
+    await client.dispose();
+  }
+  return states;
+}
+
+async function groupsOf(jobId: string): Promise<string[]> {
+  const { rows } = await db.query<{ key: string }>(
+    `SELECT g.outcome::text || '|' || coalesce((SELECT string_agg(r.external_id, ',' ORDER BY r.external_id) FROM records r WHERE r.id = ANY(g.left_record_ids)), '')
+       || '|' || coalesce((SELECT string_agg(r.external_id, ',' ORDER BY r.external_id) FROM records r WHERE r.id = ANY(g.right_record_ids)), '') AS key
+     FROM match_groups g WHERE g.job_id = $1`,
+    [jobId],
+  );
+  return rows.map((row) => row.key).sort();
+}
+
+beforeAll(async () => {
+  t = await startTestApp({ RECON_WORKERS: "0", LOG_LEVEL: "error" });
+  db = new pg.Pool({ connectionString: t.db.url, max: 2 });
+  analyst = await t.createUser("ANALYST");
+  projectId = ok(await t.graphql(`mutation { createProject(input: { name: "Crash" }) { id } }`, {}, analyst.token)).createProject.id;
+  const source = async (name: string) =>
+    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
+      .createDataSource.id as string;
+  ledgerId = await source("Ledger");
+  bankId = await source("Bank");
+  const files = generateFiles(30_000, 11);
+  await upload(ledgerId, files.ledger);
+  await upload(bankId, files.bank);
+});
+
+afterAll(async () => {
+  for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
+  await db?.end();
+  await t?.close();
+});
+
+it("a job whose worker is killed mid-run is run again by another worker, with the results of an uninterrupted run", async () => {
+  const doomed = await startWorker();
+  const crashed = await startJob();
+  let killed = false;
+  const states = await follow(crashed, (job) => {
+    if (!killed && job.status === "RUNNING" && job.processed > 0) {
+      killed = true;
+      doomed.kill("SIGKILL");
+      // The replacement finds the job's lock free once the killed worker's connections are gone.
+      void once(doomed, "exit").then(() => startWorker());
+    }
+  });
+  expect(killed).toBe(true);
+  const final = states.at(-1)!;
+  expect(final.status).toBe("COMPLETED");
+  expect(final.attempts).toBe(2);
+  // It was seen running, then (after the kill) queued again or restarted from the beginning.
+  const restarted = states.findIndex((state, i) => i > 0 && state.processed < states[i - 1]!.processed);
+  expect(restarted).toBeGreaterThan(0);
+
+  const reference = await startJob();
+  expect((await follow(reference)).at(-1)!.status).toBe("COMPLETED");
+  const [afterCrash, uninterrupted] = [await groupsOf(crashed), await groupsOf(reference)];
+  expect(afterCrash.length).toBeGreaterThan(30_000);
+  expect(afterCrash).toEqual(uninterrupted);
+  const { rows } = await db.query(
+    `SELECT count(*)::int AS slots, count(DISTINCT id)::int AS ids FROM (SELECT unnest(left_record_ids || right_record_ids) AS id FROM match_groups WHERE job_id = $1) x`,
+    [crashed],
+  );
+  expect(rows[0].slots).toBe(rows[0].ids);
+});
