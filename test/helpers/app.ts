@@ -60,6 +60,9 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
       RECON_ADMIN_EMAIL: ADMIN_EMAIL,
       RECON_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RECON_JWT_SECRET: "a-test-secret-that-is-long-enough-123456",
+      // No job worker unless a test asks for one: a worker writes to jobs in the background, and tests that
+      // write jobs themselves (the cache fuzz) must be the only writers.
+      RECON_WORKERS: "0",
       ...env,
     }),
     options.http,

@@ -13,7 +13,7 @@ import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
-import { ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -105,6 +105,22 @@ afterAll(async () => {
   await t?.close();
 });
 
+async function cancel(jobId: string) {
+  return t.graphql(`mutation($id: ID!) { cancelReconciliation(jobId: $id) { status } }`, { id: jobId }, analyst.token);
+}
+
+async function groupCount(jobId: string): Promise<number> {
+  const { rows } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE job_id = $1`, [jobId]);
+  return rows[0].n;
+}
+
+it("cancels a queued job (no worker runs yet): it never runs", async () => {
+  const jobId = await startJob();
+  expect(ok(await cancel(jobId)).cancelReconciliation.status).toBe("CANCELLED");
+  expect((await follow(jobId)).map((state) => state.status)).toEqual(["CANCELLED"]);
+  expect(errorCode(await cancel(jobId))).toBe("BAD_USER_INPUT");
+});
+
 it("a job whose worker is killed mid-run is run again by another worker, with the results of an uninterrupted run", async () => {
   const doomed = await startWorker();
   const crashed = await startJob();
@@ -135,4 +151,21 @@ it("a job whose worker is killed mid-run is run again by another worker, with th
     [crashed],
   );
   expect(rows[0].slots).toBe(rows[0].ids);
+});
+
+it("stops a running job when cancelled and keeps nothing it computed", async () => {
+  // 60,000 records in blocks of 1,000: the worker checkpoints (and notices cancellation) many times before it
+  // could finish, so the cancellation lands while it runs.
+  const jobId = await startJob();
+  let cancelled = false;
+  const states = await follow(jobId, (job) => {
+    if (!cancelled && job.status === "RUNNING" && job.processed > 0) {
+      cancelled = true;
+      void cancel(jobId);
+    }
+  });
+  expect(cancelled).toBe(true);
+  expect(states.at(-1)!.status).toBe("CANCELLED");
+  expect(states.at(-1)!.processed).toBeLessThan(60_000);
+  expect(await groupCount(jobId)).toBe(0);
 });
