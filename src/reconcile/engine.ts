@@ -35,6 +35,11 @@ export interface ReconcileResult {
   passHits: number[];
 }
 
+/** Appends without spreading (a pass may yield more groups than a call may take arguments). */
+function append<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
+}
+
 /** Runs one pass over the still-free records, choosing its strategy from its kind and comparators. */
 function runPass(ctx: PassContext): EngineGroup[] {
   const { pass } = ctx;
@@ -55,7 +60,7 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
     const found = runPass({ pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick });
-    groups.push(...found);
+    append(groups, found);
     return found.length;
   });
 
@@ -68,13 +73,14 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   for (const p of carry.left) [leftFree[p.index], leftCarried[p.index]] = [0, 1];
   for (const p of carry.right) [rightFree[p.index], rightCarried[p.index]] = [0, 1];
 
-  if (rules.discrepancies) groups.push(...discrepancyStage(sides.left, sides.right, leftFree, rightFree, rules.discrepancies, tick));
+  if (rules.discrepancies) append(groups, discrepancyStage(sides.left, sides.right, leftFree, rightFree, rules.discrepancies, tick));
   if (rules.duplicates) {
     // Matched: grouped by a pass or the discrepancy stage (neither free nor carried).
     const matched = (free: Uint8Array, carriedFlags: Uint8Array) => free.map((f, i) => (f || carriedFlags[i] ? 0 : 1));
-    groups.push(...duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
-    groups.push(...duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
+    append(groups, duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
+    append(groups, duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
   }
-  groups.push(...unmatchedStage("LEFT", sides.left, leftFree), ...unmatchedStage("RIGHT", sides.right, rightFree));
+  append(groups, unmatchedStage("LEFT", sides.left, leftFree));
+  append(groups, unmatchedStage("RIGHT", sides.right, rightFree));
   return { groups, carry: { left: carry.left.map((p) => p.record), right: carry.right.map((p) => p.record) }, passHits };
 }
