@@ -13,9 +13,9 @@ describe("rule sets", () => {
     expect(DEFAULT_RULE_SET.passes.map((p) => [p.mode, p.kind, p.groupBy ?? null])).toEqual([
       ["AUTO", "ONE_TO_ONE", null],
       ["AUTO", "ONE_TO_ONE", null],
-      ["SUGGEST", "ONE_TO_ONE", null],
       ["AUTO", "ONE_TO_MANY", "reference"],
       ["AUTO", "MANY_TO_ONE", "reference"],
+      ["SUGGEST", "ONE_TO_ONE", null],
       ["SUGGEST", "ONE_TO_MANY", null],
       ["SUGGEST", "MANY_TO_ONE", null],
     ]);
