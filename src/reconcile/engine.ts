@@ -43,6 +43,11 @@ export interface ReconcileResult {
   passHits: number[];
 }
 
+/** Appends without spreading (a pass may yield more groups than a call may take arguments). */
+function append<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
+}
+
 /** Runs one pass over the still-free records, choosing its strategy from its kind and comparators. */
 function runPass(ctx: PassContext): EngineGroup[] {
   const { pass } = ctx;
@@ -63,7 +68,7 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
     const found = runPass({ pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick });
-    groups.push(...found);
+    append(groups, found);
     return found.length;
   });
 
@@ -87,7 +92,7 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
     const found = discrepancyStage(sides.left, sides.right, leftOpen, rightOpen, rules.discrepancies, tick, (l, r) =>
       l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore,
     );
-    groups.push(...found);
+    append(groups, found);
     // Records the stage paired are no longer free (nor carried).
     const used = new Set(found.flatMap((group) => [...group.leftIds, ...group.rightIds]));
     for (const p of sides.left) if (used.has(p.record.id)) [leftFree[p.index], leftCarried[p.index]] = [0, 0];
@@ -97,9 +102,10 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   if (rules.duplicates) {
     // Matched: grouped by a pass or the discrepancy stage (neither free nor carried).
     const matched = (free: Uint8Array, carriedFlags: Uint8Array) => free.map((f, i) => (f || carriedFlags[i] ? 0 : 1));
-    groups.push(...duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
-    groups.push(...duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
+    append(groups, duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
+    append(groups, duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
   }
-  groups.push(...unmatchedStage("LEFT", sides.left, leftFree), ...unmatchedStage("RIGHT", sides.right, rightFree));
+  append(groups, unmatchedStage("LEFT", sides.left, leftFree));
+  append(groups, unmatchedStage("RIGHT", sides.right, rightFree));
   return { groups, carry: { left: carry.left.map((p) => p.record), right: carry.right.map((p) => p.record) }, passHits };
 }

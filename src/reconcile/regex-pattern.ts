@@ -20,9 +20,10 @@ export function patternProblem(pattern: string): string | null {
   } catch (error) {
     return `does not compile: ${(error as Error).message}`;
   }
+  const nesting = nestingProblem(pattern);
+  if (nesting) return nesting;
   const groups = new RegExp(`${compiled.source}|`, "u").exec("")!.length - 1;
-  if (groups !== 1) return `must have exactly one capture group, has ${groups}`;
-  return nestingProblem(pattern);
+  return groups === 1 ? null : `must have exactly one capture group, has ${groups}`;
 }
 
 /** Scans the pattern's structure for backreferences and quantified groups holding quantifiers or alternations. */

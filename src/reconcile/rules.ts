@@ -222,7 +222,9 @@ const amountAndCurrency = [
 
 /**
  * The rule set a project starts with, tuned for precision: automatic matches need a matching reference (exact, or
- * similar with amount and date close); matches on amount and date alone, and subset sums, are only suggested.
+ * similar with amount and date close, or shared by the legs of a split whose sum matches); matches on amount and
+ * date alone, and subset sums, are only suggested. The grouped reference passes run before the amount-and-date
+ * suggestions so that a leg of a genuine split is not taken by a look-alike single.
  */
 export const DEFAULT_RULE_SET: RuleSet = parseRuleSet({
   passes: [
@@ -240,6 +242,8 @@ export const DEFAULT_RULE_SET: RuleSet = parseRuleSet({
       mode: "AUTO",
       comparators: [...amountAndCurrency, { field: "reference", type: "jaroWinkler", threshold: 0.8 }],
     },
+    { name: "one left, several right by reference", mode: "AUTO", kind: "ONE_TO_MANY", groupBy: "reference", comparators: [...amountAndCurrency] },
+    { name: "several left, one right by reference", mode: "AUTO", kind: "MANY_TO_ONE", groupBy: "reference", comparators: [...amountAndCurrency] },
     {
       name: "amount and date",
       mode: "SUGGEST",
@@ -249,8 +253,6 @@ export const DEFAULT_RULE_SET: RuleSet = parseRuleSet({
         { field: "bookedDate", type: "dateWindow", minDays: -3, maxDays: 3 },
       ],
     },
-    { name: "one left, several right by reference", mode: "AUTO", kind: "ONE_TO_MANY", groupBy: "reference", comparators: [...amountAndCurrency] },
-    { name: "several left, one right by reference", mode: "AUTO", kind: "MANY_TO_ONE", groupBy: "reference", comparators: [...amountAndCurrency] },
     {
       name: "one left, several right summing to its amount",
       mode: "SUGGEST",

@@ -137,9 +137,9 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
       ...(p.record.externalId === "" ? [] : byExternalId.get(p.record.externalId)!),
     ].filter((i) => i !== p.index);
     if (twins.length === 0) continue;
-    const earliestMatched = Math.min(...twins.filter((i) => matched[i]));
-    const earliest = Math.min(...twins);
-    const original = Number.isFinite(earliestMatched) ? earliestMatched : earliest < p.index ? earliest : -1;
+    const earliestMatched = twins.reduce((best, i) => (matched[i] && (best < 0 || i < best) ? i : best), -1);
+    const earliest = twins.reduce((best, i) => Math.min(best, i));
+    const original = earliestMatched >= 0 ? earliestMatched : earliest < p.index ? earliest : -1;
     if (original < 0) continue;
     const twin = records[original]!.record;
     const how = p.record.externalId !== "" && p.record.externalId === twin.externalId ? "externalId" : "amount, currency, bookedDate and reference";

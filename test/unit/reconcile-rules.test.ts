@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_RULE_SET, maxDateReach, parseRuleSet, RuleSetError } from "../../src/reconcile/rules.js";
+
+const exactPass = { name: "p", mode: "AUTO", comparators: [{ field: "amount", type: "exact" }] };
+const withComparator = (comparator: object, pass: object = {}) => ({ passes: [exactPass, { ...exactPass, ...pass, comparators: [{ field: "currency", type: "equal" }, comparator] }] });
+
+describe("rule sets", () => {
+  it("the default rule set is valid, applies its defaults and survives a JSON round trip", () => {
+    expect(DEFAULT_RULE_SET.passes).toHaveLength(7);
+    expect(DEFAULT_RULE_SET.discrepancies).toEqual({ key: "reference", dateWindowDays: 31 });
+    expect(DEFAULT_RULE_SET.duplicates).toBe(true);
+    expect(parseRuleSet(JSON.parse(JSON.stringify(DEFAULT_RULE_SET)))).toEqual(DEFAULT_RULE_SET);
+    expect(DEFAULT_RULE_SET.passes.map((p) => [p.mode, p.kind, p.groupBy ?? null])).toEqual([
+      ["AUTO", "ONE_TO_ONE", null],
+      ["AUTO", "ONE_TO_ONE", null],
+      ["AUTO", "ONE_TO_MANY", "reference"],
+      ["AUTO", "MANY_TO_ONE", "reference"],
+      ["SUGGEST", "ONE_TO_ONE", null],
+      ["SUGGEST", "ONE_TO_MANY", null],
+      ["SUGGEST", "MANY_TO_ONE", null],
+    ]);
+  });
+
+  it("fills defaults: kind, weights, required, margins, similarity threshold", () => {
+    const rules = parseRuleSet({ passes: [{ name: "x", mode: "SUGGEST", comparators: [{ field: "currency", type: "equal" }, { field: "description", type: "tokenSet", required: false }] }] });
+    expect(rules.passes[0]).toMatchObject({ kind: "ONE_TO_ONE", minConfidence: 0, ambiguityMargin: 0.02, maxLegs: 5 });
+    expect(rules.passes[0]!.comparators).toEqual([
+      { field: "currency", type: "equal", weight: 1, required: true },
+      { field: "description", type: "tokenSet", weight: 1, required: false, threshold: 0.8 },
+    ]);
+    expect(parseRuleSet({ passes: [exactPass], discrepancies: null }).discrepancies).toBeNull();
+  });
+
+  it.each([
+    ["a bad tolerance", withComparator({ field: "amount", type: "absolute", tolerance: "1e-2" }), "passes[1].comparators[1].tolerance: must be a decimal such as 0.01"],
+    ["five decimals", withComparator({ field: "amount", type: "absolute", tolerance: "0.00001" }), "passes[1].comparators[1].tolerance: must be a decimal such as 0.01"],
+    ["a negative tolerance", withComparator({ field: "amount", type: "absolute", tolerance: "-1" }), "passes[1].comparators[1].tolerance: must be a decimal such as 0.01"],
+    ["a percent over 100", withComparator({ field: "amount", type: "percent", tolerance: "150", base: "LARGER" }), "passes[1].comparators[1].tolerance: must be at most 100 (percent)"],
+    ["an unknown amount type", withComparator({ field: "amount", type: "fuzzy" }), "passes[1].comparators[1].type: for field amount must be one of exact, absolute, percent"],
+    ["an unknown field", withComparator({ field: "iban", type: "exact" }), "passes[1].comparators[1].field: must be one of amount, bookedDate"],
+    ["a reversed window", withComparator({ field: "bookedDate", type: "dateWindow", minDays: 3, maxDays: 0 }), "passes[1].comparators[1].maxDays: must be at least minDays"],
+    ["a fractional window", withComparator({ field: "valueDate", type: "dateWindow", minDays: 0.5, maxDays: 1 }), "passes[1].comparators[1].minDays:"],
+    ["an unknown key", withComparator({ field: "reference", type: "exact", tolerence: "1" }), 'passes[1].comparators[1]: Unrecognized key: "tolerence"'],
+    ["a threshold on exact", withComparator({ field: "reference", type: "exact", threshold: 0.5 }), "passes[1].comparators[1].threshold: applies only to tokenSet"],
+    ["a regex without pattern", withComparator({ field: "reference", type: "regex" }), "passes[1].comparators[1].pattern: is required for type regex"],
+    ["a regex without group", withComparator({ field: "reference", type: "regex", pattern: "\\d+" }), "passes[1].comparators[1].pattern: must have exactly one capture group, has 0"],
+    ["a regex with two groups", withComparator({ field: "reference", type: "regex", pattern: "(a)(b)" }), "must have exactly one capture group, has 2"],
+    ["a regex that does not compile", withComparator({ field: "reference", type: "regex", pattern: "(a" }), "pattern: does not compile"],
+    ["a nested quantifier", withComparator({ field: "reference", type: "regex", pattern: "((a+)+)" }), "catastrophic backtracking"],
+    ["a repeated alternation", withComparator({ field: "reference", type: "regex", pattern: "((a|aa)*)" }), "catastrophic backtracking"],
+    ["a backreference", withComparator({ field: "reference", type: "regex", pattern: "(a)\\1" }), "must not use backreferences"],
+    ["a long pattern", withComparator({ field: "reference", type: "regex", pattern: `(${"a".repeat(200)})` }), "must be at most 200 characters"],
+    ["a zero weight", withComparator({ field: "reference", type: "exact", weight: 0 }), "passes[1].comparators[1].weight: must be greater than 0"],
+    ["no blocking comparator", { passes: [{ name: "x", mode: "AUTO", comparators: [{ field: "reference", type: "jaroWinkler" }] }] }, "passes[0].comparators: needs a required comparator usable for blocking"],
+    ["blocking only when optional", { passes: [{ name: "x", mode: "AUTO", comparators: [{ field: "amount", type: "exact", required: false }] }] }, "passes[0].comparators: needs a required comparator usable for blocking"],
+    ["groupBy on 1:1", { passes: [{ ...exactPass, groupBy: "reference" }] }, "passes[0].groupBy: applies only to"],
+    ["N:M without groupBy", { passes: [{ ...exactPass, kind: "MANY_TO_MANY" }] }, "passes[0].groupBy: is required for MANY_TO_MANY"],
+    ["subset sum without window", { passes: [{ ...exactPass, kind: "ONE_TO_MANY" }] }, "passes[0].comparators: a subset-sum pass (no groupBy) needs a required dateWindow comparator"],
+    ["a grouped pass without amount", { passes: [{ name: "x", mode: "AUTO", kind: "MANY_TO_ONE", groupBy: "reference", comparators: [{ field: "currency", type: "equal" }] }] }, "needs a required amount comparator"],
+    ["maxLegs 6", { passes: [{ ...exactPass, maxLegs: 6 }] }, "passes[0].maxLegs:"],
+    ["no passes", { passes: [] }, "passes:"],
+    ["an empty name", { passes: [{ ...exactPass, name: " " }] }, "passes[0].name:"],
+    ["a wide discrepancy window", { passes: [exactPass], discrepancies: { key: "reference", dateWindowDays: 400 } }, "discrepancies.dateWindowDays:"],
+    ["not an object", "rules", ""],
+  ])("refuses %s, naming the path", (_, input, message) => {
+    let error: unknown;
+    try {
+      parseRuleSet(input);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(RuleSetError);
+    expect((error as Error).message).toContain(message);
+    expect((error as RuleSetError).message.startsWith((error as RuleSetError).path)).toBe(true);
+  });
+
+  it("accepts a safe regex, percent bases and valueDate windows", () => {
+    const rules = parseRuleSet({
+      passes: [
+        {
+          name: "x",
+          mode: "AUTO",
+          comparators: [
+            { field: "amount", type: "percent", tolerance: "0.5", base: "SMALLER" },
+            { field: "valueDate", type: "dateWindow", minDays: 0, maxDays: 3 },
+            { field: "description", type: "regex", pattern: "INV-?(\\d{3,8})", required: false, weight: 2 },
+          ],
+        },
+      ],
+    });
+    expect(rules.passes[0]!.comparators).toHaveLength(3);
+  });
+
+  it("measures the date reach of passes and stages", () => {
+    expect(maxDateReach(DEFAULT_RULE_SET)).toBe(31);
+    expect(maxDateReach({ ...DEFAULT_RULE_SET, discrepancies: null })).toBe(3);
+    const lagged = parseRuleSet({
+      passes: [{ name: "x", mode: "AUTO", comparators: [{ field: "bookedDate", type: "dateWindow", minDays: -10, maxDays: 2 }] }],
+      discrepancies: { key: "externalId", dateWindowDays: 5 },
+    });
+    expect(maxDateReach(lagged)).toBe(10);
+    expect(maxDateReach(parseRuleSet({ passes: [exactPass], discrepancies: null }))).toBe(0);
+  });
+});
