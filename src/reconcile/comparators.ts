@@ -60,6 +60,7 @@ export interface CompiledAmountComparator extends CompiledComparator {
   reach(anchor: bigint): bigint | null;
 }
 
+/** Whether a compiled comparator judges amounts (and so also sums). */
 export function isAmountComparator(c: CompiledComparator): c is CompiledAmountComparator {
   return c.spec.field === "amount";
 }

@@ -17,6 +17,7 @@ import { discrepancyStage, duplicateStage, unmatchedStage } from "./stages.js";
 
 export { ReconcileCancelled } from "./pass-context.js";
 
+/** How the runner drives one call: which residual records wait for the next date block, and cancellation. */
 export interface ReconcileOptions {
   /**
    * Records still unmatched after all passes whose bookedDate >= carryFrom are NOT finalized: they are returned in
@@ -36,6 +37,7 @@ export interface ReconcileOptions {
   shouldStop?: () => boolean;
 }
 
+/** What one call yields: the groups (every finalized record in exactly one), the carry, and groups per pass. */
 export interface ReconcileResult {
   groups: EngineGroup[];
   carry: { left: EngineRecord[]; right: EngineRecord[] };

@@ -6,7 +6,6 @@
 import type { EngineGroup, FieldScore, GroupKind } from "./types.js";
 import type { Pass } from "./rules.js";
 import { compileComparator, isAmountComparator, normalizedField, type CompiledComparator, type Prepared } from "./comparators.js";
-import { sumAmounts } from "./money.js";
 
 /** Thrown by `reconcile` when its `shouldStop` option asks it to stop. */
 export class ReconcileCancelled extends Error {
@@ -78,7 +77,7 @@ export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], right
   for (const position of gateOrder) {
     const comparator = comparators[position]!;
     const fieldScore = isAmountComparator(comparator)
-      ? comparator.evaluateAmounts(sumAmounts(lefts.map((p) => p.record)), sumAmounts(rights.map((p) => p.record)), explain)
+      ? comparator.evaluateAmounts(legSum(lefts), legSum(rights), explain)
       : worstLegPair(comparator, lefts, rights, explain);
     if (!fieldScore.passed && comparator.spec.required) {
       if (!explain) return null;
@@ -93,6 +92,13 @@ export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], right
     weights += fieldScore.weight;
   }
   return { passed, confidence: Math.round((weighted / weights) * 10_000) / 10_000, breakdown: explain ? scores : [] };
+}
+
+function legSum(legs: readonly Prepared[]): bigint {
+  if (legs.length === 1) return legs[0]!.record.amount;
+  let total = 0n;
+  for (const p of legs) total += p.record.amount;
+  return total;
 }
 
 function worstLegPair(comparator: CompiledComparator, lefts: readonly Prepared[], rights: readonly Prepared[], explain: boolean): FieldScore {
@@ -140,7 +146,7 @@ export function emitGroup(ctx: PassContext, lefts: readonly Prepared[], rights: 
     confidence,
     pass: ctx.passNumber,
     rule: ctx.pass.name,
-    amountDelta: sumAmounts(rights.map((p) => p.record)) - sumAmounts(lefts.map((p) => p.record)),
+    amountDelta: legSum(rights) - legSum(lefts),
     dateDeltaDays: rights[0]!.record.bookedDate - lefts[0]!.record.bookedDate,
     ambiguous,
     breakdown,

@@ -11,7 +11,8 @@ import { buildBlocks, nearestInRange } from "./blocking.js";
 import { CandidateList, assignGreedy } from "./assignment.js";
 import { emitGroup, scoreCandidate, type PassContext } from "./pass-context.js";
 
-/** The most candidates one left record is scored against in a scored pass (the nearest ones). */
+/** The most candidates one left record is scored against in a scored pass (the nearest ones), and the most left
+ * records one right record is offered to. */
 export const MAX_CANDIDATES_PER_RECORD = 24;
 
 /** The part of an equality key one comparator contributes, or null when the comparator is not an exact equality. */
@@ -109,8 +110,8 @@ function searchPlan(ctx: PassContext) {
 }
 
 /**
- * A scored 1:1 pass: each free left record is scored against the nearest free right records of its block
- * (at most MAX_CANDIDATES_PER_RECORD); pairs whose required gates hold and whose confidence reaches the pass's
+ * A scored 1:1 pass: each free left record, in (bookedDate, id) order, is scored against the nearest free right
+ * records of its block (at most MAX_CANDIDATES_PER_RECORD, each right record offered to at most as many); pairs whose required gates hold and whose confidence reaches the pass's
  * minimum are assigned greedily, best first.
  */
 export function scoredPairPass(ctx: PassContext): EngineGroup[] {
@@ -124,7 +125,7 @@ export function scoredPairPass(ctx: PassContext): EngineGroup[] {
     const block = key === null ? undefined : blocks.get(key);
     if (!block) continue;
     const { target, lo, hi } = plan.range(left);
-    const found = nearestInRange(block, target, lo, hi, MAX_CANDIDATES_PER_RECORD);
+    const found = nearestInRange(block, target, lo, hi, MAX_CANDIDATES_PER_RECORD, MAX_CANDIDATES_PER_RECORD);
     ctx.tick(found.length + 1);
     for (const r of found) {
       const right = ctx.right[r]!;

@@ -8,8 +8,10 @@ import { z } from "zod";
 import { parseDecimal } from "./money.js";
 import { patternProblem } from "./regex-pattern.js";
 
+/** The record fields text comparators (and groupBy) can use. */
 export const TEXT_FIELDS = ["reference", "description", "counterparty", "externalId"] as const;
 export type TextField = (typeof TEXT_FIELDS)[number];
+/** How text comparators compare (see comparators.ts for each). */
 export const TEXT_COMPARISONS = ["exact", "normalized", "contains", "regex", "tokenSet", "jaroWinkler", "levenshtein"] as const;
 /** Text comparisons that yield a graded similarity and pass at a threshold. */
 export const SIMILARITY_COMPARISONS: readonly string[] = ["tokenSet", "jaroWinkler", "levenshtein"];
@@ -134,6 +136,7 @@ const passSchema = z
     }
   });
 
+/** The zod schema of a rule set (input: JSON as saved; output: `RuleSet`, defaults applied). */
 export const ruleSetSchema = z
   .strictObject({
     passes: z.array(passSchema).min(1).max(20),
@@ -158,6 +161,7 @@ export const ruleSetSchema = z
 
 /** A validated rule set, defaults applied (what the engine runs and what is stored on a job). */
 export type RuleSet = z.output<typeof ruleSetSchema>;
+/** One pass of a rule set; the comparator variants below are narrowed from it. */
 export type Pass = RuleSet["passes"][number];
 export type Comparator = Pass["comparators"][number];
 export type AmountComparator = Extract<Comparator, { field: "amount" }>;

@@ -122,10 +122,13 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
     if (list) list.push(index);
     else map.set(key, [index]);
   };
+  // Only records that could be twins of a residual one are indexed (most records are matched and have no twin).
+  const residualAmounts = new Set(records.filter((p) => residual[p.index]).map((p) => p.record.amount));
+  const residualExternalIds = new Set(records.filter((p) => residual[p.index]).map((p) => p.record.externalId));
   for (const p of records) {
-    const reference = normalizedField(p, "reference");
-    if (reference !== "") add(byTuple, `${p.record.amount}\u0000${p.record.currency}\u0000${p.record.bookedDate}\u0000${reference}`, p.index);
-    if (p.record.externalId !== "") add(byExternalId, p.record.externalId, p.index);
+    const reference = residualAmounts.has(p.record.amount) ? normalizedField(p, "reference") : "";
+    if (reference !== "") add(byTuple, tupleKey(p, reference), p.index);
+    if (p.record.externalId !== "" && residualExternalIds.has(p.record.externalId)) add(byExternalId, p.record.externalId, p.index);
   }
   tick(records.length);
   const groups: EngineGroup[] = [];
@@ -133,7 +136,7 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
     if (!residual[p.index]) continue;
     const reference = normalizedField(p, "reference");
     const twins = [
-      ...(reference === "" ? [] : byTuple.get(`${p.record.amount}\u0000${p.record.currency}\u0000${p.record.bookedDate}\u0000${reference}`)!),
+      ...(reference === "" ? [] : byTuple.get(tupleKey(p, reference))!),
       ...(p.record.externalId === "" ? [] : byExternalId.get(p.record.externalId)!),
     ].filter((i) => i !== p.index);
     if (twins.length === 0) continue;
@@ -150,6 +153,10 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
     });
   }
   return groups;
+}
+
+function tupleKey(p: Prepared, reference: string): string {
+  return `${p.record.amount}\u0000${p.record.currency}\u0000${p.record.bookedDate}\u0000${reference}`;
 }
 
 /** UNMATCHED_LEFT / UNMATCHED_RIGHT groups for the records still marked in `residual`. */

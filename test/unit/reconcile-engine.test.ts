@@ -117,6 +117,14 @@ describe("the default rule set on hand-made scenarios", () => {
     expect(run([rec("L1", "100.00", "INV-500", 100)], [rec("R1", "100.00", "INV-5OO", 100), rec("R2", "100.00", "INV-502", 103)])[0]).toBe("MATCHED L1|R1 p2");
   });
 
+  it("a crowd of look-alikes is paired off, not starved by the candidate cap", () => {
+    const left = Array.from({ length: 60 }, (_, i) => rec(`L${String(i).padStart(2, "0")}`, "10.00", "", 100));
+    const right = Array.from({ length: 60 }, (_, i) => rec(`R${String(i).padStart(2, "0")}`, "10.00", "", 100));
+    const groups = reconcile(left, right, DEFAULT_RULE_SET).groups;
+    expect(groups).toHaveLength(60);
+    expect(groups.every((g) => g.outcome === "SUGGESTED" && g.kind === "ONE_TO_ONE")).toBe(true);
+  });
+
   it("carries unmatched records from carryFrom on, and finalizes them when fed again", () => {
     const left = [rec("L1", "10.00", "A", 100), rec("L2", "20.00", "B", 100), rec("L3", "30.00", "C", 105)];
     const right = [rec("R1", "10.00", "A", 104), rec("R2", "99.00", "Z", 106)];
