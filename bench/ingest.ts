@@ -10,22 +10,17 @@
  *   BENCH_INGEST_LARGE_ROWS (default 10,000,000) rows of the memory file (0 skips it)
  *   DATABASE_URL                                 server to create the bench database on (default local)
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { createReadStream, createWriteStream, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createWriteStream, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import http from "node:http";
-import { createInterface } from "node:readline";
 import pg from "pg";
-import { withDatabaseName } from "../src/db/database-url.js";
+import { COLUMN_MAPPING } from "./reconcile-data.js";
+import { createBenchDatabase, graphqlClient, mb, procStatus, startServer, uploadFile, withPeakRss } from "./server-process.js";
 
 const ROWS = Number(process.env.BENCH_INGEST_ROWS ?? 1_000_000);
 const LARGE_ROWS = Number(process.env.BENCH_INGEST_LARGE_ROWS ?? 10_000_000);
-const serverUrl = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
-const database = `bench_ingest_${Date.now()}`;
-const databaseUrl = withDatabaseName(serverUrl, database);
-const PASSWORD = "bench-admin-password";
 
 /** Writes `rows` rows of `txn_id,account,amount,currency,booked_at,reference` to a temp file. */
 async function generate(rows: number): Promise<string> {
@@ -47,103 +42,22 @@ async function generate(rows: number): Promise<string> {
   return path;
 }
 
-/** A field of /proc/<pid>/status in bytes (VmRSS: now, VmHWM: peak since the last reset). */
-const procStatus = (pid: number, field: "VmRSS" | "VmHWM") =>
-  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
-
-/** The server's peak RSS while `run` runs: its high-water mark is reset first (Linux clear_refs 5). */
-async function withPeakRss<T>(pid: number, run: () => Promise<T>): Promise<{ result: T; peakRss: number }> {
-  writeFileSync(`/proc/${pid}/clear_refs`, "5");
-  const result = await run();
-  return { result, peakRss: procStatus(pid, "VmHWM") };
-}
-
-const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-
-/** Starts recon as its own process, configured by environment; resolves with its pid and GraphQL URL. */
-async function startServer() {
-  const child = spawn(process.execPath, ["--enable-source-maps", "dist/src/main.js"], {
-    env: {
-      ...process.env, DATABASE_URL: databaseUrl, PORT: "0", LOG_LEVEL: "info", NODE_ENV: "development",
-      RECON_ADMIN_PASSWORD: PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3),
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = once(child, "exit").then(([code]) => {
-    throw new Error(`the server exited (${code}) before it was ready`);
-  });
-  const ready = (async () => {
-    for await (const line of createInterface({ input: child.stdout! })) {
-      const entry = JSON.parse(line) as { url?: string; level?: number; msg?: string };
-      if (entry.url) return entry.url;
-      if ((entry.level ?? 0) >= 40) console.error(entry.msg);
-    }
-    throw new Error("the server closed its output before it was ready");
-  })();
-  const url = await Promise.race([ready, exited]);
-  child.stdout!.resume();
-  return {
-    pid: child.pid!,
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    },
-  };
-}
-
-const admin = new pg.Client({ connectionString: serverUrl });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${database}`);
-// Migrations first, by `npm run db:migrate` in a process of its own (as a deployment runs them), so that the
-// server's memory is its steady state: it loads the migration engine only when something is pending.
-// The server as production runs it: compiled to dist/ first.
-execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "ignore" });
-execFileSync(process.execPath, ["dist/src/cli/migrate.js"], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: "ignore" });
-const app = await startServer();
+// Migrations run before the server starts, by `db:migrate` in a process of its own; the server as production runs
+// it: compiled to dist/ first.
+const database = await createBenchDatabase(`bench_ingest_${Date.now()}`);
+const databaseUrl = database.url;
+const app = await startServer({ databaseUrl });
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
 const files: string[] = [];
 try {
-  const gql = async (query: string, variables: Record<string, unknown> = {}, token?: string) => {
-    const response = await fetch(app.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await response.json()) as { data?: any; errors?: unknown };
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data;
-  };
-  const token = (await gql(`mutation { login(email: "admin@recon.local", password: "${PASSWORD}") { token } }`)).login.token;
+  const { gql, login } = graphqlClient(app.url);
+  const token = await login();
   const project = (await gql(`mutation { createProject(input: { name: "Bench" }) { id } }`, {}, token)).createProject.id;
-  const mapping = { externalId: "txn_id", amount: "amount", currency: "currency", bookedDate: "booked_at", reference: "reference" };
   const newSource = async (name: string) =>
-    (await gql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: project, n: name, m: mapping }, token)).createDataSource.id;
+    (await gql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: project, n: name, m: COLUMN_MAPPING }, token)).createDataSource.id;
 
-  /**
-   * Uploads `path` with the streaming PUT route and returns the finished upload. node:http, not fetch: fetch gives
-   * up after 5 minutes without response headers, and a 10M-row ingest answers only when it has committed.
-   */
-  const ingest = (path: string, source: string) =>
-    new Promise<any>((resolve, reject) => {
-      const target = new URL(`/data-sources/${source}/file?name=bench.csv`, app.url);
-      const request = http.request(target, {
-        method: "PUT",
-        headers: { authorization: `Bearer ${token}`, "content-length": String(statSync(path).size) },
-      });
-      request.on("response", (response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("end", () => {
-          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { upload?: any; errors?: unknown };
-          if (body.upload?.status === "COMPLETED") resolve(body.upload);
-          else reject(new Error(`ingest failed: ${JSON.stringify(body)}`));
-        });
-      });
-      request.on("error", reject);
-      createReadStream(path).pipe(request);
-    });
+  const ingest = (path: string, source: string) => uploadFile(app.url, token, source, path);
 
   console.log(`generating ${ROWS.toLocaleString("en")} rows…`);
   const path = await generate(ROWS);
@@ -191,6 +105,5 @@ try {
   await db.end();
   await app.stop();
   for (const file of files) unlinkSync(file);
-  await admin.query(`DROP DATABASE IF EXISTS ${database}`);
-  await admin.end();
+  await database.drop();
 }

@@ -1,0 +1,138 @@
+/**
+ * What the benchmarks that run recon as production does share: a fresh database migrated by a separate
+ * `db:migrate` process, the compiled server in a child process configured by environment, its memory read from
+ * /proc, and a GraphQL client and the streaming upload route talking to it as the admin.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import http from "node:http";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { withDatabaseName } from "../src/db/database-url.js";
+
+export const ADMIN_EMAIL = "admin@recon.local";
+export const ADMIN_PASSWORD = "bench-admin-password";
+
+/** A field of /proc/<pid>/status in bytes (VmRSS: now, VmHWM: peak since the last reset). */
+export const procStatus = (pid: number, field: "VmRSS" | "VmHWM") =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+
+/** The server's peak RSS while `run` runs: its high-water mark is reset first (Linux clear_refs 5). */
+export async function withPeakRss<T>(pid: number, run: () => Promise<T>): Promise<{ result: T; peakRss: number }> {
+  writeFileSync(`/proc/${pid}/clear_refs`, "5");
+  const result = await run();
+  return { result, peakRss: procStatus(pid, "VmHWM") };
+}
+
+export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+
+/**
+ * Creates database `name` on the server of DATABASE_URL (default local), builds dist/ and migrates it with
+ * `db:migrate` in a process of its own (as a deployment runs them), so that the server's memory is its steady
+ * state: it loads the migration engine only when something is pending. `drop()` removes the database.
+ */
+export async function createBenchDatabase(name: string) {
+  const serverUrl = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
+  const url = withDatabaseName(serverUrl, name);
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "ignore" });
+  execFileSync(process.execPath, ["dist/src/cli/migrate.js"], { env: { ...process.env, DATABASE_URL: url }, stdio: "ignore" });
+  return {
+    url,
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+      await admin.end();
+    },
+  };
+}
+
+/**
+ * Starts recon (dist/src/main.js) as its own process on `databaseUrl`, configured by environment (`env` added
+ * last); resolves with its pid and GraphQL URL. Every line it logs goes to `onLog` (warnings and errors are
+ * printed when there is none).
+ */
+export async function startServer(options: {
+  databaseUrl: string;
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+  onLog?: (line: string) => void;
+}) {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ["--enable-source-maps"]), "dist/src/main.js"], {
+    env: {
+      ...process.env, DATABASE_URL: options.databaseUrl, PORT: "0", LOG_LEVEL: "info", NODE_ENV: "development",
+      RECON_ADMIN_PASSWORD: ADMIN_PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3),
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`the server exited (${code}) before it was ready`);
+  });
+  const ready = new Promise<string>((resolve, reject) => {
+    let url: string | undefined;
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      options.onLog?.(line);
+      if (url) return;
+      const entry = JSON.parse(line) as { url?: string; level?: number; msg?: string };
+      if (entry.url && !url) resolve((url = entry.url));
+      else if ((entry.level ?? 0) >= 40 && !options.onLog) console.error(entry.msg);
+    });
+    lines.on("close", () => reject(new Error("the server closed its output before it was ready")));
+  });
+  const url = await Promise.race([ready, exited]);
+  return {
+    pid: child.pid!,
+    url,
+    async stop() {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
+
+/** A GraphQL client for `url` that throws on errors; `login()` returns the admin's token. */
+export function graphqlClient(url: string) {
+  const gql = async (query: string, variables: Record<string, unknown> = {}, token?: string) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await response.json()) as { data?: any; errors?: unknown };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  };
+  const login = async (): Promise<string> =>
+    (await gql(`mutation { login(email: "${ADMIN_EMAIL}", password: "${ADMIN_PASSWORD}") { token } }`)).login.token;
+  return { gql, login };
+}
+
+/**
+ * Uploads `path` into data source `source` with the streaming PUT route and returns the finished upload.
+ * node:http, not fetch: fetch gives up after 5 minutes without response headers, and a 10M-row ingest answers
+ * only when it has committed.
+ */
+export function uploadFile(serverUrl: string, token: string, source: string, path: string) {
+  return new Promise<any>((resolve, reject) => {
+    const target = new URL(`/data-sources/${source}/file?name=bench.csv`, serverUrl);
+    const request = http.request(target, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-length": String(statSync(path).size) },
+    });
+    request.on("response", (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { upload?: any; errors?: unknown };
+        if (body.upload?.status === "COMPLETED") resolve(body.upload);
+        else reject(new Error(`ingest failed: ${JSON.stringify(body)}`));
+      });
+    });
+    request.on("error", reject);
+    createReadStream(path).pipe(request);
+  });
+}
