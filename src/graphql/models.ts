@@ -69,7 +69,8 @@ export interface MatchGroup {
   amountDelta: string;
   dateDeltaDays: number;
   duplicateOf: string | null;
-  scoreBreakdown: { comparator: string; similarity: number; weight: number; passed: boolean; detail: string }[];
+  /** Null when every comparator of the pass held exactly (the resolver derives the breakdown from the job's rules). */
+  scoreBreakdown: { comparator: string; similarity: number; weight: number; passed: boolean; detail: string }[] | null;
 }
 
 export type MatchOutcomeName =

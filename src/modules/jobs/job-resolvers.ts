@@ -2,6 +2,19 @@
 import type { Resolvers } from "../../graphql/resolver-types.js";
 import type { SourceRecord } from "../../graphql/models.js";
 import type { GraphQLContext } from "../../graphql/context.js";
+import { parseRuleSet } from "../../reconcile/rules.js";
+
+/** The breakdown of a group whose every comparator held exactly (similarity 1), from the pass's definition. */
+function exactBreakdown(rules: unknown, pass: number) {
+  const definition = parseRuleSet(rules).passes[pass - 1];
+  return (definition?.comparators ?? []).map((comparator) => ({
+    comparator: `${comparator.field}:${comparator.type}`,
+    similarity: 1,
+    weight: comparator.weight,
+    passed: true,
+    detail: "held exactly",
+  }));
+}
 
 async function recordsOf(ids: string[], ctx: GraphQLContext): Promise<SourceRecord[]> {
   const rows = await ctx.loaders.recordById.loadMany(ids);
@@ -38,6 +51,12 @@ export const jobResolvers: Resolvers = {
     leftRecords: (group, _, ctx) => recordsOf(group.leftRecordIds, ctx),
     rightRecords: (group, _, ctx) => recordsOf(group.rightRecordIds, ctx),
     duplicateOf: (group, _, ctx) => (group.duplicateOf ? ctx.loaders.recordById.load(group.duplicateOf) : null),
+    scoreBreakdown: async (group, _, ctx) => {
+      if (group.scoreBreakdown) return group.scoreBreakdown;
+      // Not stored: every comparator of the pass held exactly. List them from the rules the job ran.
+      const job = await ctx.loaders.jobById.load(group.jobId);
+      return job ? exactBreakdown(job.rules, group.pass) : [];
+    },
   },
   MatchGroupConnection: { totalCount: (connection) => connection.totalCount() },
   RuleSet: {

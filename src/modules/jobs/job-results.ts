@@ -3,7 +3,6 @@
  * transaction (so they become visible together with the job's completion, or never), and the job summary —
  * counts and per-currency amounts per outcome, auto-match rate, per-pass hits — accumulated as groups go by.
  */
-import { randomUUID } from "node:crypto";
 import type { Writable } from "node:stream";
 import type { EngineGroup, EngineRecord, Outcome } from "../../reconcile/types.js";
 
@@ -22,10 +21,37 @@ function copyText(value: string): string {
 export const GROUP_COPY_COLUMNS =
   "id, job_id, project_id, left_record_ids, right_record_ids, kind, outcome, status, confidence, ambiguous, rule, pass, amount_delta, date_delta_days, duplicate_of, score_breakdown";
 
+/**
+ * Ids of a job's groups: the job id's first 64 bits, then a counter. Ascending within a job, so the primary key and
+ * the (job_id, outcome, id) index are appended to rather than written all over, and the same on a re-run.
+ */
+export function groupIdFactory(jobId: string): () => string {
+  const prefix = jobId.replace(/-/g, "").slice(0, 16);
+  let next = 0;
+  return () => {
+    const hex = prefix + (next++).toString(16).padStart(16, "0");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  };
+}
+
+/** Whether every comparator held exactly: then the breakdown is not stored (the API derives it from the rules). */
+function perfect(group: EngineGroup): boolean {
+  return group.pass > 0 && group.confidence === 1 && group.breakdown.every((score) => score.passed && score.similarity === 1);
+}
+
+/** Breakdown JSON, stringified once per distinct array (the engine shares one array among a pass's exact matches). */
+const breakdownJson = new WeakMap<object, string>();
+function breakdownText(group: EngineGroup): string {
+  if (perfect(group)) return "\\N";
+  let text = breakdownJson.get(group.breakdown);
+  if (text === undefined) breakdownJson.set(group.breakdown, (text = copyText(JSON.stringify(group.breakdown))));
+  return text;
+}
+
 /** One COPY line for a group. AUTO matches are CONFIRMED; everything else awaits review. */
-export function groupCopyLine(group: EngineGroup, jobId: string, projectId: string): string {
+export function groupCopyLine(group: EngineGroup, id: string, jobId: string, projectId: string): string {
   return [
-    randomUUID(),
+    id,
     jobId,
     projectId,
     `{${group.leftIds.join(",")}}`,
@@ -40,29 +66,27 @@ export function groupCopyLine(group: EngineGroup, jobId: string, projectId: stri
     decimalOf(group.amountDelta),
     String(group.dateDeltaDays),
     group.duplicateOf ?? "\\N",
-    copyText(JSON.stringify(group.breakdown)),
+    breakdownText(group),
   ].join("\t");
 }
 
-/** Writes lines to a COPY stream in large chunks, waiting when the stream asks to (back-pressure). */
-export async function writeLines(stream: Writable, lines: Iterable<string>): Promise<void> {
-  let chunk = "";
-  const flush = async () => {
-    if (!chunk) return;
-    const ok = stream.write(chunk);
-    chunk = "";
-    if (!ok) await new Promise<void>((resolve, reject) => {
-      const onDrain = () => (stream.off("error", onError), resolve());
-      const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
-      stream.once("drain", onDrain);
-      stream.once("error", onError);
-    });
-  };
-  for (const line of lines) {
-    chunk += line + "\n";
-    if (chunk.length >= 256 * 1024) await flush();
+/** Writes text to a COPY stream in chunks of 1 MiB, waiting whenever the stream asks to (back-pressure). */
+export async function writeText(stream: Writable, text: string): Promise<void> {
+  const CHUNK = 1024 * 1024;
+  for (let at = 0; at < text.length; ) {
+    // Chunks end at a line break: COPY needs whole lines only at the end, but it keeps chunks readable in traces.
+    let end = Math.min(text.length, at + CHUNK);
+    if (end < text.length) end = text.indexOf("\n", end) + 1 || text.length;
+    if (!stream.write(text.slice(at, end))) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => (stream.off("error", onError), resolve());
+        const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
+        stream.once("drain", onDrain);
+        stream.once("error", onError);
+      });
+    }
+    at = end;
   }
-  await flush();
 }
 
 interface OutcomeTally {

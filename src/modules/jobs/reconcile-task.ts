@@ -22,10 +22,10 @@ import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
-import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
-import { createSummary, GROUP_COPY_COLUMNS, groupCopyLine, writeLines } from "./job-results.js";
+import { type BlockResult, EngineStopped, startEngineThread } from "./engine-thread.js";
+import { GROUP_COPY_COLUMNS, writeText } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
 
 export interface ReconcileTaskData {
@@ -84,19 +84,51 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     return rows[0] ?? null;
   }
 
+  /** Reads the next date-aligned block of about `blockRecords` records from both streams (in date order). */
+  async function readBlock(left: RecordStream, right: RecordStream, throwIfCancelled: () => void) {
+    const block = { left: [] as EngineRecord[], right: [] as EngineRecord[], lastDate: Number.NEGATIVE_INFINITY, exhausted: false };
+    for (let taken = 0; ; ) {
+      if (left.buffered() === 0) await left.fill();
+      if (right.buffered() === 0) await right.fill();
+      const l = left.peek();
+      const r = right.peek();
+      if (!l && !r) {
+        block.exhausted = true;
+        return block;
+      }
+      const fromLeft = r === null || (l !== null && l.bookedDate <= r.bookedDate);
+      const record = (fromLeft ? l : r)!;
+      // A block ends between two dates, never inside one (same-date twins stay together).
+      if (taken >= blockRecords && record.bookedDate !== block.lastDate) return block;
+      (fromLeft ? left : right).advance();
+      (fromLeft ? block.left : block.right).push(record);
+      block.lastDate = record.bookedDate;
+      taken++;
+      if ((taken & 0x3fff) === 0) throwIfCancelled();
+    }
+  }
+
+  /**
+   * The job's pipeline: while the engine thread matches block N, this thread reads block N+1 and PostgreSQL
+   * ingests block N−1's groups (COPY), so the three overlap on separate cores.
+   */
   async function run(job: ClaimedJob, writer: pg.PoolClient): Promise<void> {
     const rules: RuleSet = parseRuleSet(job.rules);
     const reach = maxDateReach(rules);
-    const summary = createSummary(rules.passes.map((pass) => pass.name));
     const phaseMillis: Record<string, number> = { parse: 0, match: 0, persist: 0 };
+    let counts = { matchedCount: 0, suggestedCount: 0, discrepancyCount: 0, unmatchedLeftCount: 0, unmatchedRightCount: 0 };
     let cancelled = false;
     let processed = 0;
     let phase = "parse";
     let lastCheckpoint = 0;
+    const thread = startEngineThread({ jobId: job.id, projectId: job.projectId, rules: job.rules, persist: !job.dryRun });
 
     const checkCancelled = async () => {
       const { rows } = await pool.query<{ status: string }>("SELECT status FROM reconciliation_jobs WHERE id = $1", [job.id]);
-      if (rows[0]?.status !== "RUNNING") cancelled = true;
+      if (rows[0]?.status !== "RUNNING") {
+        cancelled = true;
+        thread.stop();
+      }
     };
     const unsubscribe = events.subscribe(job.id, () => void checkCancelled().catch(() => {}));
     const throwIfCancelled = () => {
@@ -108,7 +140,6 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const now = Date.now();
       if (!force && now - lastCheckpoint < checkpointMs) return;
       lastCheckpoint = now;
-      const counts = summary.counts();
       const { rowCount } = await pool.query(
         `UPDATE reconciliation_jobs SET phase = $2, processed = $3, progress = $4, matched_count = $5, suggested_count = $6,
            discrepancy_count = $7, unmatched_left_count = $8, unmatched_right_count = $9
@@ -116,27 +147,18 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         [job.id, phase, processed, job.total ? Math.min(processed / job.total, 1) : 0, counts.matchedCount, counts.suggestedCount,
           counts.discrepancyCount, counts.unmatchedLeftCount, counts.unmatchedRightCount],
       );
-      if (rowCount === 0) cancelled = true;
-      else await announce(job);
+      if (rowCount === 0) {
+        cancelled = true;
+        thread.stop();
+      } else await announce(job);
       throwIfCancelled();
-    };
-
-    const timed = async <T>(name: string, work: () => Promise<T> | T): Promise<T> => {
-      const started = performance.now();
-      try {
-        return await work();
-      } finally {
-        phaseMillis[name]! += performance.now() - started;
-      }
     };
 
     const streams: RecordStream[] = [];
     try {
       await writer.query("BEGIN");
       await writer.query("SET LOCAL statement_timeout = 0");
-      const copy = job.dryRun
-        ? null
-        : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
+      const copy = job.dryRun ? null : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
       const copyFailed = copy ? new Promise<never>((_, reject) => copy.on("error", reject)) : null;
       copyFailed?.catch(() => {});
       const left = await openRecordStream(pool, job.leftSourceId);
@@ -144,85 +166,75 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const right = await openRecordStream(pool, job.rightSourceId);
       streams.push(right);
 
-      let carryLeft: EngineRecord[] = [];
-      let carryRight: EngineRecord[] = [];
+      let matching: Promise<BlockResult> | null = null;
+      let writing: Promise<void> = Promise.resolve();
+      let persistStarted = 0;
+      /** Takes the last block's groups: counters, metrics, and their COPY (not awaited: it overlaps the next block). */
+      const collect = async () => {
+        const result = await matching!;
+        matching = null;
+        phaseMillis.match! += result.matchMillis;
+        counts = result.counts;
+        for (const [outcome, n] of Object.entries(result.outcomes)) metrics.reconcileGroupsTotal.inc({ outcome }, n);
+        if (copy && result.copyText) {
+          const text = result.copyText;
+          writing = writing.then(() => {
+            persistStarted = performance.now();
+            return Promise.race([writeText(copy, text), copyFailed!]).then(() => {
+              phaseMillis.persist! += performance.now() - persistStarted;
+            });
+          });
+          // Observed at the end (await writing); this keeps a failed COPY from being an unhandled rejection.
+          writing.catch(() => {});
+        }
+      };
+
       for (;;) {
         phase = "parse";
-        const blockLeft: EngineRecord[] = [];
-        const blockRight: EngineRecord[] = [];
-        let lastDate = Number.NEGATIVE_INFINITY;
-        const exhausted = await timed("parse", async () => {
-          for (let taken = 0; ; ) {
-            if (left.buffered() === 0) await left.fill();
-            if (right.buffered() === 0) await right.fill();
-            const l = left.peek();
-            const r = right.peek();
-            if (!l && !r) return true;
-            const fromLeft = r === null || (l !== null && l.bookedDate <= r.bookedDate);
-            const record = (fromLeft ? l : r)!;
-            // A block ends between two dates, never inside one (duplicates share a date).
-            if (taken >= blockRecords && record.bookedDate !== lastDate) return false;
-            (fromLeft ? left : right).advance();
-            (fromLeft ? blockLeft : blockRight).push(record);
-            lastDate = record.bookedDate;
-            taken++;
-            if ((taken & 0x3fff) === 0) throwIfCancelled();
-          }
-        });
-        processed += blockLeft.length + blockRight.length;
-        const inputLeft = carryLeft.length ? carryLeft.concat(blockLeft) : blockLeft;
-        const inputRight = carryRight.length ? carryRight.concat(blockRight) : blockRight;
+        const started = performance.now();
+        const block = await readBlock(left, right, throwIfCancelled);
+        phaseMillis.parse! += performance.now() - started;
+        processed += block.left.length + block.right.length;
+        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length);
+        if (matching) await collect();
         phase = "match";
+        matching = thread.match({
+          left: block.left,
+          right: block.right,
+          // Unmatched records a later record could still reach are carried into the next block; so are those
+          // whose possible discrepancy partners are not all settled yet (one more reach back).
+          carryFrom: block.exhausted ? null : block.lastDate + 1 - reach,
+          finalizeBefore: block.exhausted ? null : block.lastDate + 1 - 2 * reach,
+        });
+        matching.catch(() => {});
         await checkpoint();
-        const result = await timed("match", () =>
-          reconcile(inputLeft, inputRight, rules, {
-            // Unmatched records a later record could still reach are carried into the next block; so are those
-            // whose possible discrepancy partners are not all settled yet (one more reach back).
-            carryFrom: exhausted ? undefined : lastDate + 1 - reach,
-            finalizeBefore: exhausted ? undefined : lastDate + 1 - 2 * reach,
-            shouldStop: () => cancelled,
-          }),
-        );
-        const byId = new Map<string, EngineRecord>();
-        for (const record of inputLeft) byId.set(record.id, record);
-        for (const record of inputRight) byId.set(record.id, record);
-        summary.add(result.groups, byId);
-        for (const group of result.groups) metrics.reconcileGroupsTotal.inc({ outcome: group.outcome });
-        if (copy) {
-          phase = "persist";
-          await timed("persist", () =>
-            Promise.race([writeLines(copy, result.groups.map((group) => groupCopyLine(group, job.id, job.projectId))), copyFailed!]),
-          );
-        }
-        carryLeft = result.carry.left;
-        carryRight = result.carry.right;
-        metrics.reconcileRecordsTotal.inc(blockLeft.length + blockRight.length);
-        await checkpoint();
-        if (exhausted) break;
+        if (block.exhausted) break;
       }
+      await collect();
       await Promise.all(streams.map((stream) => stream.close()));
       phase = "persist";
       await checkpoint(true);
-      await timed("persist", async () => {
-        if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
-        const counts = summary.counts();
-        const { rowCount } = await writer.query(
-          `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
-             matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
-             unmatched_right_count = $7, summary = $8, finished_at = now()
-           WHERE id = $1 AND status = 'RUNNING'`,
-          [job.id, processed, counts.matchedCount, counts.suggestedCount, counts.discrepancyCount, counts.unmatchedLeftCount,
-            counts.unmatchedRightCount, JSON.stringify(summary.result(roundMillis(phaseMillis)))],
-        );
-        // Cancelled (or deleted) while we finished: nothing is kept.
-        if (rowCount === 0) throw new JobCancelled();
-        await writer.query("COMMIT");
-      });
-      logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...summary.counts() }, "reconciliation job completed");
+      const waitStarted = performance.now();
+      await writing;
+      if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      phaseMillis.persistWait = performance.now() - waitStarted;
+      const summary = await thread.finish(roundMillis(phaseMillis));
+      const { rowCount } = await writer.query(
+        `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
+           matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
+           unmatched_right_count = $7, summary = $8, finished_at = now()
+         WHERE id = $1 AND status = 'RUNNING'`,
+        [job.id, processed, counts.matchedCount, counts.suggestedCount, counts.discrepancyCount, counts.unmatchedLeftCount,
+          counts.unmatchedRightCount, JSON.stringify(summary)],
+      );
+      // Cancelled (or deleted) while we finished: nothing is kept.
+      if (rowCount === 0) throw new JobCancelled();
+      await writer.query("COMMIT");
+      logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...counts }, "reconciliation job completed");
     } catch (error) {
       await writer.query("ROLLBACK").catch(() => {});
       await Promise.all(streams.map((stream) => stream.close().catch(() => {})));
-      if (error instanceof JobCancelled || error instanceof ReconcileCancelled) {
+      if (error instanceof JobCancelled || error instanceof EngineStopped || cancelled) {
         logger.info({ jobId: job.id }, "reconciliation job cancelled");
       } else {
         logger.error({ err: error, jobId: job.id }, "reconciliation job failed");
@@ -234,6 +246,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       }
     } finally {
       unsubscribe();
+      await thread.close();
       await announce(job).catch(() => {});
     }
   }
@@ -275,7 +288,7 @@ function roundMillis(phaseMillis: Record<string, number>): Record<string, number
 
 /** What a FAILED job shows: the engine's and PostgreSQL's messages are safe to show; nothing else is. */
 function failureMessage(error: unknown): string {
-  if (error instanceof Error && (error.name === "RuleSetError" || "code" in error)) return error.message.slice(0, 500);
+  if (error instanceof Error && (error.name === "RuleSetError" || error.name === "EngineThreadError" || "code" in error)) return error.message.slice(0, 500);
   return "the job failed unexpectedly; the server log has the details";
 }
 

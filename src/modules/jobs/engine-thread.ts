@@ -1,0 +1,118 @@
+/**
+ * Runs a job's matching in a worker thread (engine-worker.ts): one thread per running job, ended with the job.
+ * Responsible for the message protocol, for cancellation (a shared flag the engine polls, so a block stops within
+ * milliseconds) and for turning the thread's failures into errors of the job.
+ */
+import { Worker } from "node:worker_threads";
+import type { EngineRecord } from "../../reconcile/types.js";
+import type { JobSummary } from "./job-results.js";
+
+export interface EngineThreadData {
+  jobId: string;
+  projectId: string;
+  rules: unknown;
+  /** Whether to produce COPY text (false for dry runs). */
+  persist: boolean;
+  /** Int32 flag: 1 asks the engine to stop. */
+  stopFlag: SharedArrayBuffer;
+}
+
+export type ThreadRequest =
+  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }
+  | { type: "finish"; phaseMillis: Record<string, number> };
+
+export interface BlockResult {
+  /** COPY text of the block's groups (empty for dry runs). */
+  copyText: string;
+  /** Groups per outcome in this block. */
+  outcomes: Record<string, number>;
+  /** The job row's running counters after this block. */
+  counts: { matchedCount: number; suggestedCount: number; discrepancyCount: number; unmatchedLeftCount: number; unmatchedRightCount: number };
+  matchMillis: number;
+}
+
+export type ThreadReply =
+  | ({ type: "block" } & BlockResult)
+  | { type: "finished"; summary: JobSummary }
+  | { type: "error"; cancelled: boolean; message: string; name: string };
+
+/** The engine said it was asked to stop. */
+export class EngineStopped extends Error {}
+
+/** An error from inside the engine thread, with the engine's error name (RuleSetError…) kept. */
+export class EngineThreadError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+// Compiled, the thread runs engine-worker.js. Under tsx (development, tests) the entry is TypeScript: a tiny
+// bootstrap registers tsx's loader in the thread first (loader hooks of the main thread do not reach it).
+const compiled = import.meta.url.endsWith(".js");
+const ENTRY = new URL(compiled ? "./engine-worker.js" : "./engine-worker.ts", import.meta.url);
+const TSX_BOOTSTRAP = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+
+export interface EngineThread {
+  /** Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order. */
+  match(block: { left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
+  /** The job's summary, once every block is matched. */
+  finish(phaseMillis: Record<string, number>): Promise<JobSummary>;
+  /** Asks a running block to stop (it then fails with EngineStopped). */
+  stop(): void;
+  /** Ends the thread (always call, also after failures). */
+  close(): Promise<void>;
+}
+
+export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">): EngineThread {
+  const stopFlag = new SharedArrayBuffer(4);
+  const flag = new Int32Array(stopFlag);
+  const workerData = { ...data, stopFlag } satisfies EngineThreadData;
+  const worker = compiled ? new Worker(ENTRY, { workerData }) : new Worker(TSX_BOOTSTRAP, { eval: true, workerData });
+  let pending: { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void } | null = null;
+  let failure: Error | null = null;
+  const fail = (error: Error) => {
+    failure ??= error;
+    pending?.reject(error);
+    pending = null;
+  };
+  worker.on("message", (reply: ThreadReply) => {
+    const waiting = pending;
+    pending = null;
+    waiting?.resolve(reply);
+  });
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`engine thread exited (code ${code})`)));
+
+  function request(message: ThreadRequest): Promise<ThreadReply> {
+    if (failure) return Promise.reject(failure);
+    if (pending) return Promise.reject(new Error("engine thread is busy"));
+    return new Promise<ThreadReply>((resolve, reject) => {
+      pending = { resolve, reject };
+      worker.postMessage(message);
+    });
+  }
+
+  function unwrap<T extends ThreadReply["type"]>(reply: ThreadReply, type: T): Extract<ThreadReply, { type: T }> {
+    if (reply.type === "error") throw reply.cancelled ? new EngineStopped() : new EngineThreadError(reply.name, reply.message);
+    if (reply.type !== type) throw new Error(`engine thread answered ${reply.type}, expected ${type}`);
+    return reply as Extract<ThreadReply, { type: T }>;
+  }
+
+  return {
+    async match(block) {
+      const { type: _, ...result } = unwrap(await request({ type: "block", ...block }), "block");
+      return result;
+    },
+    async finish(phaseMillis) {
+      return unwrap(await request({ type: "finish", phaseMillis }), "finished").summary;
+    },
+    stop() {
+      Atomics.store(flag, 0, 1);
+    },
+    async close() {
+      worker.removeAllListeners("exit");
+      await worker.terminate();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The matching side of a reconciliation job, run in a worker thread (see engine-thread.ts) so that seconds of
+ * matching never block the server's event loop, and so that matching one block overlaps reading the next and
+ * writing the last. Holds the job's state between blocks: the records carried over, the running summary and the
+ * group-id counter. Receives blocks of records; answers with the blocks' groups as COPY text for match_groups.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
+import { parseRuleSet } from "../../reconcile/rules.js";
+import type { EngineRecord } from "../../reconcile/types.js";
+import { createSummary, groupCopyLine, groupIdFactory } from "./job-results.js";
+import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
+
+const { jobId, projectId, rules: rawRules, persist, stopFlag } = workerData as EngineThreadData;
+const rules = parseRuleSet(rawRules);
+const stop = new Int32Array(stopFlag);
+const summary = createSummary(rules.passes.map((pass) => pass.name));
+const nextId = groupIdFactory(jobId);
+let carryLeft: EngineRecord[] = [];
+let carryRight: EngineRecord[] = [];
+
+function reply(message: ThreadReply): void {
+  parentPort!.postMessage(message);
+}
+
+parentPort!.on("message", (request: ThreadRequest) => {
+  try {
+    if (request.type === "finish") {
+      reply({ type: "finished", summary: summary.result(request.phaseMillis) });
+      return;
+    }
+    const started = performance.now();
+    const left = carryLeft.length ? carryLeft.concat(request.left) : request.left;
+    const right = carryRight.length ? carryRight.concat(request.right) : request.right;
+    const result = reconcile(left, right, rules, {
+      carryFrom: request.carryFrom ?? undefined,
+      finalizeBefore: request.finalizeBefore ?? undefined,
+      shouldStop: () => Atomics.load(stop, 0) === 1,
+    });
+    carryLeft = result.carry.left;
+    carryRight = result.carry.right;
+    const byId = new Map<string, EngineRecord>();
+    for (const record of left) byId.set(record.id, record);
+    for (const record of right) byId.set(record.id, record);
+    summary.add(result.groups, byId);
+    const outcomes: Record<string, number> = {};
+    let copyText = "";
+    for (const group of result.groups) {
+      outcomes[group.outcome] = (outcomes[group.outcome] ?? 0) + 1;
+      if (persist) copyText += groupCopyLine(group, nextId(), jobId, projectId) + "\n";
+    }
+    reply({ type: "block", copyText, outcomes, counts: summary.counts(), matchMillis: performance.now() - started });
+  } catch (error) {
+    reply({ type: "error", cancelled: error instanceof ReconcileCancelled, message: error instanceof Error ? error.message : String(error), name: error instanceof Error ? error.name : "Error" });
+  }
+});
