@@ -120,15 +120,19 @@ export function createGraphiqlHandler(): GraphiqlHandler {
   const react = packageDir("react");
   const reactDom = packageDir("react-dom");
   const graphiql = packageDir("graphiql");
+  const graphqlWs = packageDir("graphql-ws");
   const styles = [
     loadAsset("graphiql.min.css", join(graphiql, "graphiql.min.css")),
     loadAsset("recon-graphiql.css", join(OWN_ASSETS, "recon-graphiql.css")),
   ];
-  // Order matters: GraphiQL's UMD build reads the React and ReactDOM globals; our bootstrap reads GraphiQL's.
+  // Order matters: GraphiQL's UMD build reads the React and ReactDOM globals; our bootstrap reads GraphiQL's and
+  // graphql-ws's.
   const scripts = [
     loadAsset("react.production.min.js", join(react, "umd", "react.production.min.js")),
     loadAsset("react-dom.production.min.js", join(reactDom, "umd", "react-dom.production.min.js")),
     loadAsset("graphiql.min.js", join(graphiql, "graphiql.min.js")),
+    // The graphql-ws client (global `graphqlWs`): subscriptions run over a WebSocket on /graphql.
+    loadAsset("graphql-ws.min.js", join(graphqlWs, "umd", "graphql-ws.min.js")),
     loadAsset("recon-graphiql.js", join(OWN_ASSETS, "recon-graphiql.js")),
   ];
   const assets = new Map([...styles, ...scripts].map((asset) => [asset.url, asset]));

@@ -54,7 +54,7 @@ describe("GET /graphql over HTTP", () => {
     expect(html).not.toMatch(/(?:src|href)="(?:[a-z]+:)?\/\//i); // nothing absolute, nothing from elsewhere
     const scripts = [...html.matchAll(/<script[^>]*\ssrc="([^"]*)"/g)].map((m) => m[1]);
     const styles = [...html.matchAll(/<link rel="stylesheet" href="([^"]*)"/g)].map((m) => m[1]);
-    expect(scripts).toHaveLength(4); // React, ReactDOM, GraphiQL, our bootstrap
+    expect(scripts).toHaveLength(5); // React, ReactDOM, GraphiQL, the graphql-ws client, our bootstrap
     expect(styles).toHaveLength(2); // GraphiQL's, ours
     const urls = [...scripts, ...styles];
     for (const url of urls) {
@@ -195,6 +195,24 @@ describe("GraphiQL in Chromium", () => {
     await page.keyboard.press("Control+Enter");
     expect((await sent).headers().authorization).toBe(`Bearer ${t.admin.token}`);
     await page.locator(".result-window").getByText('"Administrator"', { exact: true }).waitFor();
+  });
+
+  it("runs a subscription over a WebSocket on /graphql and shows each state the job goes through", async () => {
+    // A job nobody runs (this app has no worker): it stays QUEUED until it is cancelled over HTTP.
+    const admin = t.admin.token;
+    const project = (await t.graphql(`mutation { createProject(input: { name: "Live" }) { id } }`, {}, admin)).data!.createProject.id;
+    const source = async (name: string) =>
+      (await t.graphql(`mutation($p: ID!, $n: String!) { createDataSource(input: { projectId: $p, name: $n }) { id } }`, { p: project, n: name }, admin)).data!.createDataSource.id;
+    const [left, right] = [await source("Ledger"), await source("Bank")];
+    const job = (await t.graphql(`mutation($i: StartReconciliationInput!) { startReconciliation(input: $i) { id } }`, { i: { projectId: project, leftSourceId: left, rightSourceId: right } }, admin)).data!.startReconciliation.id;
+
+    const socket = page.waitForEvent("websocket", (ws) => ws.url() === `${origin.replace(/^http/, "ws")}/graphql`);
+    await setEditor(page, ".graphiql-query-editor .CodeMirror", `subscription { jobProgress(jobId: "${job}") { status phase } }`);
+    await page.keyboard.press("Control+Enter");
+    await socket;
+    await page.locator(".result-window").getByText('"QUEUED"', { exact: true }).waitFor();
+    await t.graphql(`mutation($id: ID!) { cancelReconciliation(jobId: $id) { status } }`, { id: job }, admin);
+    await page.locator(".result-window").getByText('"CANCELLED"', { exact: true }).waitFor();
   });
 
     it("asked nothing of anyone but our server, and broke no rule of its CSP", () => {

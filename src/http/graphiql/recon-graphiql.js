@@ -142,8 +142,53 @@
   });
 
   /**
+   * Whether the operation GraphiQL is about to run is a subscription, judged from the text sent: the keyword
+   * starting the named (or the only) operation, comments skipped. (GraphiQL's documentAST lags behind the editor
+   * right after an edit, so it may describe the previous text.)
+   */
+  function isSubscription(params) {
+    var text = String(params.query || "").replace(/#[^\n]*/g, "");
+    var name = params.operationName ? "\\s+" + params.operationName + "\\b" : "\\b";
+    return new RegExp("(^|\\})\\s*subscription" + name).test(text);
+  }
+
+  /**
+   * A subscription runs over GraphQL over WebSocket (graphql-ws) on the same path, with the token as the
+   * `authorization` connection parameter (a browser cannot set headers on a WebSocket). One connection per
+   * subscription, closed when it ends or GraphiQL stops it.
+   */
+  function subscribe(params, authorization) {
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + ENDPOINT;
+    var client = graphqlWs.createClient({
+      url: url,
+      connectionParams: authorization ? { authorization: authorization } : {},
+      retryAttempts: 0,
+    });
+    var iterator = client.iterate({ query: params.query, variables: params.variables, operationName: params.operationName });
+    var finish = function () {
+      client.dispose();
+    };
+    return {
+      next: function () {
+        return iterator.next().then(function (step) {
+          if (step.done) finish();
+          return step;
+        });
+      },
+      return: function () {
+        finish();
+        return iterator.return ? iterator.return() : Promise.resolve({ done: true, value: undefined });
+      },
+      [Symbol.asyncIterator]: function () {
+        return this;
+      },
+    };
+  }
+
+  /**
    * GraphiQL's fetcher: JSON over POST (which Apollo's CSRF prevention accepts), with the signed-in user's token;
-   * headers from GraphiQL's Headers tab are applied last, so an Authorization set there wins.
+   * headers from GraphiQL's Headers tab are applied last, so an Authorization set there wins. Subscriptions go
+   * over a WebSocket instead (see subscribe).
    */
   function fetcher(params, options) {
     var headers = new Headers({ "content-type": "application/json", accept: "application/json" });
@@ -152,6 +197,7 @@
     Object.keys(extra).forEach(function (name) {
       headers.set(name, String(extra[name]));
     });
+    if (isSubscription(params)) return subscribe(params, headers.get("authorization"));
     var usedOurToken = Boolean(session) && headers.get("authorization") === "Bearer " + session.token;
     return postGraphQL(params, headers).then(function (response) {
       if (response.status === 401 && usedOurToken) signOut("Your session has ended: sign in again.");
