@@ -81,6 +81,7 @@ export class KeyIndex {
       if (value === null) return -1;
       hash = mix(hash, value);
     }
+    hash &= 0x3fffffff; // a small integer, which a Map keys without allocating
     const first = this.byHash.get(hash);
     for (let id = first ?? -1; id >= 0; id = this.sameHash[id]!) if (this.sameKey(this.representatives[id]!, p)) return id;
     if (!add) return -1;

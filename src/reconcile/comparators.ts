@@ -54,10 +54,35 @@ export function compareRecords(a: EngineRecord, b: EngineRecord): number {
 export function prepare(records: readonly EngineRecord[]): Prepared[] {
   let sorted = true;
   for (let i = 1; i < records.length && sorted; i++) sorted = compareRecords(records[i - 1]!, records[i]!) <= 0;
-  const ordered = sorted ? records : [...records].sort(compareRecords);
+  const ordered = sorted ? records : sortRecords(records);
   const prepared = new Array<Prepared>(ordered.length);
   for (let i = 0; i < ordered.length; i++) prepared[i] = new Prepared(ordered[i]!, i);
   return prepared;
+}
+
+/** Sorts by (bookedDate, id): a counting sort by date when the dates span few days, then each day by id. */
+function sortRecords(records: readonly EngineRecord[]): EngineRecord[] {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const r of records) {
+    first = Math.min(first, r.bookedDate);
+    last = Math.max(last, r.bookedDate);
+  }
+  const days = last - first + 1;
+  if (!(days <= 4 * records.length + 1024) || !Number.isInteger(first) || !Number.isInteger(last)) return [...records].sort(compareRecords);
+  const start = new Int32Array(days + 1);
+  for (const r of records) start[r.bookedDate - first + 1]!++;
+  for (let d = 0; d < days; d++) start[d + 1]! += start[d]!;
+  const fill = start.slice(0, days);
+  const ordered = new Array<EngineRecord>(records.length);
+  for (const r of records) ordered[fill[r.bookedDate - first]!++] = r;
+  const byId = (a: EngineRecord, b: EngineRecord) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  for (let d = 0; d < days; d++) {
+    if (start[d + 1]! - start[d]! < 2) continue;
+    const day = ordered.slice(start[d], start[d + 1]).sort(byId);
+    for (let k = 0; k < day.length; k++) ordered[start[d]! + k] = day[k]!;
+  }
+  return ordered;
 }
 
 /** The normalized value of a text field, computed once per record. */

@@ -188,7 +188,8 @@ const EXACT_SUM_LIMIT = BigInt(Math.floor(Number.MAX_SAFE_INTEGER / 8));
 
 /**
  * `bestSubsets` for a pool whose amounts are all at most EXACT_SUM_LIMIT: the same search in the same order with
- * the same budget, on floats (exact at these magnitudes) and without recursion.
+ * the same budget, on floats (exact at these magnitudes), without recursion, and with the last pick of each
+ * combination found by binary search instead of one try at a time.
  */
 function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: number, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
   const values = Float64Array.from(pool, (p) => Math.abs(Number(p.record.amount)));
@@ -210,6 +211,22 @@ function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: 
         if (--depth >= 0) next[depth]!++;
         continue;
       }
+      if (remaining === 1) {
+        // The last pick, in one step: the search would try i, i+1, … (one budget unit each) until a sum exceeds
+        // `hi` (that try included) or the pool or the budget ends, keeping the sums inside [lo, hi]. Values are
+        // sorted, so those are a run of positions found by binary search.
+        const base = sums[depth]!;
+        const over = firstAbove(values, i, n, hi - base);
+        const tried = Math.min(budget, over < n ? over - i + 1 : n - i);
+        const end = Math.min(over, i + tried);
+        for (let k = firstAbove(values, i, end, lo - base - 1); k < end; k++) {
+          next[depth] = k;
+          found.push({ picks: Array.from(next.subarray(0, depth + 1)), miss: Math.abs(base + values[k]! - target) });
+        }
+        budget -= tried;
+        if (--depth >= 0) next[depth]!++;
+        continue;
+      }
       budget--;
       const sum = sums[depth]! + values[i]!;
       // Later values are at least values[i]: if even the smallest completion overshoots, go back up a level.
@@ -218,13 +235,10 @@ function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: 
         continue;
       }
       if (sum + largest * (remaining - 1) >= lo) {
-        if (remaining === 1) found.push({ picks: Array.from(next.subarray(0, depth + 1)), miss: Math.abs(sum - target) });
-        else {
-          sums[depth + 1] = sum;
-          next[depth + 1] = i + 1;
-          depth++;
-          continue;
-        }
+        sums[depth + 1] = sum;
+        next[depth + 1] = i + 1;
+        depth++;
+        continue;
       }
       next[depth]!++;
     }
@@ -236,6 +250,18 @@ function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: 
     if (budget <= 0) break;
   }
   return [];
+}
+
+/** The first position in [from, to) of the ascending `values` whose value exceeds `limit` (`to` when none). */
+function firstAbove(values: Float64Array, from: number, to: number, limit: number): number {
+  let low = from;
+  let high = to;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (values[mid]! > limit) high = mid;
+    else low = mid + 1;
+  }
+  return low;
 }
 
 /**
