@@ -25,14 +25,24 @@ export class CandidateList {
   }
 
   push(lefts: readonly number[], rights: readonly number[], confidence: number, dateDelta: number, amountDelta: bigint): void {
+    this.pushScores(confidence, dateDelta, amountDelta, lefts.length, rights.length);
+    for (const i of lefts) this.legs.push(i);
+    for (const i of rights) this.legs.push(i);
+  }
+
+  /** `push` for a 1:1 candidate, without the leg arrays. */
+  pushPair(left: number, right: number, confidence: number, dateDelta: number, amountDelta: bigint): void {
+    this.pushScores(confidence, dateDelta, amountDelta, 1, 1);
+    this.legs.push(left, right);
+  }
+
+  private pushScores(confidence: number, dateDelta: number, amountDelta: bigint, leftCount: number, rightCount: number): void {
     this.ticks.push(Math.round(confidence * 10_000));
     this.absDate.push(Math.abs(dateDelta));
     this.absAmount.push(Number(absAmount(amountDelta)));
     this.legStart.push(this.legs.length);
-    this.leftCount.push(lefts.length);
-    this.rightCount.push(rights.length);
-    for (const i of lefts) this.legs.push(i);
-    for (const i of rights) this.legs.push(i);
+    this.leftCount.push(leftCount);
+    this.rightCount.push(rightCount);
   }
 
   lefts(c: number): number[] {

@@ -43,17 +43,72 @@ function offer(block: Block, i: number, maxLoad: number): void {
   block.down[i + 1] = i;
 }
 
+/** One part of a composite key: a record's value (compared with ===), or null when the record has no key. */
+export type KeyPart = (p: Prepared) => string | bigint | null;
+
+/** Mixes a string or bigint into a 32-bit FNV-1a style hash. */
+function mix(hash: number, value: string | bigint): number {
+  if (typeof value === "bigint") {
+    const x = Number(value);
+    return Math.imul(Math.imul(hash ^ (x | 0), 16777619) ^ ((x / 4294967296) | 0), 16777619);
+  }
+  for (let i = 0; i < value.length; i++) hash = Math.imul(hash ^ value.charCodeAt(i), 16777619);
+  return Math.imul(hash ^ 0xff, 16777619); // a separator, so that ("ab", "c") and ("a", "bc") differ
+}
+
+/**
+ * Numbers composite keys (equality of every part) without building a key string per record: records are hashed, and
+ * a hash shared by different keys is told apart by comparing the parts with a representative record of each key.
+ * Key ids are dense and numbered in the order their first record was seen.
+ */
+export class KeyIndex {
+  private readonly byHash = new Map<number, number>();
+  /** Per key id: a record holding the key, and the next key id with the same hash (−1: none). */
+  private readonly representatives: Prepared[] = [];
+  private readonly sameHash: number[] = [];
+
+  constructor(private readonly parts: readonly KeyPart[]) {}
+
+  get size(): number {
+    return this.representatives.length;
+  }
+
+  /** The id of `p`'s key (numbering it when `add` and new); −1 when `p` has no key, or it is new and not added. */
+  id(p: Prepared, add: boolean): number {
+    let hash = 0x811c9dc5;
+    for (const part of this.parts) {
+      const value = part(p);
+      if (value === null) return -1;
+      hash = mix(hash, value);
+    }
+    hash &= 0x3fffffff; // a small integer, which a Map keys without allocating
+    const first = this.byHash.get(hash);
+    for (let id = first ?? -1; id >= 0; id = this.sameHash[id]!) if (this.sameKey(this.representatives[id]!, p)) return id;
+    if (!add) return -1;
+    const id = this.representatives.length;
+    this.representatives.push(p);
+    this.sameHash.push(first ?? -1);
+    this.byHash.set(hash, id);
+    return id;
+  }
+
+  private sameKey(a: Prepared, b: Prepared): boolean {
+    for (const part of this.parts) if (part(a) !== part(b)) return false;
+    return true;
+  }
+}
+
 /**
  * Hashes the records for which `include` holds into blocks by `blockKey` (null: the record cannot match and is left
  * out), each sorted by `sortKey`.
  */
-export function buildBlocks(
+export function buildBlocks<K>(
   records: readonly Prepared[],
   include: (p: Prepared) => boolean,
-  blockKey: (p: Prepared) => string | null,
+  blockKey: (p: Prepared) => K | null,
   sortKey: (p: Prepared) => number,
-): Map<string, Block> {
-  const grouped = new Map<string, number[]>();
+): Map<K, Block> {
+  const grouped = new Map<K, number[]>();
   for (const p of records) {
     if (!include(p)) continue;
     const key = blockKey(p);
@@ -62,7 +117,7 @@ export function buildBlocks(
     if (members) members.push(p.index);
     else grouped.set(key, [p.index]);
   }
-  const blocks = new Map<string, Block>();
+  const blocks = new Map<K, Block>();
   for (const [key, positions] of grouped) {
     const keyed = positions.map((i) => ({ i, k: sortKey(records[i]!) }));
     keyed.sort((a, b) => a.k - b.k || a.i - b.i);

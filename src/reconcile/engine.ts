@@ -69,7 +69,8 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const rightFree = new Uint8Array(sides.right.length).fill(1);
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
-    const found = runPass({ pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick });
+    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays };
+    const found = runPass(ctx);
     append(groups, found);
     return found.length;
   });
@@ -77,37 +78,43 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   // Residual records booked from finalizeBefore on wait for the next block; the rest are finalized by the stages.
   const carryFrom = options.carryFrom ?? Infinity;
   const finalizeBefore = Math.min(options.finalizeBefore ?? carryFrom, carryFrom);
-  const carried = (records: Prepared[], free: Uint8Array) => records.filter((p) => free[p.index] && p.record.bookedDate >= finalizeBefore);
-  let carry = { left: carried(sides.left, leftFree), right: carried(sides.right, rightFree) };
-  const leftCarried = new Uint8Array(leftFree.length);
-  const rightCarried = new Uint8Array(rightFree.length);
-  for (const p of carry.left) [leftFree[p.index], leftCarried[p.index]] = [0, 1];
-  for (const p of carry.right) [rightFree[p.index], rightCarried[p.index]] = [0, 1];
+  const carryFlags = (records: Prepared[], free: Uint8Array) => {
+    const carried = new Uint8Array(free.length);
+    for (const p of records) if (free[p.index] && p.record.bookedDate >= finalizeBefore) [free[p.index], carried[p.index]] = [0, 1];
+    return carried;
+  };
+  const leftCarried = carryFlags(sides.left, leftFree);
+  const rightCarried = carryFlags(sides.right, rightFree);
 
   if (rules.discrepancies) {
     // Carried records no pass can reach any more may still be the other half of a finalized record's discrepancy.
-    const partner = (p: Prepared) => p.record.bookedDate < carryFrom;
-    const leftOpen = leftFree.slice();
-    const rightOpen = rightFree.slice();
-    for (const p of carry.left) if (partner(p)) leftOpen[p.index] = 1;
-    for (const p of carry.right) if (partner(p)) rightOpen[p.index] = 1;
-    const found = discrepancyStage(sides.left, sides.right, leftOpen, rightOpen, rules.discrepancies, tick, (l, r) =>
-      l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore,
+    const open = (records: Prepared[], free: Uint8Array, carried: Uint8Array) => {
+      const flags = free.slice();
+      for (const p of records) if (carried[p.index] && p.record.bookedDate < carryFrom) flags[p.index] = 1;
+      return flags;
+    };
+    const leftOpen = open(sides.left, leftFree, leftCarried);
+    const rightOpen = open(sides.right, rightFree, rightCarried);
+    const leftWasOpen = leftOpen.slice();
+    const rightWasOpen = rightOpen.slice();
+    append(
+      groups,
+      discrepancyStage(sides.left, sides.right, leftOpen, rightOpen, rules.discrepancies, tick, (l, r) =>
+        l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore,
+      ),
     );
-    append(groups, found);
-    // Records the stage paired are no longer free (nor carried).
-    const used = new Set(found.flatMap((group) => [...group.leftIds, ...group.rightIds]));
-    for (const p of sides.left) if (used.has(p.record.id)) [leftFree[p.index], leftCarried[p.index]] = [0, 0];
-    for (const p of sides.right) if (used.has(p.record.id)) [rightFree[p.index], rightCarried[p.index]] = [0, 0];
-    if (used.size) carry = { left: carry.left.filter((p) => !used.has(p.record.id)), right: carry.right.filter((p) => !used.has(p.record.id)) };
+    // Records the stage paired (open before, closed now) are no longer free (nor carried).
+    for (let i = 0; i < leftOpen.length; i++) if (leftWasOpen[i] && !leftOpen[i]) [leftFree[i], leftCarried[i]] = [0, 0];
+    for (let i = 0; i < rightOpen.length; i++) if (rightWasOpen[i] && !rightOpen[i]) [rightFree[i], rightCarried[i]] = [0, 0];
   }
   if (rules.duplicates) {
     // Matched: grouped by a pass or the discrepancy stage (neither free nor carried).
-    const matched = (free: Uint8Array, carriedFlags: Uint8Array) => free.map((f, i) => (f || carriedFlags[i] ? 0 : 1));
+    const matched = (free: Uint8Array, carried: Uint8Array) => free.map((f, i) => (f || carried[i] ? 0 : 1));
     append(groups, duplicateStage("LEFT", sides.left, leftFree, matched(leftFree, leftCarried), tick));
     append(groups, duplicateStage("RIGHT", sides.right, rightFree, matched(rightFree, rightCarried), tick));
   }
   append(groups, unmatchedStage("LEFT", sides.left, leftFree));
   append(groups, unmatchedStage("RIGHT", sides.right, rightFree));
-  return { groups, carry: { left: carry.left.map((p) => p.record), right: carry.right.map((p) => p.record) }, passHits };
+  const carry = (records: Prepared[], carried: Uint8Array) => records.filter((p) => carried[p.index]).map((p) => p.record);
+  return { groups, carry: { left: carry(sides.left, leftCarried), right: carry(sides.right, rightCarried) }, passHits };
 }

@@ -5,7 +5,7 @@
  */
 import type { EngineGroup, FieldScore, GroupKind } from "./types.js";
 import type { Pass } from "./rules.js";
-import { compileComparator, isAmountComparator, normalizedField, type CompiledComparator, type Prepared } from "./comparators.js";
+import { compileComparator, isAmountComparator, verdictTicks, type CompiledComparator, type Prepared, type Verdict } from "./comparators.js";
 
 /** Thrown by `reconcile` when its `shouldStop` option asks it to stop. */
 export class ReconcileCancelled extends Error {
@@ -41,12 +41,16 @@ export interface PassContext {
   readonly leftFree: Uint8Array;
   readonly rightFree: Uint8Array;
   readonly tick: (units?: number) => void;
+  /** The rule set's `maxDateSpanDays`: no group holds two records booked further apart. */
+  readonly maxDateSpanDays: number;
 }
 
 /** A pass's compiled comparators in rule order, and the order to test them in: required ones first. */
 export interface Scorer {
   readonly comparators: readonly CompiledComparator[];
   readonly gateOrder: readonly number[];
+  /** Scratch space for the similarities (in 1/10,000) of the candidate being scored, in rule order. */
+  readonly ticks: Float64Array;
 }
 
 /** Compiles a pass's comparators. */
@@ -54,7 +58,65 @@ export function compileScorer(pass: Pass): Scorer {
   const comparators = pass.comparators.map(compileComparator);
   const positions = comparators.map((_, i) => i);
   const gateOrder = [...positions.filter((i) => comparators[i]!.spec.required), ...positions.filter((i) => !comparators[i]!.spec.required)];
-  return { comparators, gateOrder };
+  return { comparators, gateOrder, ticks: new Float64Array(comparators.length) };
+}
+
+/** Σ weight·similarity / Σ weight over the scratch similarities, rounded to 4 decimals (summed in rule order). */
+function confidenceOf(scorer: Scorer): number {
+  let weighted = 0;
+  let weights = 0;
+  for (let i = 0; i < scorer.comparators.length; i++) {
+    const weight = scorer.comparators[i]!.spec.weight;
+    weighted += weight * (scorer.ticks[i]! / 10_000);
+    weights += weight;
+  }
+  return Math.round((weighted / weights) * 10_000) / 10_000;
+}
+
+/**
+ * The confidence of a 1:1 candidate whose required gates all hold, or −1 when one fails. The same number as
+ * `scoreCandidate(scorer, [left], [right], false)`, without allocating.
+ */
+export function pairConfidence(scorer: Scorer, left: Prepared, right: Prepared): number {
+  const { comparators, gateOrder, ticks } = scorer;
+  for (const position of gateOrder) {
+    const comparator = comparators[position]!;
+    const v = comparator.judge(left, right);
+    if (v < 0 && comparator.spec.required) return -1;
+    ticks[position] = verdictTicks(v);
+  }
+  return confidenceOf(scorer);
+}
+
+/** The confidence of a candidate of any shape whose required gates all hold, or −1 (see `scoreCandidate`). */
+export function candidateConfidence(scorer: Scorer, lefts: readonly Prepared[], rights: readonly Prepared[]): number {
+  if (lefts.length === 1 && rights.length === 1) return pairConfidence(scorer, lefts[0]!, rights[0]!);
+  const { comparators, gateOrder, ticks } = scorer;
+  for (const position of gateOrder) {
+    const comparator = comparators[position]!;
+    const v = isAmountComparator(comparator) ? comparator.judgeAmounts(legSum(lefts), legSum(rights)) : worstVerdict(comparator, lefts, rights);
+    if (v < 0 && comparator.spec.required) return -1;
+    ticks[position] = verdictTicks(v);
+  }
+  return confidenceOf(scorer);
+}
+
+/** The worst similarity over every (left leg, right leg) pair, passed only when all pairs pass. */
+function worstVerdict(comparator: CompiledComparator, lefts: readonly Prepared[], rights: readonly Prepared[]): Verdict {
+  let worst = Infinity;
+  let allPassed = true;
+  for (const left of lefts) {
+    for (const right of rights) {
+      const v = comparator.judge(left, right);
+      if (v < 0) {
+        // A required gate that fails on one leg pair fails the candidate: the rest cannot change that.
+        if (comparator.spec.required) return -1;
+        allPassed = false;
+      }
+      worst = Math.min(worst, verdictTicks(v));
+    }
+  }
+  return allPassed ? worst : -1 - worst;
 }
 
 /** A candidate's score: confidence (Σ weight·similarity / Σ weight, 4 decimals) and, when explained, the breakdown. */
@@ -71,6 +133,10 @@ export interface CandidateScore {
  * `explain`, returns null at the first failed required gate.
  */
 export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], rights: readonly Prepared[], explain: boolean): CandidateScore | null {
+  if (!explain) {
+    const confidence = candidateConfidence(scorer, lefts, rights);
+    return confidence < 0 ? null : { passed: true, confidence, breakdown: [] };
+  }
   const { comparators, gateOrder } = scorer;
   const scores = new Array<FieldScore>(comparators.length);
   let passed = true;
@@ -79,10 +145,7 @@ export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], right
     const fieldScore = isAmountComparator(comparator)
       ? comparator.evaluateAmounts(legSum(lefts), legSum(rights), explain)
       : worstLegPair(comparator, lefts, rights, explain);
-    if (!fieldScore.passed && comparator.spec.required) {
-      if (!explain) return null;
-      passed = false;
-    }
+    if (!fieldScore.passed && comparator.spec.required) passed = false;
     scores[position] = fieldScore;
   }
   let weighted = 0;
@@ -91,7 +154,7 @@ export function scoreCandidate(scorer: Scorer, lefts: readonly Prepared[], right
     weighted += fieldScore.weight * fieldScore.similarity;
     weights += fieldScore.weight;
   }
-  return { passed, confidence: Math.round((weighted / weights) * 10_000) / 10_000, breakdown: explain ? scores : [] };
+  return { passed, confidence: Math.round((weighted / weights) * 10_000) / 10_000, breakdown: scores };
 }
 
 function legSum(legs: readonly Prepared[]): bigint {
@@ -127,15 +190,22 @@ export function kindOf(leftCount: number, rightCount: number): GroupKind {
  * SUGGEST pass a 1:1 pair whose references are both non-empty and differ after normalization is
  * REFERENCE_MISMATCH, otherwise SUGGESTED; an AUTO pass yields MATCHED.
  */
-export function emitGroup(ctx: PassContext, lefts: readonly Prepared[], rights: readonly Prepared[], ambiguous: boolean): EngineGroup {
+export function emitGroup(
+  ctx: PassContext,
+  lefts: readonly Prepared[],
+  rights: readonly Prepared[],
+  ambiguous: boolean,
+  /** The score when the caller already knows it (group and zip shares one breakdown among its groups). */
+  known?: { confidence: number; breakdown: FieldScore[] },
+): EngineGroup {
   for (const p of lefts) ctx.leftFree[p.index] = 0;
   for (const p of rights) ctx.rightFree[p.index] = 0;
-  const { confidence, breakdown } = scoreCandidate(ctx.scorer, lefts, rights, true)!;
+  const { confidence, breakdown } = known ?? scoreCandidate(ctx.scorer, lefts, rights, true)!;
   let outcome: EngineGroup["outcome"] = ctx.pass.mode === "AUTO" ? "MATCHED" : "SUGGESTED";
   if (ambiguous) outcome = "SUGGESTED";
   else if (ctx.pass.mode === "SUGGEST" && lefts.length === 1 && rights.length === 1) {
-    const a = normalizedField(lefts[0]!, "reference");
-    const b = normalizedField(rights[0]!, "reference");
+    const a = lefts[0]!.normalized("reference");
+    const b = rights[0]!.normalized("reference");
     if (a !== "" && b !== "" && a !== b) outcome = "REFERENCE_MISMATCH";
   }
   return {

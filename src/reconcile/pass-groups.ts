@@ -7,10 +7,10 @@
 import type { EngineGroup } from "./types.js";
 import type { Pass } from "./rules.js";
 import { absAmount } from "./money.js";
-import { isAmountComparator, normalizedField, windowDate, type CompiledAmountComparator, type Prepared } from "./comparators.js";
+import { isAmountComparator, verdictPassed, windowDate, type CompiledAmountComparator, type Prepared } from "./comparators.js";
 import { buildBlocks, nearestInRange } from "./blocking.js";
 import { CandidateList } from "./assignment.js";
-import { scoreCandidate, type PassContext } from "./pass-context.js";
+import { candidateConfidence, type PassContext } from "./pass-context.js";
 import { emitAssigned } from "./pass-pairs.js";
 
 /** A key group larger than this (on either side) is not matched: such keys are generic ("SALARY"), not groupings. */
@@ -33,17 +33,32 @@ function orient(ctx: PassContext) {
   };
 }
 
+/** Whether the records' booked dates all lie within `maxDateSpanDays` of each other. */
+function withinSpan(ctx: PassContext, lefts: readonly Prepared[], rights: readonly Prepared[]): boolean {
+  let first = Infinity;
+  let last = -Infinity;
+  for (const legs of [lefts, rights]) {
+    for (const p of legs) {
+      first = Math.min(first, p.record.bookedDate);
+      last = Math.max(last, p.record.bookedDate);
+    }
+  }
+  return last - first <= ctx.maxDateSpanDays;
+}
+
+/** Scores a group and adds it to the candidates when its gates hold, its confidence suffices and it fits the span. */
 function pushCandidate(ctx: PassContext, candidates: CandidateList, lefts: Prepared[], rights: Prepared[]): void {
   ctx.tick(lefts.length * rights.length);
-  const scored = scoreCandidate(ctx.scorer, lefts, rights, false);
-  if (!scored || scored.confidence < ctx.pass.minConfidence) return;
+  if (!withinSpan(ctx, lefts, rights)) return;
+  const confidence = candidateConfidence(ctx.scorer, lefts, rights);
+  if (confidence < 0 || confidence < ctx.pass.minConfidence) return;
   let delta = 0n;
   for (const p of rights) delta += p.record.amount;
   for (const p of lefts) delta -= p.record.amount;
   candidates.push(
     lefts.map((p) => p.index),
     rights.map((p) => p.index),
-    scored.confidence,
+    confidence,
     rights[0]!.record.bookedDate - lefts[0]!.record.bookedDate,
     delta,
   );
@@ -53,7 +68,7 @@ function groupByKey(records: readonly Prepared[], free: Uint8Array, field: NonNu
   const groups = new Map<string, Prepared[]>();
   for (const p of records) {
     if (!free[p.index]) continue;
-    const key = normalizedField(p, field);
+    const key = p.normalized(field);
     if (key === "") continue;
     const group = groups.get(key);
     if (group) group.push(p);
@@ -62,16 +77,24 @@ function groupByKey(records: readonly Prepared[], free: Uint8Array, field: NonNu
   return groups;
 }
 
-/** Whether every required comparator other than the amount one holds between a single record and one leg. */
+/**
+ * Whether every required comparator other than the amount one holds between a single record and one leg, and the
+ * two are booked within `maxDateSpanDays`.
+ */
 function legGates(ctx: PassContext) {
   const gates = ctx.scorer.comparators.filter((c) => c.spec.required && !isAmountComparator(c));
-  return (lefts: Prepared[], rights: Prepared[]) => gates.every((c) => c.evaluate(lefts[0]!, rights[0]!, false).passed);
+  const oneIsLeft = ctx.pass.kind === "ONE_TO_MANY";
+  return (one: Prepared, leg: Prepared) => {
+    if (Math.abs(one.record.bookedDate - leg.record.bookedDate) > ctx.maxDateSpanDays) return false;
+    for (const gate of gates) if (!verdictPassed(oneIsLeft ? gate.judge(one, leg) : gate.judge(leg, one))) return false;
+    return true;
+  };
 }
 
 /**
  * 1:N / N:1 by key: for each free single record, its legs are the free records of the other side with the same
- * key that pass the pass's other required gates against it; two or more legs whose sum passes the amount
- * comparator make a candidate.
+ * key, booked within `maxDateSpanDays` of it, that pass the pass's other required gates against it; two or more
+ * legs whose sum passes the amount comparator make a candidate, unless the legs lie further apart than the span.
  */
 export function keyGroupPass(ctx: PassContext): EngineGroup[] {
   const { ones, many, oneFree, manyFree, sides } = orient(ctx);
@@ -81,11 +104,11 @@ export function keyGroupPass(ctx: PassContext): EngineGroup[] {
   const candidates = new CandidateList();
   for (const one of ones) {
     if (!oneFree[one.index]) continue;
-    const key = normalizedField(one, field);
+    const key = one.normalized(field);
     const group = key === "" ? undefined : manyByKey.get(key);
     if (!group || group.length > MAX_KEY_GROUP) continue;
     ctx.tick(group.length);
-    const legs = group.filter((leg) => gates(...sides(one, [leg])));
+    const legs = group.filter((leg) => gates(one, leg));
     if (legs.length >= 2) pushCandidate(ctx, candidates, ...sides(one, legs));
   }
   return emitAssigned(ctx, candidates);
@@ -93,7 +116,8 @@ export function keyGroupPass(ctx: PassContext): EngineGroup[] {
 
 /**
  * N:M by key: the free records sharing a key on each side form one candidate (at least three records in all)
- * when every leg pair passes the required gates and the sums balance within the amount comparator.
+ * when every leg pair passes the required gates, all are booked within `maxDateSpanDays` of each other and the
+ * sums balance within the amount comparator.
  */
 export function manyToManyPass(ctx: PassContext): EngineGroup[] {
   const field = ctx.pass.groupBy!;
@@ -113,7 +137,8 @@ export function manyToManyPass(ctx: PassContext): EngineGroup[] {
  * (same sign, same currency when required, inside the date window, passing the other required gates, not larger
  * than the single's amount plus tolerance) are searched for 2..maxLegs legs whose sum passes the amount
  * comparator. Fewest legs first, then the smallest |delta|; the best two of that size become candidates (two, so
- * that a near-tie is seen as ambiguous). The search is capped at SUBSET_BUDGET combinations per record.
+ * that a near-tie is seen as ambiguous), each only if its records are booked within `maxDateSpanDays` of each other.
+ * The search is capped at SUBSET_BUDGET combinations per record.
  */
 export function subsetSumPass(ctx: PassContext): EngineGroup[] {
   const { ones, many, oneFree, manyFree, sides } = orient(ctx);
@@ -137,16 +162,106 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
     const reach = amount.reach(one.record.amount) ?? target;
     const nearby = nearestInRange(block, date, lo, hi, SUBSET_POOL * 4);
     ctx.tick(nearby.length + 1);
-    const pool = nearby
-      .map((i) => many[i]!)
-      .filter((leg) => absAmount(leg.record.amount) <= target + reach && gates(...sides(one, [leg])))
-      .slice(0, SUBSET_POOL)
-      .sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index));
-    for (const legs of bestSubsets(pool, target - reach, target + reach, target, ctx.pass.maxLegs, ctx.tick)) {
+    const limit = target + reach;
+    const pool: Prepared[] = [];
+    for (const i of nearby) {
+      const leg = many[i]!;
+      if (absAmount(leg.record.amount) <= limit && gates(one, leg) && pool.push(leg) === SUBSET_POOL) break;
+    }
+    if (pool.length < 2) continue;
+    pool.sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index));
+    const subsets = limit <= EXACT_SUM_LIMIT
+      ? bestSubsetsOfNumbers(pool, Number(target - reach), Number(limit), Number(target), ctx.pass.maxLegs, ctx.tick)
+      : bestSubsets(pool, target - reach, limit, target, ctx.pass.maxLegs, ctx.tick);
+    for (const legs of subsets) {
       pushCandidate(ctx, candidates, ...sides(one, legs.sort((a, b) => a.index - b.index)));
     }
   }
   return emitAssigned(ctx, candidates);
+}
+
+/**
+ * Below this |amount| (in 10^-4 units, about 1.1·10^11 in money), sums of up to five legs and the search's
+ * products stay below 2^53, so the subset search may use exact float arithmetic instead of bigint.
+ */
+const EXACT_SUM_LIMIT = BigInt(Math.floor(Number.MAX_SAFE_INTEGER / 8));
+
+/**
+ * `bestSubsets` for a pool whose amounts are all at most EXACT_SUM_LIMIT: the same search in the same order with
+ * the same budget, on floats (exact at these magnitudes), without recursion, and with the last pick of each
+ * combination found by binary search instead of one try at a time.
+ */
+function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: number, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
+  const values = Float64Array.from(pool, (p) => Math.abs(Number(p.record.amount)));
+  const n = values.length;
+  const largest = values[n - 1]!;
+  // next[d]: the next pool position to try at depth d; sums[d]: the sum of the picks above depth d.
+  const next = new Int32Array(maxLegs);
+  const sums = new Float64Array(maxLegs);
+  let budget = SUBSET_BUDGET;
+  for (let size = 2; size <= Math.min(maxLegs, n); size++) {
+    const found: { picks: number[]; miss: number }[] = [];
+    let depth = 0;
+    next[0] = 0;
+    sums[0] = 0;
+    while (depth >= 0) {
+      const remaining = size - depth;
+      const i = next[depth]!;
+      if (i > n - remaining || budget <= 0) {
+        if (--depth >= 0) next[depth]!++;
+        continue;
+      }
+      if (remaining === 1) {
+        // The last pick, in one step: the search would try i, i+1, … (one budget unit each) until a sum exceeds
+        // `hi` (that try included) or the pool or the budget ends, keeping the sums inside [lo, hi]. Values are
+        // sorted, so those are a run of positions found by binary search.
+        const base = sums[depth]!;
+        const over = firstAbove(values, i, n, hi - base);
+        const tried = Math.min(budget, over < n ? over - i + 1 : n - i);
+        const end = Math.min(over, i + tried);
+        for (let k = firstAbove(values, i, end, lo - base - 1); k < end; k++) {
+          next[depth] = k;
+          found.push({ picks: Array.from(next.subarray(0, depth + 1)), miss: Math.abs(base + values[k]! - target) });
+        }
+        budget -= tried;
+        if (--depth >= 0) next[depth]!++;
+        continue;
+      }
+      budget--;
+      const sum = sums[depth]! + values[i]!;
+      // Later values are at least values[i]: if even the smallest completion overshoots, go back up a level.
+      if (sum + values[i]! * (remaining - 1) > hi) {
+        if (--depth >= 0) next[depth]!++;
+        continue;
+      }
+      if (sum + largest * (remaining - 1) >= lo) {
+        sums[depth + 1] = sum;
+        next[depth + 1] = i + 1;
+        depth++;
+        continue;
+      }
+      next[depth]!++;
+    }
+    tick(SUBSET_BUDGET - budget);
+    if (found.length > 0) {
+      found.sort((a, b) => a.miss - b.miss);
+      return found.slice(0, 2).map(({ picks }) => picks.map((i) => pool[i]!));
+    }
+    if (budget <= 0) break;
+  }
+  return [];
+}
+
+/** The first position in [from, to) of the ascending `values` whose value exceeds `limit` (`to` when none). */
+function firstAbove(values: Float64Array, from: number, to: number, limit: number): number {
+  let low = from;
+  let high = to;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (values[mid]! > limit) high = mid;
+    else low = mid + 1;
+  }
+  return low;
 }
 
 /**

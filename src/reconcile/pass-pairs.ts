@@ -3,44 +3,35 @@
  * exact or normalized text) pairs records by "group and zip"; any other 1:1 pass scores blocked candidate pairs and
  * assigns them greedily (assignment.ts).
  */
-import type { EngineGroup } from "./types.js";
+import type { EngineGroup, FieldScore } from "./types.js";
 import type { Comparator } from "./rules.js";
 import { isTextComparator } from "./rules.js";
-import { isAmountComparator, normalizedField, windowDate, type Prepared } from "./comparators.js";
-import { buildBlocks, nearestInRange } from "./blocking.js";
+import { isAmountComparator, windowDate, type Prepared } from "./comparators.js";
+import { buildBlocks, KeyIndex, nearestInRange, type KeyPart } from "./blocking.js";
 import { CandidateList, assignGreedy } from "./assignment.js";
-import { emitGroup, scoreCandidate, type PassContext } from "./pass-context.js";
+import { emitGroup, pairConfidence, scoreCandidate, type PassContext } from "./pass-context.js";
 
 /** The most candidates one left record is scored against in a scored pass (the nearest ones), and the most left
  * records one right record is offered to. */
 export const MAX_CANDIDATES_PER_RECORD = 24;
 
 /** The part of an equality key one comparator contributes, or null when the comparator is not an exact equality. */
-function equalityPart(c: Comparator): ((p: Prepared) => string | null) | null {
+function equalityPart(c: Comparator): KeyPart | null {
   if (c.field === "currency") return (p) => p.record.currency;
-  if (c.field === "amount") return c.type === "exact" ? (p) => p.record.amount.toString() : null;
+  if (c.field === "amount") return c.type === "exact" ? (p) => p.record.amount : null;
   if (!isTextComparator(c)) return null;
   const field = c.field;
   if (c.type === "exact") return (p) => p.record[field] || null;
-  if (c.type === "normalized") return (p) => normalizedField(p, field) || null;
+  if (c.type === "normalized") return (p) => p.normalized(field) || null;
   return null;
 }
 
 /**
- * The block key of a record under a pass's required equality comparators; null when a text part is empty (an
- * empty reference never matches another empty reference).
+ * The block key of records under a pass's required equality comparators; a record has none when a text part is
+ * empty (an empty reference never matches another empty reference).
  */
-export function equalityKey(comparators: readonly Comparator[]): (p: Prepared) => string | null {
-  const parts = comparators.filter((c) => c.required).flatMap((c) => equalityPart(c) ?? []);
-  return (p) => {
-    let key = "";
-    for (const part of parts) {
-      const value = part(p);
-      if (value === null) return null;
-      key += `${value}\u0000`;
-    }
-    return key;
-  };
+export function equalityKey(comparators: readonly Comparator[]): KeyIndex {
+  return new KeyIndex(comparators.filter((c) => c.required).flatMap((c) => equalityPart(c) ?? []));
 }
 
 /** Whether a 1:1 pass is decided by key equality alone (every comparator required and an exact equality). */
@@ -49,30 +40,62 @@ export function isKeyEqualityPass(comparators: readonly Comparator[]): boolean {
 }
 
 /**
- * Group and zip: both sides grouped by the key, each group in (bookedDate, id) order, the n-th left paired with the
- * n-th right; surplus records stay free for later passes. The same as ROW_NUMBER() OVER (PARTITION BY key ORDER BY
- * booked_date, id) joined on (key, row number), so the runner may push such a pass into SQL. Never ambiguous.
+ * Group and zip: both sides grouped by the key, each group in (bookedDate, id) order and paired by a merge of the
+ * two sequences: while both have records, the next left and the next right are paired when their booked dates are
+ * at most `maxDateSpanDays` apart; otherwise the earlier of the two (they are more than the span apart, so never on
+ * the same day) is dropped from pairing and the merge goes on with the one after it. Dropped and surplus records
+ * stay free for later passes. Without the span this is ROW_NUMBER() OVER (PARTITION BY key ORDER BY booked_date, id)
+ * joined on (key, row number), so the runner may push such a pass into SQL. Never ambiguous. Every group has the
+ * same breakdown (each comparator held, similarity 1; only the currency's detail names the currency), so one
+ * frozen breakdown per currency is shared by the pass's groups.
  */
 export function zipPass(ctx: PassContext): EngineGroup[] {
-  const keyOf = equalityKey(ctx.pass.comparators);
-  const byKey = new Map<string, { lefts: Prepared[]; rights: Prepared[] }>();
-  for (const p of ctx.left) {
-    if (!ctx.leftFree[p.index]) continue;
-    const key = keyOf(p);
-    if (key === null) continue;
-    const entry = byKey.get(key);
-    if (entry) entry.lefts.push(p);
-    else byKey.set(key, { lefts: [p], rights: [] });
-  }
-  for (const p of ctx.right) {
-    if (!ctx.rightFree[p.index]) continue;
-    const key = keyOf(p);
-    if (key !== null) byKey.get(key)?.rights.push(p);
-  }
+  const keys = equalityKey(ctx.pass.comparators);
+  // Each key's records on each side as a chain in (bookedDate, id) order: first[key], then next[record] (−1 ends).
+  const chains = (records: readonly Prepared[], free: Uint8Array, add: boolean) => {
+    // Key ids are numbered by the left side, so there are at most as many as free left records.
+    const ids = add ? records.length : keys.size;
+    const first = new Int32Array(ids).fill(-1);
+    const last = new Int32Array(ids);
+    const next = new Int32Array(records.length).fill(-1);
+    for (const p of records) {
+      if (!free[p.index]) continue;
+      const key = keys.id(p, add);
+      if (key < 0) continue;
+      if (first[key] === -1) first[key] = p.index;
+      else next[last[key]!] = p.index;
+      last[key] = p.index;
+    }
+    return { first, next };
+  };
+  const lefts = chains(ctx.left, ctx.leftFree, true);
+  const rights = chains(ctx.right, ctx.rightFree, false);
+  const shared = new Map<string, { confidence: number; breakdown: FieldScore[] }>();
+  const scoreOf = (left: Prepared, right: Prepared) => {
+    let known = shared.get(left.record.currency);
+    if (!known) {
+      const { confidence, breakdown } = scoreCandidate(ctx.scorer, [left], [right], true)!;
+      known = { confidence, breakdown: Object.freeze(breakdown.map((b) => Object.freeze(b))) as FieldScore[] };
+      shared.set(left.record.currency, known);
+    }
+    return known;
+  };
+  const span = ctx.maxDateSpanDays;
   const groups: EngineGroup[] = [];
-  for (const { lefts, rights } of byKey.values()) {
-    ctx.tick(lefts.length);
-    for (let i = 0; i < Math.min(lefts.length, rights.length); i++) groups.push(emitGroup(ctx, [lefts[i]!], [rights[i]!], false));
+  for (let key = 0; key < keys.size; key++) {
+    for (let i = lefts.first[key]!, j = rights.first[key]!; i >= 0 && j >= 0; ) {
+      ctx.tick();
+      const left = ctx.left[i]!;
+      const right = ctx.right[j]!;
+      const lag = right.record.bookedDate - left.record.bookedDate;
+      if (lag > span) i = lefts.next[i]!;
+      else if (lag < -span) j = rights.next[j]!;
+      else {
+        groups.push(emitGroup(ctx, [left], [right], false, scoreOf(left, right)));
+        i = lefts.next[i]!;
+        j = rights.next[j]!;
+      }
+    }
   }
   return groups;
 }
@@ -111,28 +134,32 @@ function searchPlan(ctx: PassContext) {
 
 /**
  * A scored 1:1 pass: each free left record, in (bookedDate, id) order, is scored against the nearest free right
- * records of its block (at most MAX_CANDIDATES_PER_RECORD, each right record offered to at most as many); pairs whose required gates hold and whose confidence reaches the pass's
- * minimum are assigned greedily, best first.
+ * records of its block (at most MAX_CANDIDATES_PER_RECORD, each right record offered to at most as many); pairs
+ * booked at most `maxDateSpanDays` apart whose required gates hold and whose confidence reaches the pass's minimum
+ * are assigned greedily, best first.
  */
 export function scoredPairPass(ctx: PassContext): EngineGroup[] {
-  const keyOf = equalityKey(ctx.pass.comparators);
+  const keys = equalityKey(ctx.pass.comparators);
   const plan = searchPlan(ctx);
-  const blocks = buildBlocks(ctx.right, (p) => ctx.rightFree[p.index] === 1, keyOf, plan.sortKey);
+  const blocks = buildBlocks(ctx.right, (p) => ctx.rightFree[p.index] === 1, (p) => {
+    const key = keys.id(p, true);
+    return key < 0 ? null : key;
+  }, plan.sortKey);
   const candidates = new CandidateList();
   for (const left of ctx.left) {
     if (!ctx.leftFree[left.index]) continue;
-    const key = keyOf(left);
-    const block = key === null ? undefined : blocks.get(key);
+    const key = keys.id(left, false);
+    const block = key < 0 ? undefined : blocks.get(key);
     if (!block) continue;
     const { target, lo, hi } = plan.range(left);
     const found = nearestInRange(block, target, lo, hi, MAX_CANDIDATES_PER_RECORD, MAX_CANDIDATES_PER_RECORD);
     ctx.tick(found.length + 1);
     for (const r of found) {
       const right = ctx.right[r]!;
-      const scored = scoreCandidate(ctx.scorer, [left], [right], false);
-      if (scored && scored.confidence >= ctx.pass.minConfidence) {
-        candidates.push([left.index], [r], scored.confidence, right.record.bookedDate - left.record.bookedDate, right.record.amount - left.record.amount);
-      }
+      const lag = right.record.bookedDate - left.record.bookedDate;
+      if (lag > ctx.maxDateSpanDays || lag < -ctx.maxDateSpanDays) continue;
+      const confidence = pairConfidence(ctx.scorer, left, right);
+      if (confidence >= 0 && confidence >= ctx.pass.minConfidence) candidates.pushPair(left.index, r, confidence, lag, right.record.amount - left.record.amount);
     }
   }
   return emitAssigned(ctx, candidates);

@@ -19,6 +19,8 @@ export const SIMILARITY_COMPARISONS: readonly string[] = ["tokenSet", "jaroWinkl
 export const DEFAULT_THRESHOLD = 0.8;
 /** Largest date window, in days, either way. */
 export const MAX_WINDOW_DAYS = 366;
+/** `maxDateSpanDays` when the rule set gives none. */
+export const DEFAULT_MAX_DATE_SPAN_DAYS = 60;
 
 const DECIMAL_MESSAGE = "must be a decimal such as 0.01";
 /** A non-negative decimal with at most 4 decimals, kept as a string so the engine can use it exactly. */
@@ -147,6 +149,26 @@ export const ruleSetSchema = z
       .default({ key: "reference", dateWindowDays: 31 }),
     /** Whether residual records that repeat another record of their side are reported as DUPLICATE. */
     duplicates: z.boolean().default(true),
+    /**
+     * No pass or stage puts two records booked more than this many days apart into one group (every pair of legs).
+     * It bounds the passes without a date window, and no date window may reach further; it is also how far the job
+     * runner carries unmatched records into the next date block (see `maxDateReach`).
+     */
+    maxDateSpanDays: z.number().int().min(1).max(MAX_WINDOW_DAYS).default(DEFAULT_MAX_DATE_SPAN_DAYS),
+  })
+  .superRefine((rules, ctx) => {
+    const span = rules.maxDateSpanDays;
+    const beyond = `reaches beyond maxDateSpanDays (${span} days); widen maxDateSpanDays or narrow the window`;
+    rules.passes.forEach((pass, i) =>
+      pass.comparators.forEach((c, j) => {
+        if (c.type !== "dateWindow") return;
+        if (Math.abs(c.minDays) > span) ctx.addIssue({ code: "custom", path: ["passes", i, "comparators", j, "minDays"], message: beyond });
+        else if (Math.abs(c.maxDays) > span) ctx.addIssue({ code: "custom", path: ["passes", i, "comparators", j, "maxDays"], message: beyond });
+      }),
+    );
+    if (rules.discrepancies && rules.discrepancies.dateWindowDays > span) {
+      ctx.addIssue({ code: "custom", path: ["discrepancies", "dateWindowDays"], message: beyond });
+    }
   })
   .transform((rules) => ({
     ...rules,
@@ -203,19 +225,13 @@ export function parseRuleSet(input: unknown): RuleSet {
 }
 
 /**
- * The largest number of days any pass or stage can look across dates. The runner processes records in
- * date-ordered blocks and carries unmatched records this many days forward, so that a record can still meet a
- * partner booked up to this many days later. Passes without a date comparator look at whatever the block and its
- * carry hold; they do not widen the reach.
+ * The largest number of days any pass or stage can look across dates: the rule set's `maxDateSpanDays`, which bounds
+ * every group (date windows and the discrepancy window included). The runner processes records in date-ordered
+ * blocks and carries unmatched records this many days forward, so that a record can still meet a partner booked up
+ * to this many days later.
  */
 export function maxDateReach(rules: RuleSet): number {
-  let reach = rules.discrepancies?.dateWindowDays ?? 0;
-  for (const pass of rules.passes) {
-    for (const c of pass.comparators) {
-      if (c.type === "dateWindow") reach = Math.max(reach, Math.abs(c.minDays), Math.abs(c.maxDays));
-    }
-  }
-  return reach;
+  return rules.maxDateSpanDays;
 }
 
 const amountAndCurrency = [

@@ -122,11 +122,17 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
     if (list) list.push(index);
     else map.set(key, [index]);
   };
-  // Only records that could be twins of a residual one are indexed (most records are matched and have no twin).
-  const residualAmounts = new Set(records.filter((p) => residual[p.index]).map((p) => p.record.amount));
-  const residualExternalIds = new Set(records.filter((p) => residual[p.index]).map((p) => p.record.externalId));
+  // Only records that could be twins of a residual one are indexed (most records are matched and have no twin). The
+  // amounts are looked up as floats: equal amounts always meet; a rare false meeting only indexes one more record.
+  const residualAmounts = new Set<number>();
+  const residualExternalIds = new Set<string>();
   for (const p of records) {
-    const reference = residualAmounts.has(p.record.amount) ? normalizedField(p, "reference") : "";
+    if (!residual[p.index]) continue;
+    residualAmounts.add(Number(p.record.amount));
+    residualExternalIds.add(p.record.externalId);
+  }
+  for (const p of records) {
+    const reference = residualAmounts.has(Number(p.record.amount)) ? p.normalized("reference") : "";
     if (reference !== "") add(byTuple, tupleKey(p, reference), p.index);
     if (p.record.externalId !== "" && residualExternalIds.has(p.record.externalId)) add(byExternalId, p.record.externalId, p.index);
   }

@@ -91,14 +91,37 @@ describe("rule sets", () => {
     expect(rules.passes[0]!.comparators).toHaveLength(3);
   });
 
-  it("measures the date reach of passes and stages", () => {
-    expect(maxDateReach(DEFAULT_RULE_SET)).toBe(31);
-    expect(maxDateReach({ ...DEFAULT_RULE_SET, discrepancies: null })).toBe(3);
+  it("measures the date reach as maxDateSpanDays, which bounds every window", () => {
+    expect(DEFAULT_RULE_SET.maxDateSpanDays).toBe(60);
+    expect(maxDateReach(DEFAULT_RULE_SET)).toBe(60);
+    expect(maxDateReach({ ...DEFAULT_RULE_SET, discrepancies: null })).toBe(60);
     const lagged = parseRuleSet({
       passes: [{ name: "x", mode: "AUTO", comparators: [{ field: "bookedDate", type: "dateWindow", minDays: -10, maxDays: 2 }] }],
       discrepancies: { key: "externalId", dateWindowDays: 5 },
+      maxDateSpanDays: 10,
     });
     expect(maxDateReach(lagged)).toBe(10);
-    expect(maxDateReach(parseRuleSet({ passes: [exactPass], discrepancies: null }))).toBe(0);
+    expect(maxDateReach(parseRuleSet({ passes: [exactPass], discrepancies: null, maxDateSpanDays: 1 }))).toBe(1);
+  });
+
+  it.each([
+    ["a window beyond the span", { passes: [{ ...exactPass, comparators: [{ field: "bookedDate", type: "dateWindow", minDays: 0, maxDays: 11 }] }], maxDateSpanDays: 10 }, "passes[0].comparators[0].maxDays: reaches beyond maxDateSpanDays (10 days)"],
+    ["a window reaching back beyond the span", { passes: [exactPass, { ...exactPass, comparators: [{ field: "valueDate", type: "dateWindow", minDays: -61, maxDays: 0 }] }] }, "passes[1].comparators[0].minDays: reaches beyond maxDateSpanDays (60 days)"],
+    ["a discrepancy window beyond the span", { passes: [exactPass], discrepancies: { key: "reference", dateWindowDays: 31 }, maxDateSpanDays: 30 }, "discrepancies.dateWindowDays: reaches beyond maxDateSpanDays (30 days)"],
+    ["a span of 0", { passes: [exactPass], maxDateSpanDays: 0 }, "maxDateSpanDays:"],
+    ["a span over 366", { passes: [exactPass], maxDateSpanDays: 367 }, "maxDateSpanDays:"],
+    ["a fractional span", { passes: [exactPass], maxDateSpanDays: 1.5 }, "maxDateSpanDays:"],
+  ])("refuses %s, naming the path", (_, input, message) => {
+    expect(() => parseRuleSet(input)).toThrow(RuleSetError);
+    expect(() => parseRuleSet(input)).toThrow(message);
+  });
+
+  it("accepts windows exactly at the span", () => {
+    const rules = parseRuleSet({
+      passes: [{ ...exactPass, comparators: [{ field: "bookedDate", type: "dateWindow", minDays: -7, maxDays: 7 }] }],
+      discrepancies: { key: "reference", dateWindowDays: 7 },
+      maxDateSpanDays: 7,
+    });
+    expect(rules.maxDateSpanDays).toBe(7);
   });
 });
