@@ -6,19 +6,10 @@ import { compareRecords } from "../../src/reconcile/comparators.js";
 import { DEFAULT_RULE_SET, maxDateReach, parseRuleSet, type RuleSet } from "../../src/reconcile/rules.js";
 import { parseDecimal } from "../../src/reconcile/money.js";
 
+const blank: EngineRecord = { id: "", externalId: "", amount: 0n, currency: "EUR", bookedDate: 0, valueDate: null, reference: "", description: "", counterparty: "" };
 /** A record; `amount` as a decimal string, dates as day numbers. */
-const rec = (id: string, amount: string, reference: string, bookedDate: number, extra: Partial<EngineRecord> = {}): EngineRecord => ({
-  id,
-  externalId: `ext-${id}`,
-  amount: parseDecimal(amount),
-  currency: "EUR",
-  bookedDate,
-  valueDate: null,
-  reference,
-  description: "",
-  counterparty: "",
-  ...extra,
-});
+const rec = (id: string, amount: string, reference: string, bookedDate: number, extra: Partial<EngineRecord> = {}): EngineRecord =>
+  ({ ...blank, id, externalId: `ext-${id}`, amount: parseDecimal(amount), reference, bookedDate, ...extra });
 
 const summary = (result: ReconcileResult) => result.groups.map((g) => `${g.outcome} ${g.leftIds.join("+")}|${g.rightIds.join("+")} p${g.pass}`);
 const run = (left: EngineRecord[], right: EngineRecord[], rules: RuleSet) => summary(reconcile(left, right, rules));
