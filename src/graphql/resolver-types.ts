@@ -972,7 +972,12 @@ export type ReconciliationJob = {
   matchedCount: Scalars['Int']['output'];
   /** Groups matched or proposed, in a stable order. Empty for dry runs. */
   matches: MatchGroupConnection;
-  /** Current phase (parse, block, score, assign, persist). */
+  /**
+   * Current phase: `queued`; then `parse` (reading records in date order; the exact-key passes run in PostgreSQL
+   * first), `match` (the engine: blocking, scoring and assignment of a block), `persist` (writing the groups);
+   * finally `completed`, `failed` or `cancelled`. Reading, matching and writing overlap block by block: the phase is
+   * what the job waits on.
+   */
   phase: Scalars['String']['output'];
   /** Records looked at so far, of `total` (both sides). */
   processed: Scalars['Int']['output'];

@@ -15,10 +15,12 @@ export interface EngineThreadData {
   persist: boolean;
   /** Int32 flag: 1 asks the engine to stop. */
   stopFlag: SharedArrayBuffer;
+  /** Pairs of the first pass PostgreSQL made (exact-pushdown.ts): they count in the summary. */
+  pushed: { hits: number[]; amounts: { currency: string; amount: string; pairs: number }[] } | null;
 }
 
 export type ThreadRequest =
-  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }
+  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; matched: string[]; carryFrom: number | null; finalizeBefore: number | null }
   | { type: "finish"; phaseMillis: Record<string, number> };
 
 export interface BlockResult {
@@ -55,7 +57,7 @@ const TSX_BOOTSTRAP = `import("tsx/esm/api").then(({ register }) => { register()
 
 export interface EngineThread {
   /** Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order. */
-  match(block: { left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
+  match(block: { left: EngineRecord[]; right: EngineRecord[]; matched: string[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
   /** The job's summary, once every block is matched. */
   finish(phaseMillis: Record<string, number>): Promise<JobSummary>;
   /** Asks a running block to stop (it then fails with EngineStopped). */

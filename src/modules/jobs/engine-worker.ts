@@ -11,10 +11,11 @@ import type { EngineRecord } from "../../reconcile/types.js";
 import { createSummary, groupCopyLine, groupIdFactory } from "./job-results.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
 
-const { jobId, projectId, rules: rawRules, persist, stopFlag } = workerData as EngineThreadData;
+const { jobId, projectId, rules: rawRules, persist, stopFlag, pushed } = workerData as EngineThreadData;
 const rules = parseRuleSet(rawRules);
 const stop = new Int32Array(stopFlag);
 const summary = createSummary(rules.passes.map((pass) => pass.name));
+if (pushed) summary.addPushed(pushed.hits, pushed.amounts);
 const nextId = groupIdFactory(jobId);
 let carryLeft: EngineRecord[] = [];
 let carryRight: EngineRecord[] = [];
@@ -35,6 +36,7 @@ parentPort!.on("message", (request: ThreadRequest) => {
     const result = reconcile(left, right, rules, {
       carryFrom: request.carryFrom ?? undefined,
       finalizeBefore: request.finalizeBefore ?? undefined,
+      matched: request.matched.length ? new Set(request.matched) : undefined,
       shouldStop: () => Atomics.load(stop, 0) === 1,
     });
     carryLeft = result.carry.left;

@@ -5,6 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import type { EngineGroup, EngineRecord, Outcome } from "../../reconcile/types.js";
+import { scaledAmount } from "./record-stream.js";
 
 /** 123400n → "12.3400" (scaled by 10^4, exact). */
 export function decimalOf(scaled: bigint): string {
@@ -27,7 +28,8 @@ export const GROUP_COPY_COLUMNS =
  */
 export function groupIdFactory(jobId: string): () => string {
   const prefix = jobId.replace(/-/g, "").slice(0, 16);
-  let next = 0;
+  // Groups of pushed-down passes (exact-pushdown.ts) are numbered from 1 by PostgreSQL; the engine's from 2^48.
+  let next = 2 ** 48;
   return () => {
     const hex = prefix + (next++).toString(16).padStart(16, "0");
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -135,6 +137,24 @@ export function createSummary(passNames: readonly string[]) {
             sums[side] += record.amount;
           }
         }
+      }
+    },
+
+    /** Counts the pairs of passes PostgreSQL ran (exact-pushdown.ts): MATCHED 1:1 groups of equal amounts. */
+    addPushed(hits: readonly number[], amounts: readonly { currency: string; amount: string; pairs: number }[]): void {
+      let tally = tallies.get("MATCHED");
+      if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
+      hits.forEach((n, index) => (passHits[index]! += n));
+      for (const { currency, amount, pairs } of amounts) {
+        tally.groups += pairs;
+        tally.leftRecords += pairs;
+        tally.rightRecords += pairs;
+        leftRecords += pairs;
+        rightRecords += pairs;
+        let sums = tally.amounts.get(currency);
+        if (!sums) tally.amounts.set(currency, (sums = { left: 0n, right: 0n }));
+        sums.left += scaledAmount(amount);
+        sums.right += scaledAmount(amount);
       }
     },
 

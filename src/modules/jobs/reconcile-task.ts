@@ -24,7 +24,8 @@ import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
-import { type BlockResult, EngineStopped, startEngineThread } from "./engine-thread.js";
+import { type BlockResult, type EngineThread, EngineStopped, startEngineThread } from "./engine-thread.js";
+import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
 import { GROUP_COPY_COLUMNS, writeText } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
 
@@ -115,19 +116,20 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
   async function run(job: ClaimedJob, writer: pg.PoolClient): Promise<void> {
     const rules: RuleSet = parseRuleSet(job.rules);
     const reach = maxDateReach(rules);
-    const phaseMillis: Record<string, number> = { parse: 0, match: 0, persist: 0 };
+    const phaseMillis: Record<string, number> = { exact: 0, parse: 0, match: 0, persist: 0 };
     let counts = { matchedCount: 0, suggestedCount: 0, discrepancyCount: 0, unmatchedLeftCount: 0, unmatchedRightCount: 0 };
     let cancelled = false;
     let processed = 0;
     let phase = "parse";
     let lastCheckpoint = 0;
-    const thread = startEngineThread({ jobId: job.id, projectId: job.projectId, rules: job.rules, persist: !job.dryRun });
+    let thread: EngineThread | null = null;
+    let pushdown: PushdownResult | null = null;
 
     const checkCancelled = async () => {
       const { rows } = await pool.query<{ status: string }>("SELECT status FROM reconciliation_jobs WHERE id = $1", [job.id]);
       if (rows[0]?.status !== "RUNNING") {
         cancelled = true;
-        thread.stop();
+        thread?.stop();
       }
     };
     const unsubscribe = events.subscribe(job.id, () => void checkCancelled().catch(() => {}));
@@ -149,25 +151,43 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       );
       if (rowCount === 0) {
         cancelled = true;
-        thread.stop();
+        thread?.stop();
       } else await announce(job);
       throwIfCancelled();
     };
 
     const streams: RecordStream[] = [];
     try {
+      // An exact-key first pass runs in PostgreSQL for one-to-one keys; only the other records are streamed.
+      const started = performance.now();
+      pushdown = canPushDown(rules) ? await pushDownFirstPass(pool, job, rules) : null;
+      phaseMillis.exact = performance.now() - started;
+      if (pushdown) processed += 2 * pushdown.hits.reduce((sum, n) => sum + n, 0);
+      thread = startEngineThread({
+        jobId: job.id,
+        projectId: job.projectId,
+        rules: job.rules,
+        persist: !job.dryRun,
+        pushed: pushdown && { hits: pushdown.hits, amounts: pushdown.amounts },
+      });
+      const engine = thread;
       await writer.query("BEGIN");
       await writer.query("SET LOCAL statement_timeout = 0");
+      // The pushed-down pairs are inserted first (the statement runs while the engine works); then the COPY.
+      const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
+      pushedInsert?.catch(() => {});
       const copy = job.dryRun ? null : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
       const copyFailed = copy ? new Promise<never>((_, reject) => copy.on("error", reject)) : null;
       copyFailed?.catch(() => {});
-      const left = await openRecordStream(pool, job.leftSourceId);
+      const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
+      const left = await openRecordStream(pool, job.leftSourceId, exclusion("left_id"));
       streams.push(left);
-      const right = await openRecordStream(pool, job.rightSourceId);
+      const right = await openRecordStream(pool, job.rightSourceId, exclusion("right_id"));
       streams.push(right);
 
       let matching: Promise<BlockResult> | null = null;
-      let writing: Promise<void> = Promise.resolve();
+      let writing: Promise<void> = pushedInsert ? pushedInsert.then(() => {}) : Promise.resolve();
+      writing.catch(() => {});
       let persistStarted = 0;
       /** Takes the last block's groups: counters, metrics, and their COPY (not awaited: it overlaps the next block). */
       const collect = async () => {
@@ -194,13 +214,16 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         const started = performance.now();
         const block = await readBlock(left, right, throwIfCancelled);
         phaseMillis.parse! += performance.now() - started;
-        processed += block.left.length + block.right.length;
-        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length);
+        // Records a pushed-down pass matched come along only as possible twins (for the duplicate stage).
+        const matched = [...block.left, ...block.right].filter((record) => left.matched().has(record.id) || right.matched().has(record.id)).map((record) => record.id);
+        processed += block.left.length + block.right.length - matched.length;
+        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length - matched.length);
         if (matching) await collect();
         phase = "match";
-        matching = thread.match({
+        matching = engine.match({
           left: block.left,
           right: block.right,
+          matched,
           // Unmatched records a later record could still reach are carried into the next block; so are those
           // whose possible discrepancy partners are not all settled yet (one more reach back).
           carryFrom: block.exhausted ? null : block.lastDate + 1 - reach,
@@ -218,7 +241,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writing;
       if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
       phaseMillis.persistWait = performance.now() - waitStarted;
-      const summary = await thread.finish(roundMillis(phaseMillis));
+      const summary = await engine.finish(roundMillis(phaseMillis));
       const { rowCount } = await writer.query(
         `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
            matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
@@ -246,7 +269,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       }
     } finally {
       unsubscribe();
-      await thread.close();
+      await thread?.close();
+      if (pushdown) await dropPairsTable(pool, job.id).catch((error) => logger.warn({ err: error, jobId: job.id }, "could not drop a job's scratch table"));
       await announce(job).catch(() => {});
     }
   }
@@ -270,6 +294,14 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         const stopTimer = metrics.reconcileJobDuration.startTimer();
         try {
           await run(job, writer);
+        } catch (error) {
+          // run() records its own failures; this is for a bug outside its guard. A RUNNING job whose lock is free
+          // would otherwise be queued again by recovery, and fail again, forever.
+          logger.error({ err: error, jobId }, "reconciliation job crashed");
+          await pool.query(
+            `UPDATE reconciliation_jobs SET status = 'FAILED', phase = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'RUNNING'`,
+            [jobId, failureMessage(error)],
+          );
         } finally {
           stopTimer();
           metrics.reconciliationJobsActive.dec();
@@ -322,6 +354,8 @@ export async function recoverLostJobs(deps: { pool: pg.Pool; queue: Pick<Queue, 
       client.release();
     }
     if (recovered.at(-1) === job.id) {
+      // The lost run's scratch table (exact-pushdown.ts), if it got that far; the new run would replace it anyway.
+      await dropPairsTable(pool, job.id).catch(() => {});
       await changes.wrote([tags.job(job.id), tags.projectJobs(job.projectId)], "reconcile");
       await queue.send(task, { jobId: job.id });
     }
