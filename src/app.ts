@@ -14,6 +14,7 @@ import { createContainer, type Container } from "./container.js";
 import { createDatabase } from "./db/database.js";
 import { resolveDatabaseUrl } from "./db/database-server.js";
 import { applyMigrations } from "./db/schema-engine.js";
+import { createTrustedDocuments, loadManifest } from "./graphql/trusted-documents.js";
 import { createHttpServer, type HttpServerOptions } from "./http/server.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
@@ -98,6 +99,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     metrics,
     logger,
     exposeSqlStatements: config.nodeEnv !== "production",
+    trustedDocuments: createTrustedDocuments({ manifest: loadManifest(), enforce: config.trustedDocuments }),
     limits: { maxUploadBytes: config.maxUploadBytes, maxConcurrentIngests: config.maxConcurrentIngests },
   });
   await ensureFirstAdmin(container, config);

@@ -42,6 +42,12 @@ export interface Config {
     /** How often a worker looks for jobs whose worker was lost, to queue them again. */
     recoverySeconds: number;
   };
+  /**
+   * `RECON_TRUSTED_DOCUMENTS`: only the persisted-documents manifest's operations run, except for ANALYST and ADMIN
+   * viewers (ad-hoc operations under a stricter cost limit; src/graphql/trusted-documents.ts). On by default in
+   * production.
+   */
+  trustedDocuments: boolean;
   /** Response cache settings (src/cache/). */
   cache: {
     /** `RESPONSE_CACHE=off` disables it entirely (every answer executed). */
@@ -88,8 +94,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (jwtSecret !== undefined && jwtSecret.length < 32) {
     throw new Error("Environment variable RECON_JWT_SECRET must be at least 32 characters");
   }
+  const nodeEnv = text(env, "NODE_ENV") ?? "development";
   return {
-    nodeEnv: text(env, "NODE_ENV") ?? "development",
+    nodeEnv,
     host: text(env, "HOST") ?? "127.0.0.1",
     port: integer(env, "PORT", 4000),
     databaseUrl: text(env, "DATABASE_URL"),
@@ -106,6 +113,7 @@ export function loadConfig(env: Env = process.env): Config {
     slowSqlMs: integer(env, "RECON_SLOW_SQL_MS", 200),
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
+    trustedDocuments: onOff(env, "RECON_TRUSTED_DOCUMENTS", nodeEnv === "production"),
     jobs: {
       workers: integer(env, "RECON_WORKERS", 1),
       blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 200_000, 1000),

@@ -5,6 +5,7 @@
 import type { TokenIssuer } from "./auth/tokens.js";
 import type { ResponseCache } from "./cache/response-cache.js";
 import type { Database } from "./db/database.js";
+import type { TrustedDocuments } from "./graphql/trusted-documents.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createAuditRepository } from "./modules/audit/audit-repository.js";
@@ -47,6 +48,8 @@ export interface ContainerDeps {
   metrics: Metrics;
   logger: Logger;
   exposeSqlStatements: boolean;
+  /** The persisted-documents manifest and whether only its operations run (RECON_TRUSTED_DOCUMENTS). */
+  trustedDocuments: TrustedDocuments;
   limits: { maxUploadBytes: number; maxConcurrentIngests: number };
   /** The durable job queue (pg-boss) and the cross-instance job-event bus (LISTEN/NOTIFY). */
   queue: Queue;

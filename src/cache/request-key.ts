@@ -13,6 +13,8 @@ import type { Viewer } from "../auth/policy.js";
 interface DocumentInfo {
   /** sha256 of the printed (normalized) document: the same for any whitespace or comments. */
   id: string;
+  /** sha256 hex of the text itself: its persisted-query hash (what the trusted-documents manifest is keyed by). */
+  persistedHash: string;
   /** Operation type by operation name ("" for an anonymous operation). */
   operations: Map<string, OperationTypeNode>;
 }
@@ -24,6 +26,8 @@ export interface CacheablePlan {
   operationName: string;
   /** Known to be a query (so identical concurrent misses may share one execution); unknown for a bare hash. */
   knownQuery: boolean;
+  /** sha256 hex of the text sent, or the persisted-query hash sent alone (trusted documents check it on hits). */
+  persistedHash: string;
 }
 
 export type RequestPlan = CacheablePlan | { kind: "bypass"; reason: string };
@@ -60,8 +64,8 @@ export function createRequestKeys(maxDocuments = 2000) {
       for (const definition of document.definitions) {
         if (definition.kind === "OperationDefinition") operations.set(definition.name?.value ?? "", definition.operation);
       }
-      info = { id: sha256(print(document)), operations };
-      byPersistedHash.set(createHash("sha256").update(text).digest("hex"), info);
+      info = { id: sha256(print(document)), persistedHash: createHash("sha256").update(text).digest("hex"), operations };
+      byPersistedHash.set(info.persistedHash, info);
     } catch {
       info = false; // Not GraphQL: Apollo answers with the syntax error.
     }
@@ -75,6 +79,7 @@ export function createRequestKeys(maxDocuments = 2000) {
     if (operationName !== undefined && operationName !== null && typeof operationName !== "string") return { kind: "bypass", reason: "malformed" };
     const persistedHash = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
     let documentId: string;
+    let persisted: string;
     let knownQuery = false;
     if (typeof query === "string") {
       const info = learn(query);
@@ -82,6 +87,7 @@ export function createRequestKeys(maxDocuments = 2000) {
       const type = operationName ? info.operations.get(operationName) : info.operations.size === 1 ? [...info.operations.values()][0] : undefined;
       if (type !== "query") return { kind: "bypass", reason: type ? type : "no-operation" };
       documentId = info.id;
+      persisted = info.persistedHash;
       knownQuery = true;
     } else if (typeof persistedHash === "string" && /^[0-9a-f]{64}$/.test(persistedHash)) {
       const info = byPersistedHash.get(persistedHash);
@@ -89,6 +95,7 @@ export function createRequestKeys(maxDocuments = 2000) {
       if (info && type !== "query") return { kind: "bypass", reason: type ?? "no-operation" };
       // A hash never seen with its text: only a stored query can be found under it, so looking up is safe.
       documentId = info ? info.id : `persisted:${persistedHash}`;
+      persisted = persistedHash;
       knownQuery = Boolean(info);
     } else {
       return { kind: "bypass", reason: "no-document" };
@@ -96,10 +103,18 @@ export function createRequestKeys(maxDocuments = 2000) {
     const name = operationName ?? "";
     // The key is the plain text of its parts (in-process maps hash strings natively); Redis gets its SHA-256.
     const key = `${documentId}\n${name}\n${canonicalJson(variables ?? {})}\n${viewerScope(viewer)}`;
-    return { kind: "cacheable", key, operationName: name || "(anonymous)", knownQuery };
+    return { kind: "cacheable", key, operationName: name || "(anonymous)", knownQuery, persistedHash: persisted };
   }
 
-  return { plan };
+  /**
+   * Learns documents ahead of their first request (the persisted-documents manifest): a request sending only
+   * their hash then shares the text's key and is known to be a query, or a mutation (not looked up at all).
+   */
+  function know(texts: Iterable<string>): void {
+    for (const text of texts) learn(text);
+  }
+
+  return { plan, know };
 }
 
 export type RequestKeys = ReturnType<typeof createRequestKeys>;

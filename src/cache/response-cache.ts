@@ -340,6 +340,9 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       return usable() ? keys.plan(params, viewer) : ({ kind: "bypass", reason: "cache unavailable" } as const);
     },
 
+    /** Documents to know before their first request (see RequestKeys.know). */
+    knowDocuments: keys.know,
+
     /** Where invalidation stands as a request starts. */
     ticket: currentTicket,
 

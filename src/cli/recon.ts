@@ -12,6 +12,7 @@ import http from "node:http";
 import https from "node:https";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { LoginDocument } from "../../operations/generated/graphql.js";
 
 const USAGE = `Usage: npm run recon -- ingest <file.csv> --data-source <id> [options]
 
@@ -92,15 +93,16 @@ function parseCommand(argv: string[], env: NodeJS.ProcessEnv): IngestCommand | "
   return { file, size, dataSourceId: values["data-source"], policy, force: values.force, baseUrl, token, email, password };
 }
 
-/** Signs in with the login mutation; returns the bearer token. */
+/**
+ * Signs in with the persisted `Login` mutation, sent by its hash (a server enforcing trusted documents runs nothing
+ * else for an anonymous client); returns the bearer token.
+ */
 async function login(baseUrl: string, email: string, password: string): Promise<string> {
+  const sha256Hash = (LoginDocument as { __meta__?: { hash?: string } }).__meta__?.hash;
   const response = await fetch(`${baseUrl}/graphql`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      query: "mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { token } }",
-      variables: { email, password },
-    }),
+    body: JSON.stringify({ operationName: "Login", variables: { email, password }, extensions: { persistedQuery: { version: 1, sha256Hash } } }),
   });
   const body = (await response.json().catch(() => ({}))) as { data?: { login?: { token: string } }; errors?: { message: string }[] };
   const token = body.data?.login?.token;

@@ -69,7 +69,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function renderPage(styles: Asset[], scripts: Asset[]): string {
+function renderPage(styles: Asset[], scripts: Asset[], loginHash: string): string {
   const links = styles.map((a) => `  <link rel="stylesheet" href="${escapeHtml(a.url)}">`).join("\n");
   const tags = scripts.map((a) => `  <script defer src="${escapeHtml(a.url)}"></script>`).join("\n");
   // The sign-in bar is plain markup; recon-graphiql.js wires it up and mounts GraphiQL into #graphiql.
@@ -84,7 +84,7 @@ function renderPage(styles: Asset[], scripts: Asset[]): string {
 ${links}
 ${tags}
 </head>
-<body>
+<body data-login-hash="${escapeHtml(loginHash)}">
   <header class="recon-bar">
     <span class="recon-brand">recon</span>
     <form id="recon-login" class="recon-login" hidden>
@@ -116,7 +116,11 @@ export interface GraphiqlHandler {
 }
 
 /** Reads GraphiQL, React and our own bootstrap into memory and returns the handler that serves them. */
-export function createGraphiqlHandler(): GraphiqlHandler {
+/**
+ * `loginHash`: the persisted-document hash of the manifest's `Login` mutation, which the sign-in bar sends (a
+ * trusted-documents server runs nothing else for an anonymous viewer).
+ */
+export function createGraphiqlHandler(loginHash: string): GraphiqlHandler {
   const react = packageDir("react");
   const reactDom = packageDir("react-dom");
   const graphiql = packageDir("graphiql");
@@ -136,7 +140,7 @@ export function createGraphiqlHandler(): GraphiqlHandler {
     loadAsset("recon-graphiql.js", join(OWN_ASSETS, "recon-graphiql.js")),
   ];
   const assets = new Map([...styles, ...scripts].map((asset) => [asset.url, asset]));
-  const page = Buffer.from(renderPage(styles, scripts));
+  const page = Buffer.from(renderPage(styles, scripts, loginHash));
 
   return {
     wantsPage(req) {

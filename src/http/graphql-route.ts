@@ -24,7 +24,8 @@ import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
 import { currentRequestScope, runInRequestScope, type RequestScope } from "../observability/request-scope.js";
 import { acceptsGzip, cachedGzip, COMPRESS_MIN_BYTES, gzipBody } from "./compression.js";
 import { parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
-import { bearerToken, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, requestIdOf } from "./request-utils.js";
+import { documentIdInSearch, documentIdToPersistedQuery, type OperationParams } from "../graphql/trusted-documents.js";
+import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, requestIdOf } from "./request-utils.js";
 
 /**
  * Limits on one GraphQL operation (graphql-armor); see createGraphQLRoute. Cost: armor multiplies a list's cost by
@@ -32,6 +33,16 @@ import { bearerToken, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, 
  * 100 jobs each ~555,000 (refused), as are 100 users with 20 projects each (~112,000).
  */
 export const OPERATION_LIMITS = { depth: 10, cost: 50_000, aliases: 15, directives: 50, tokens: 1000 };
+
+/**
+ * The cost limit of ad-hoc operations when trusted documents are enforced (RECON_TRUSTED_DOCUMENTS=on), on top of
+ * OPERATION_LIMITS: a tenth of the ordinary one. Manifest operations were reviewed and checked in CI; an ad-hoc one
+ * (an analyst's GraphiQL) was not, so one request may cost less: a 100-row page with its single related objects
+ * and counts (~3,100 as armor prices `projects(first: 100) { … owner { name } jobCount dataSourceCount }`) passes,
+ * nested lists across a full page (100 projects × 5 jobs, ~30,000) do not — page instead. The heaviest manifest
+ * operation (a page of discrepancies with their records) costs ~1,400.
+ */
+export const AD_HOC_COST_LIMIT = 5_000;
 
 /** Whether every operation of a document asks only for schema metadata (`__schema`, `__type`, `__typename`). */
 function isIntrospection(document: DocumentNode): boolean {
@@ -75,7 +86,7 @@ export interface GraphQLRouteOptions {
 }
 
 export async function createGraphQLRoute(container: Container, options: GraphQLRouteOptions) {
-  const { services, repos, metrics, logger, exposeSqlStatements, cache } = container;
+  const { services, repos, metrics, logger, exposeSqlStatements, cache, trustedDocuments: trusted } = container;
   const { maxUploadBytes } = options;
   // Operation limits (graphql-armor), sized for recon's schema: its deepest useful query — projects → edges →
   // node → jobs → edges → node → field — is 7 levels; GraphiQL's introspection (ignored by depth and cost) is
@@ -88,13 +99,34 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     maxTokens: { n: OPERATION_LIMITS.tokens },
     blockFieldSuggestion: { enabled: !exposeSqlStatements }, // i.e. in production
   }).protect();
+  // Ad-hoc operations of a trusted-documents server also meet the stricter cost (armor's cost rule alone).
+  const adHocCost = new ApolloArmor({
+    costLimit: { maxCost: AD_HOC_COST_LIMIT },
+    maxDepth: { enabled: false },
+    maxAliases: { enabled: false },
+    maxDirectives: { enabled: false },
+    maxTokens: { enabled: false },
+    blockFieldSuggestion: { enabled: false },
+  }).protect().validationRules;
   const schema = createSchema(options.resolverOverrides);
-  const validationRules = armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context)));
+  const validationRules = [
+    ...armor.validationRules.map((rule) => (context: ValidationContext) => (isIntrospection(context.getDocument()) ? {} : rule(context))),
+    ...adHocCost.map((rule) => (context: ValidationContext) => {
+      const document = context.getDocument();
+      return isIntrospection(document) || !trusted.adHocDocument(document.loc?.source.body) ? {} : rule(context);
+    }),
+  ];
+  // A request sending only a manifest operation's hash shares its text's cache key, and is known as query or not.
+  cache.knowDocuments(trusted.manifest.values());
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     // Introspection (all root fields `__schema`/`__type`) is exempt from depth and cost: armor prices GraphiQL's
-    // introspection query at ~550,000. It stays bounded by the token limit, and is off in production.
+    // introspection query at ~550,000. It stays bounded by the token limit, and is off in production — except with
+    // trusted documents, where it is an ad-hoc operation, which only ANALYSTs and ADMINs may send (GraphiQL's docs).
     validationRules,
+    introspection: trusted.enforce ? true : undefined,
+    // The manifest, so its operations run by hash alone (see graphql/trusted-documents.ts).
+    persistedQueries: { cache: trusted.apqCache },
     formatError: createErrorFormatter(logger),
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -202,7 +234,8 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     const token = bearerToken(req);
     const method = req.method ?? "GET";
     const rawUrl = req.url ?? "/";
-    const search = rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "";
+    // A `documentId` is sent on as Apollo's persisted-query extension.
+    const search = documentIdInSearch(rawUrl.includes("?") ? rawUrl.slice(rawUrl.indexOf("?")) : "");
     let multipart: ParsedMultipart | undefined;
     let body: unknown;
     if (method === "POST" && req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data")) {
@@ -218,13 +251,19 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     } else if (method === "POST") {
       body = parseJsonBody(preread ?? (await readBody(req)), req.headers["content-type"]);
     }
+    if (body && typeof body === "object") documentIdToPersistedQuery(body as OperationParams);
     // An upload the operation did not read to its end is not read after the answer either (clients that have their
     // answer may stop sending): the connection closes instead.
     let abandonUpload = false;
     try {
       const known = cache.knownViewer(token);
       const viewer = known !== undefined ? known : await inScope(() => cache.viewerFor(token, () => services.auth.viewerFromToken(token)));
-      const params = multipart ? null : cacheParams(method, search, body);
+      const sent = cacheParams(method, search, body);
+      // Trusted documents: before the cache or Apollo sees the request, whoever the viewer is.
+      // (A token that did not verify gets Apollo's 401 instead: signing in again is the fix.)
+      const refusal = token && !viewer ? null : trusted.refusal(viewer, sent);
+      if (refusal) throw new HttpError(400, refusal.message, refusal.code);
+      const params = multipart ? null : sent;
       // CSRF prevention (Apollo's) must still judge requests the cache could answer: only those a browser cannot
       // send cross-site without a preflight are answered from cache — a JSON POST, or a GET with a preflight header.
       const preflighted = method === "POST" ? isJsonMediaType(req.headers["content-type"]) : Boolean(req.headers["apollo-require-preflight"] || req.headers["x-apollo-operation-name"]);
@@ -315,8 +354,12 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     }
     const viewer = cache.knownViewer(token);
     if (viewer === undefined || !params || typeof params !== "object") return false;
-    const plan = cache.plan(params as Record<string, unknown>, viewer);
-    const hit = plan.kind === "cacheable" ? cache.peek(plan) : undefined;
+    const plan = cache.plan(documentIdToPersistedQuery(params as Record<string, unknown>), viewer);
+    if (plan.kind !== "cacheable") return false;
+    // Trusted documents hold here too: a document outside the manifest is answered only to those who may send it
+    // (the ordinary path refuses the others).
+    if (!trusted.mayAdHoc(viewer) && !trusted.has(plan.persistedHash)) return false;
+    const hit = cache.peek(plan);
     if (!hit) return false;
     // One writeHead with every header: the cheapest way node:http has to start a response.
     const headers = [

@@ -14,6 +14,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The GraphQL error code answered (`extensions.code`); by default the status's (`BAD_REQUEST` for 400). */
+    readonly code?: string,
   ) {
     super(message);
   }

@@ -48,7 +48,9 @@ export interface RunningHttpServer {
 
 export async function createHttpServer(container: Container, options: HttpServerOptions = {}): Promise<RunningHttpServer> {
   const { services, metrics, logger, database, cache } = container;
-  const graphiql = createGraphiqlHandler();
+  const loginHash = container.trustedDocuments.hashOf("Login");
+  if (!loginHash) throw new Error("The persisted-documents manifest has no Login operation (operations/auth.graphql)");
+  const graphiql = createGraphiqlHandler(loginHash);
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const { apollo, graphql, answerFromCache, schema, validationRules } = await createGraphQLRoute(container, { resolverOverrides: options.resolverOverrides, maxUploadBytes });
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
@@ -150,7 +152,7 @@ export async function createHttpServer(container: Container, options: HttpServer
         res.statusCode = status;
         res.setHeader("content-type", "application/json");
         const message = status === 500 ? `Internal server error; quote request id ${requestId}` : (unavailable ?? (error as Error)).message;
-        const code = HTTP_ERROR_CODES[status] ?? "BAD_REQUEST";
+        const code = (error instanceof HttpError ? error.code : undefined) ?? HTTP_ERROR_CODES[status] ?? "BAD_REQUEST";
         res.end(JSON.stringify({ errors: [{ message, extensions: { code, requestId } }] }));
       } else {
         res.end();

@@ -2,18 +2,21 @@
  * GraphQL over WebSocket (the graphql-ws protocol) on the same `/graphql` path as HTTP, for subscriptions such as
  * `jobProgress`. Responsible for authenticating each connection (the bearer token travels as the `authorization`
  * connection parameter, browsers cannot set headers on a WebSocket), for giving every operation a fresh context
- * (viewer, per-operation DataLoaders) as HTTP requests get, and for applying the same operation limits.
+ * (viewer, per-operation DataLoaders) as HTTP requests get, and for applying the same operation limits and trusted
+ * documents: a manifest operation is sent as its exact text, or with an empty `query` and its hash
+ * (`extensions.persistedQuery.sha256Hash` or `documentId`; graphql-ws requires `query` to be a string).
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { specifiedRules, validate, type GraphQLSchema, type ValidationRule } from "graphql";
+import { GraphQLError, specifiedRules, validate, type GraphQLSchema, type ValidationRule } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Viewer } from "../auth/policy.js";
 import type { Container } from "../container.js";
 import type { GraphQLContext } from "../graphql/context.js";
 import { createLoaders } from "../graphql/loaders.js";
+import { documentIdToPersistedQuery, type OperationParams } from "../graphql/trusted-documents.js";
 
 /** The token from `{ authorization: "Bearer <token>" }` (or the bare token). */
 function tokenOf(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
@@ -29,7 +32,7 @@ export function attachSubscriptions(options: {
   container: Container;
 }): { close(): Promise<void> } {
   const { server, schema, validationRules, container } = options;
-  const { services, repos, metrics, logger } = container;
+  const { services, repos, metrics, logger, trustedDocuments: trusted } = container;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -54,6 +57,19 @@ export function attachSubscriptions(options: {
         if (token && !viewer) return false;
         viewers.set(ctx, viewer);
         return true;
+      },
+      /** Trusted documents, as on HTTP; a manifest operation sent by hash gets its text here. */
+      onSubscribe(ctx, _id, payload) {
+        const params = documentIdToPersistedQuery(payload as OperationParams & { query: string });
+        const hash = (params.extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
+        const byHash = params.query === undefined || params.query === "";
+        const refusal = trusted.refusal(viewers.get(ctx) ?? null, byHash ? { extensions: params.extensions } : params);
+        if (refusal) return [new GraphQLError(refusal.message, { extensions: { code: refusal.code } })];
+        if (byHash && typeof hash === "string") {
+          const text = trusted.manifest.get(hash);
+          if (!text) return [new GraphQLError("PersistedQueryNotFound", { extensions: { code: "PERSISTED_QUERY_NOT_FOUND" } })];
+          (payload as { query: string }).query = text; // graphql-ws parses the payload it passed here
+        }
       },
       context(ctx): GraphQLContext {
         const viewer = viewers.get(ctx) ?? null;

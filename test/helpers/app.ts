@@ -8,6 +8,7 @@ import type { HttpServerOptions } from "../../src/http/server.js";
 import { loadConfig } from "../../src/config.js";
 import type { Role } from "../../src/generated/prisma/enums.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
+import { LoginDocument } from "../../operations/generated/graphql.js";
 
 export const ADMIN_EMAIL = "admin@recon.test";
 export const ADMIN_PASSWORD = "admin-password-for-tests";
@@ -33,6 +34,8 @@ export interface TestApp {
   db: TestDatabase;
   url: string;
   admin: TestUser;
+  /** Sends a GraphQL request body as it is (a persisted operation's hash, a `documentId`, …), with `token` as the bearer. */
+  graphqlBody<T = Record<string, any>>(request: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>>;
   /** Sends a GraphQL operation over HTTP, with `token` as the bearer if given. */
   graphql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>>;
   /** Creates an active user with TEST_PASSWORD and signs them in. */
@@ -68,21 +71,23 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     options.http,
   );
 
-  async function graphql<T>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>> {
+  async function graphqlBody<T>(request: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>> {
     const response = await fetch(app.url, {
       method: "POST",
       headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify(request),
     });
     const body = (await response.json()) as Omit<GraphQLResponse<T>, "status" | "headers">;
     return { status: response.status, headers: response.headers, ...body };
   }
 
+  async function graphql<T>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>> {
+    return graphqlBody<T>({ query, variables }, token);
+  }
+
+  /** Signs in with the persisted `Login` operation, sent by hash (the way any client can, trusted documents on or off). */
   async function login(email: string, password: string): Promise<string> {
-    const result = await graphql<{ login: { token: string } }>(
-      "mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { token } }",
-      { email, password },
-    );
+    const result = await graphqlBody<{ login: { token: string } }>({ operationName: "Login", variables: { email, password }, extensions: persistedQuery(LoginDocument) });
     if (!result.data?.login) throw new Error(`login failed for ${email}: ${JSON.stringify(result.errors)}`);
     return result.data.login.token;
   }
@@ -104,6 +109,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     url: app.url,
     admin,
     graphql,
+    graphqlBody,
     createUser,
     login,
     async close() {
@@ -124,4 +130,11 @@ export function ok<T>(response: GraphQLResponse<T>): T {
 /** The `extensions.code` of the first error. */
 export function errorCode(response: GraphQLResponse): string | undefined {
   return response.errors?.[0]?.extensions?.code;
+}
+
+/** The APQ extension naming a generated document by its persisted hash (codegen's `__meta__.hash`). */
+export function persistedQuery(document: object): { persistedQuery: { version: 1; sha256Hash: string } } {
+  const hash = (document as { __meta__?: { hash?: string } }).__meta__?.hash;
+  if (!hash) throw new Error("not a persisted document (run npm run codegen)");
+  return { persistedQuery: { version: 1, sha256Hash: hash } };
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedBulk } from "../../bench/seed-bulk.js";
 import { createTokenIssuer } from "../../src/auth/tokens.js";
 import { createContainer } from "../../src/container.js";
+import { createTrustedDocuments, loadManifest } from "../../src/graphql/trusted-documents.js";
 import { createResponseCache } from "../../src/cache/response-cache.js";
 import { loadConfig } from "../../src/config.js";
 import { createDatabase, type Database, type StatementEvent } from "../../src/db/database.js";
@@ -48,6 +49,7 @@ beforeAll(async () => {
     metrics,
     logger: createLogger("silent"),
     exposeSqlStatements: true,
+    trustedDocuments: createTrustedDocuments({ manifest: loadManifest(), enforce: false }),
     limits: { maxUploadBytes: 1024 ** 3, maxConcurrentIngests: 1 },
     queue: await createQueue({ url: db.url, logger: createLogger("silent") }),
     jobEvents: createJobEvents({ url: db.url, logger: createLogger("silent") }),

@@ -15,6 +15,14 @@ describe("config", () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  it("enforces trusted documents by default in production only", () => {
+    expect(loadConfig({}).trustedDocuments).toBe(false);
+    expect(loadConfig({ NODE_ENV: "production" }).trustedDocuments).toBe(true);
+    expect(loadConfig({ NODE_ENV: "production", RECON_TRUSTED_DOCUMENTS: "off" }).trustedDocuments).toBe(false);
+    expect(loadConfig({ RECON_TRUSTED_DOCUMENTS: "on" }).trustedDocuments).toBe(true);
+    expect(() => loadConfig({ RECON_TRUSTED_DOCUMENTS: "maybe" })).toThrow(/RECON_TRUSTED_DOCUMENTS must be "on" or "off"/);
+  });
+
   it("lower-cases the admin email", () => {
     expect(loadConfig({ RECON_ADMIN_EMAIL: "Boss@Example.COM" }).adminEmail).toBe("boss@example.com");
   });

@@ -57,9 +57,9 @@
     "",
   ].join("\n");
 
-  var LOGIN_MUTATION =
-    "mutation Login($email: String!, $password: String!) {" +
-    " login(email: $email, password: $password) { token expiresAt user { name email role } } }";
+  // The sign-in bar sends the persisted `Login` operation by its hash (operations/auth.graphql; the page carries the
+  // hash): a server enforcing trusted documents runs nothing else for someone not signed in yet.
+  var LOGIN_HASH = document.body.getAttribute("data-login-hash");
 
   function byId(id) {
     return document.getElementById(id);
@@ -96,6 +96,7 @@
     session = null;
     sessionStorage.removeItem(SESSION_KEY);
     renderSession();
+    mountGraphiQL();
     showMessage(reason || "", Boolean(reason));
   }
 
@@ -114,7 +115,8 @@
     button.disabled = true;
     showMessage("Signing in…");
     var variables = { email: byId("recon-email").value, password: byId("recon-password").value };
-    postGraphQL({ query: LOGIN_MUTATION, variables: variables }, { "content-type": "application/json", accept: "application/json" })
+    var login = { operationName: "Login", variables: variables, extensions: { persistedQuery: { version: 1, sha256Hash: LOGIN_HASH } } };
+    postGraphQL(login, { "content-type": "application/json", accept: "application/json" })
       .then(function (response) {
         return response.json();
       })
@@ -126,6 +128,7 @@
         sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
         byId("recon-password").value = "";
         renderSession();
+        mountGraphiQL();
         showMessage("");
       })
       .catch(function (error) {
@@ -205,8 +208,18 @@
     });
   }
 
+  var root = null;
+  /**
+   * Mounts GraphiQL anew for the current session (keyed by it), so it introspects the schema again: a server
+   * enforcing trusted documents answers introspection only to ANALYSTs and ADMINs, so the docs explorer stays empty
+   * until one signs in. The editors' contents live in GraphiQL's storage and survive the remount.
+   */
+  function mountGraphiQL() {
+    if (!root) return;
+    root.render(React.createElement(GraphiQL, { key: session ? session.token : "signed-out", fetcher: fetcher, defaultQuery: DEFAULT_QUERY }));
+  }
+
   renderSession();
-  ReactDOM.createRoot(byId("graphiql")).render(
-    React.createElement(GraphiQL, { fetcher: fetcher, defaultQuery: DEFAULT_QUERY }),
-  );
+  root = ReactDOM.createRoot(byId("graphiql"));
+  mountGraphiQL();
 })();
