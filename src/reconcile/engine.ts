@@ -33,11 +33,6 @@ export interface ReconcileOptions {
    * those booked just after it. Omitted: equal to carryFrom.
    */
   finalizeBefore?: number;
-  /**
-   * Ids of records passed in that were matched elsewhere (the runner pairs the exact-key pass's one-to-one keys in
-   * SQL). They take part only as twins in the duplicate stage: no pass or stage groups them, nor are they carried.
-   */
-  matched?: ReadonlySet<string>;
   /** Polled regularly (at least every few thousand pairs); when it returns true, throw `ReconcileCancelled`. */
   shouldStop?: () => boolean;
 }
@@ -70,13 +65,8 @@ function runPass(ctx: PassContext): EngineGroup[] {
 export function reconcile(left: readonly EngineRecord[], right: readonly EngineRecord[], rules: RuleSet, options: ReconcileOptions = {}): ReconcileResult {
   const tick = createStopCheck(options.shouldStop);
   const sides = { left: prepare(left), right: prepare(right) };
-  const freeFlags = (records: Prepared[]) => {
-    const free = new Uint8Array(records.length).fill(1);
-    if (options.matched?.size) for (const p of records) if (options.matched.has(p.record.id)) free[p.index] = 0;
-    return free;
-  };
-  const leftFree = freeFlags(sides.left);
-  const rightFree = freeFlags(sides.right);
+  const leftFree = new Uint8Array(sides.left.length).fill(1);
+  const rightFree = new Uint8Array(sides.right.length).fill(1);
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
     const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays };

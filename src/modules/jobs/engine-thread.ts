@@ -20,7 +20,7 @@ export interface EngineThreadData {
 }
 
 export type ThreadRequest =
-  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; matched: string[]; carryFrom: number | null; finalizeBefore: number | null }
+  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }
   | { type: "finish"; phaseMillis: Record<string, number> };
 
 export interface BlockResult {
@@ -57,7 +57,7 @@ const TSX_BOOTSTRAP = `import("tsx/esm/api").then(({ register }) => { register()
 
 export interface EngineThread {
   /** Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order. */
-  match(block: { left: EngineRecord[]; right: EngineRecord[]; matched: string[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
+  match(block: { left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
   /** The job's summary, once every block is matched. */
   finish(phaseMillis: Record<string, number>): Promise<JobSummary>;
   /** Asks a running block to stop (it then fails with EngineStopped). */
@@ -66,11 +66,22 @@ export interface EngineThread {
   close(): Promise<void>;
 }
 
-export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">): EngineThread {
+/**
+ * The thread's old-generation heap cap: room for a block's live working set (about 1 KB per record, measured) with
+ * headroom, and no more, so that V8 collects instead of growing the process by the garbage of every block.
+ */
+export function engineHeapLimitMb(blockRecords: number): number {
+  return Math.max(192, Math.ceil((blockRecords * 2) / 1024));
+}
+
+export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, options: { heapLimitMb: number }): EngineThread {
   const stopFlag = new SharedArrayBuffer(4);
   const flag = new Int32Array(stopFlag);
   const workerData = { ...data, stopFlag } satisfies EngineThreadData;
-  const worker = compiled ? new Worker(ENTRY, { workerData }) : new Worker(TSX_BOOTSTRAP, { eval: true, workerData });
+  const resourceLimits = { maxOldGenerationSizeMb: options.heapLimitMb };
+  const worker = compiled
+    ? new Worker(ENTRY, { workerData, resourceLimits })
+    : new Worker(TSX_BOOTSTRAP, { eval: true, workerData, resourceLimits });
   let pending: { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void } | null = null;
   let failure: Error | null = null;
   const fail = (error: Error) => {

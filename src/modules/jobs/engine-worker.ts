@@ -36,7 +36,6 @@ parentPort!.on("message", (request: ThreadRequest) => {
     const result = reconcile(left, right, rules, {
       carryFrom: request.carryFrom ?? undefined,
       finalizeBefore: request.finalizeBefore ?? undefined,
-      matched: request.matched.length ? new Set(request.matched) : undefined,
       shouldStop: () => Atomics.load(stop, 0) === 1,
     });
     carryLeft = result.carry.left;

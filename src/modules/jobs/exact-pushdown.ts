@@ -7,7 +7,10 @@
  * records of a typical job never travel to Node. Every other record (keys repeated on a side, keys of one side
  * only, records the pass cannot key) is streamed to the engine, which runs the pass on them exactly as it would
  * have on everything: the records it no longer sees are ones it would have paired with each other. A test checks
- * a job's groups against the engine run over every record.
+ * a job's groups against the engine run over every record. One difference is accepted: the duplicate stage no
+ * longer sees the pushed records, so a record repeating one of them by external id (or by a reference equal only
+ * after normalization) is reported UNMATCHED rather than DUPLICATE. Records repeating one by reference, amount and
+ * currency are never split this way: their key is not one-to-one, so they all stay with the engine.
  *
  * The pairs go to an UNLOGGED scratch table (committed at once, so the record streams of other connections can
  * leave its records out); the job's transaction copies them into match_groups; the table is dropped when the job
@@ -102,9 +105,7 @@ export async function pushDownFirstPass(
        FROM (${side("$1")}) l JOIN (${side("$2")}) r ON ${key.columns.map((c) => `l."${c}" = r."${c}"`).join(" AND ")}
        WHERE abs(r.one_date - l.one_date) <= $3::int`.replace(/\$(\d)/g, (_, n: string) => [`'${job.leftSourceId}'`, `'${job.rightSourceId}'`, String(rules.maxDateSpanDays)][Number(n) - 1]!),
     );
-    // The record streams anti-join on these.
-    await client.query(`CREATE INDEX ON ${table} (left_id)`);
-    await client.query(`CREATE INDEX ON ${table} (right_id)`);
+    // The record streams anti-join on it (hash joins: no index needed).
     await client.query(`ANALYZE ${table}`);
     const { rows } = await client.query<{ currency: string; amount: string; pairs: number }>(
       `SELECT currency, sum(amount)::text AS amount, count(*)::int AS pairs FROM ${table} GROUP BY currency ORDER BY currency`,

@@ -24,7 +24,7 @@ import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
-import { type BlockResult, type EngineThread, EngineStopped, startEngineThread } from "./engine-thread.js";
+import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
 import { GROUP_COPY_COLUMNS, writeText } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
@@ -169,7 +169,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         rules: job.rules,
         persist: !job.dryRun,
         pushed: pushdown && { hits: pushdown.hits, amounts: pushdown.amounts },
-      });
+      }, { heapLimitMb: engineHeapLimitMb(blockRecords) });
       const engine = thread;
       await writer.query("BEGIN");
       await writer.query("SET LOCAL statement_timeout = 0");
@@ -214,16 +214,13 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         const started = performance.now();
         const block = await readBlock(left, right, throwIfCancelled);
         phaseMillis.parse! += performance.now() - started;
-        // Records a pushed-down pass matched come along only as possible twins (for the duplicate stage).
-        const matched = [...block.left, ...block.right].filter((record) => left.matched().has(record.id) || right.matched().has(record.id)).map((record) => record.id);
-        processed += block.left.length + block.right.length - matched.length;
-        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length - matched.length);
+        processed += block.left.length + block.right.length;
+        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length);
         if (matching) await collect();
         phase = "match";
         matching = engine.match({
           left: block.left,
           right: block.right,
-          matched,
           // Unmatched records a later record could still reach are carried into the next block; so are those
           // whose possible discrepancy partners are not all settled yet (one more reach back).
           carryFrom: block.exhausted ? null : block.lastDate + 1 - reach,

@@ -35,8 +35,6 @@ function unescapeCopyText(field: string): string {
   });
 }
 
-const EMPTY: ReadonlySet<string> = new Set();
-
 const text = (field: string) => (field.includes("\\") ? unescapeCopyText(field) : field);
 
 /** "-12.3400" → -123400n (NUMERIC(20,4) scaled by 10^4, exactly). */
@@ -47,9 +45,8 @@ export function scaledAmount(decimal: string): bigint {
   return BigInt(decimal.slice(0, dot) + fraction);
 }
 
-function parseLine(line: string, matched: Set<string> | null): EngineRecord {
+function parseLine(line: string): EngineRecord {
   const f = line.split("\t");
-  if (matched && f[9] === "t") matched.add(f[0]!);
   return {
     id: f[0]!,
     externalId: text(f[1]!),
@@ -76,44 +73,25 @@ export interface RecordStream {
   buffered(): number;
   /** Reads the next chunk of the stream into memory (no-op at the end). */
   fill(): Promise<void>;
-  /** Ids of streamed records that a pushed-down pass already matched (streamed only as possible twins). */
-  matched(): ReadonlySet<string>;
   /** Whether the stream has ended and every record has been consumed. */
   done(): boolean;
   close(): Promise<void>;
 }
 
 /**
- * What a stream leaves out: the records of a pushed-down pass's scratch table (exact-pushdown.ts), `column` naming
- * this side's. Their twins (same date, amount and currency, or same external id, as a streamed record) are still
- * streamed, once, so that the engine can call a repeated record a DUPLICATE; they are listed in `matched`.
+ * What a stream leaves out: the records of the first pass's pairs that PostgreSQL made (exact-pushdown.ts),
+ * `column` naming this side's in the scratch table.
  */
 export interface StreamExclusion {
   table: string;
   column: "left_id" | "right_id";
 }
 
-const SELECTED = (alias: string) => `${alias}.id, ${alias}.external_id, ${alias}.amount, ${alias}.currency,
-  ${EPOCH_DAYS(`${alias}.booked_date`)} AS booked, ${EPOCH_DAYS(`${alias}.value_date`)} AS valued, ${alias}.reference,
-  ${alias}.description, ${alias}.counterparty`;
-
 function streamQuery(dataSourceId: string, exclude: StreamExclusion | undefined): string {
-  if (!exclude) {
-    return `SELECT ${SELECTED("r")}, false FROM records r WHERE r.data_source_id = '${dataSourceId}' ORDER BY booked, r.id`;
-  }
-  const paired = `SELECT 1 FROM ${exclude.table} p WHERE p.${exclude.column} = `;
-  return `WITH residual AS MATERIALIZED (
-      SELECT r.* FROM records r WHERE r.data_source_id = '${dataSourceId}' AND NOT EXISTS (${paired} r.id)
-    ), twins AS (
-      SELECT m.* FROM records m WHERE m.data_source_id = '${dataSourceId}' AND EXISTS (${paired} m.id)
-        AND EXISTS (SELECT 1 FROM residual r WHERE r.booked_date = m.booked_date AND r.amount = m.amount AND r.currency = m.currency)
-      UNION
-      SELECT m.* FROM records m WHERE m.data_source_id = '${dataSourceId}' AND EXISTS (${paired} m.id)
-        AND EXISTS (SELECT 1 FROM residual r WHERE r.external_id = m.external_id)
-    )
-    SELECT ${SELECTED("x")}, x.matched FROM (
-      SELECT residual.*, false AS matched FROM residual UNION ALL SELECT twins.*, true FROM twins
-    ) x ORDER BY booked, x.id`;
+  const paired = exclude ? ` AND NOT EXISTS (SELECT 1 FROM ${exclude.table} p WHERE p.${exclude.column} = r.id)` : "";
+  return `SELECT r.id, r.external_id, r.amount, r.currency, ${EPOCH_DAYS("r.booked_date")} AS booked,
+      ${EPOCH_DAYS("r.value_date")} AS valued, r.reference, r.description, r.counterparty
+    FROM records r WHERE r.data_source_id = '${dataSourceId}'${paired} ORDER BY booked, r.id`;
 }
 
 export async function openRecordStream(pool: pg.Pool, dataSourceId: string, exclude?: StreamExclusion): Promise<RecordStream> {
@@ -138,7 +116,7 @@ export async function openRecordStream(pool: pg.Pool, dataSourceId: string, excl
     throw error;
   }
   const stream = client.query(copyTo(`COPY (${streamQuery(dataSourceId, exclude)}) TO STDOUT`));
-  const matched = exclude ? new Set<string>() : null;
+
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let buffer: EngineRecord[] = [];
   let position = 0;
@@ -157,19 +135,18 @@ export async function openRecordStream(pool: pg.Pool, dataSourceId: string, excl
         if (next.done) {
           ended = true;
           partial += decoder.end();
-          buffer = partial ? [parseLine(partial, matched)] : [];
+          buffer = partial ? [parseLine(partial)] : [];
           partial = "";
           position = 0;
           return;
         }
         const lines = (partial + decoder.write(next.value)).split("\n");
         partial = lines.pop()!;
-        buffer = lines.map((line) => parseLine(line, matched));
+        buffer = lines.map(parseLine);
         position = 0;
       }
     },
     done: () => ended && position >= buffer.length,
-    matched: () => matched ?? EMPTY,
     async close() {
       if (released) return;
       if (!ended) {
