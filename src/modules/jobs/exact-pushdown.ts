@@ -84,12 +84,9 @@ export async function pushDownFirstPass(
   const table = pairsTable(job.id);
   const key = pushableKey(rules.passes[0]!)!;
   const columns = key.columns.map((c) => `"${c}"`).join(", ");
-  // One row per key held by exactly one (keyable) record of the side.
   const side = (parameter: string) => `
-    SELECT (array_agg(id))[1] AS one_id, (array_agg(booked_date))[1] AS one_date, (array_agg(amount))[1] AS one_amount,
-      (array_agg(currency))[1] AS one_currency, ${columns}
-    FROM records WHERE data_source_id = ${parameter}::uuid ${key.text.map((c) => `AND "${c}" <> ''`).join(" ")}
-    GROUP BY ${columns} HAVING count(*) = 1`;
+    SELECT id, booked_date, amount, currency${key.text.map((c) => `, "${c}"`).join("")}
+    FROM records WHERE data_source_id = ${parameter}::uuid ${key.text.map((c) => `AND "${c}" <> ''`).join(" ")}`;
   const client = await pool.connect();
   try {
     await client.query("SET statement_timeout = 0");
@@ -99,11 +96,15 @@ export async function pushDownFirstPass(
     await client.query("SET enable_nestloop = off");
     await client.query(`DROP TABLE IF EXISTS ${table}`);
     await client.query(
+      // Joined on the key, a key held by k left and m right records yields k·m rows: exactly one row means one
+      // record on each side. The span is checked after counting (a far record still makes the key repeated).
       `CREATE UNLOGGED TABLE ${table} AS
-       SELECT row_number() OVER () AS seq, l.one_id AS left_id, r.one_id AS right_id, r.one_date - l.one_date AS lag,
-         l.one_amount AS amount, l.one_currency AS currency
+       SELECT row_number() OVER () AS seq, (array_agg(l.id))[1] AS left_id, (array_agg(r.id))[1] AS right_id,
+         (array_agg(r.booked_date - l.booked_date))[1] AS lag, (array_agg(l.amount))[1] AS amount,
+         (array_agg(l.currency))[1] AS currency
        FROM (${side("$1")}) l JOIN (${side("$2")}) r ON ${key.columns.map((c) => `l."${c}" = r."${c}"`).join(" AND ")}
-       WHERE abs(r.one_date - l.one_date) <= $3::int`.replace(/\$(\d)/g, (_, n: string) => [`'${job.leftSourceId}'`, `'${job.rightSourceId}'`, String(rules.maxDateSpanDays)][Number(n) - 1]!),
+       GROUP BY ${key.columns.map((c) => `l."${c}"`).join(", ")}
+       HAVING count(*) = 1 AND abs((array_agg(r.booked_date - l.booked_date))[1]) <= $3::int`.replace(/\$(\d)/g, (_, n: string) => [`'${job.leftSourceId}'`, `'${job.rightSourceId}'`, String(rules.maxDateSpanDays)][Number(n) - 1]!),
     );
     // The record streams anti-join on it (hash joins: no index needed).
     await client.query(`ANALYZE ${table}`);
