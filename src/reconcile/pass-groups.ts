@@ -18,7 +18,7 @@ export const MAX_KEY_GROUP = 200;
 /** The nearby records (by date) a subset-sum search combines, at most. */
 export const SUBSET_POOL = 20;
 /** Combinations a subset-sum search may try for one record. */
-export const SUBSET_BUDGET = 5_000;
+export const SUBSET_BUDGET = 1_000;
 
 /** Which side holds the single record in a 1:N (left) or N:1 (right) pass. */
 function orient(ctx: PassContext) {
