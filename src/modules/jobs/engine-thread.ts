@@ -78,7 +78,9 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
   const stopFlag = new SharedArrayBuffer(4);
   const flag = new Int32Array(stopFlag);
   const workerData = { ...data, stopFlag } satisfies EngineThreadData;
-  const resourceLimits = { maxOldGenerationSizeMb: options.heapLimitMb };
+  // A small young generation too: the process flag (--max-semi-space-size=32, for request latency) would otherwise
+  // give the thread 3 x 32 MB of nursery as well.
+  const resourceLimits = { maxOldGenerationSizeMb: options.heapLimitMb, maxYoungGenerationSizeMb: 16 };
   const worker = compiled
     ? new Worker(ENTRY, { workerData, resourceLimits })
     : new Worker(TSX_BOOTSTRAP, { eval: true, workerData, resourceLimits });
