@@ -71,7 +71,7 @@ export interface EngineThread {
  * headroom, and no more, so that V8 collects instead of growing the process by the garbage of every block.
  */
 export function engineHeapLimitMb(blockRecords: number): number {
-  return Math.max(192, Math.ceil((blockRecords * 2) / 1024));
+  return Math.max(128, Math.ceil((blockRecords * 2) / 1024));
 }
 
 export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, options: { heapLimitMb: number }): EngineThread {
