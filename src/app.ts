@@ -93,6 +93,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     queue,
     jobEvents,
     jobBlockRecords: config.jobs.blockRecords,
+    slowOperationMs: config.slowOperationMs,
     database,
     cache,
     tokens,

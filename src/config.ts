@@ -29,6 +29,8 @@ export interface Config {
   logLevel: string;
   /** SQL statements slower than this are logged with their request id. */
   slowSqlMs: number;
+  /** GraphQL operations slower than this are logged with their request id (never their variables). */
+  slowOperationMs: number;
   /** Largest file accepted by an upload, in bytes. */
   maxUploadBytes: number;
   /** Ingests this instance runs at once; more are refused with TOO_MANY_INGESTS. */
@@ -111,6 +113,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtTtlSeconds: integer(env, "RECON_JWT_TTL_SECONDS", 12 * 3600, 60),
     logLevel: text(env, "LOG_LEVEL") ?? "info",
     slowSqlMs: integer(env, "RECON_SLOW_SQL_MS", 200),
+    slowOperationMs: integer(env, "RECON_SLOW_OPERATION_MS", 1000),
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
     trustedDocuments: onOff(env, "RECON_TRUSTED_DOCUMENTS", nodeEnv === "production"),

@@ -135,7 +135,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     plugins: [
       // Armor's plugins read nothing of the context: they are written for any.
       ...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]),
-      sqlStatementsPlugin(metrics, exposeSqlStatements),
+      sqlStatementsPlugin(metrics, exposeSqlStatements, container.slowOperationMs === undefined ? undefined : { ms: container.slowOperationMs, logger }),
       responseCachePlugin(),
       ApolloServerPluginLandingPageDisabled(),
       // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
