@@ -119,7 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustedDocuments: onOff(env, "RECON_TRUSTED_DOCUMENTS", nodeEnv === "production"),
     jobs: {
       workers: integer(env, "RECON_WORKERS", 1),
-      blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 50_000, 1000),
+      blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 100_000, 1000),
       recoverySeconds: integer(env, "RECON_JOB_RECOVERY_SECONDS", 10, 1),
     },
     cache: {
