@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "./auth/passwords.js";
 import { createTokenIssuer } from "./auth/tokens.js";
 import { createResponseCache } from "./cache/response-cache.js";
+import { tags } from "./cache/tags.js";
 import type { Config } from "./config.js";
 import { createContainer, type Container } from "./container.js";
 import { createDatabase } from "./db/database.js";
@@ -87,7 +88,12 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   // Every committed write invalidates what it changed (announced after commit; see db/change-feed.ts).
   database.changes.subscribe((change) => cache.invalidate(change));
   const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
-  const jobEvents = createJobEvents({ url: dbServer.url, logger });
+  // Job rows are written by workers anywhere, some in processes with no response cache: every instance drops
+  // what it cached of a job when the job announces a change (and everything after missing announcements).
+  const jobEvents = createJobEvents({ url: dbServer.url, logger, reconnected: () => void cache.flush() });
+  jobEvents.subscribeAll((jobId, projectId) => {
+    if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId)], source: "job-event" });
+  });
   const queue = await createQueue({ url: dbServer.url, logger });
   const container = createContainer({
     queue,

@@ -12,6 +12,7 @@ import type {
   User as UserRow,
 } from "../generated/prisma/client.js";
 import type { Connection } from "./pagination.js";
+import type { Outcome } from "../reconcile/types.js";
 
 /** A user as resolvers see it: never with its password hash. */
 export type User = Omit<UserRow, "passwordHash">;
@@ -73,16 +74,8 @@ export interface MatchGroup {
   scoreBreakdown: { comparator: string; similarity: number; weight: number; passed: boolean; detail: string }[] | null;
 }
 
-export type MatchOutcomeName =
-  | "MATCHED"
-  | "SUGGESTED"
-  | "AMOUNT_MISMATCH"
-  | "DATE_LAG"
-  | "REFERENCE_MISMATCH"
-  | "CURRENCY_MISMATCH"
-  | "DUPLICATE"
-  | "UNMATCHED_LEFT"
-  | "UNMATCHED_RIGHT";
+/** The engine's outcomes are the API's (the MatchOutcome enum of schema.graphql). */
+export type MatchOutcomeName = Outcome;
 
 /** A record as the API shows it (dates 'YYYY-MM-DD', amount an exact decimal string). */
 export interface SourceRecord {

@@ -3,8 +3,9 @@
  * PostgreSQL LISTEN/NOTIFY so a subscription served by one instance follows a job run by a worker anywhere, and a
  * cancellation reaches the worker running the job. Responsible for one dedicated listening connection per process
  * (re-established with backoff when it drops) and for fanning notifications out to local listeners.
- * Payloads carry only the job id: listeners re-read the job, so a missed or coalesced notification never leaves
- * anyone with stale state.
+ * Payloads carry only the job's and its project's ids: listeners re-read the job, so a missed or coalesced
+ * notification never leaves anyone with stale state. Every API instance also invalidates its response cache from
+ * them (app.ts): a job run by a worker process, which has no cache of its own, is still seen fresh everywhere.
  */
 import pg from "pg";
 import type { Logger } from "../observability/logger.js";
@@ -12,27 +13,46 @@ import type { Logger } from "../observability/logger.js";
 export const JOB_EVENTS_CHANNEL = "recon_job_events";
 
 type Listener = () => void;
+/** Hears every job's events (the response cache's invalidation). */
+type AnyListener = (jobId: string, projectId: string) => void;
 
 export interface JobEvents {
-  /** Announces that job `jobId` changed (runs `pg_notify` on the given pool or client). */
-  publish(db: Pick<pg.Pool, "query">, jobId: string): Promise<void>;
+  /** Announces that job `jobId` of project `projectId` changed (runs `pg_notify` on the given pool or client). */
+  publish(db: Pick<pg.Pool, "query">, jobId: string, projectId: string): Promise<void>;
   /** Calls `listener` on every announced change of `jobId` until the returned function is called. */
   subscribe(jobId: string, listener: Listener): () => void;
+  /** Calls `listener` on every announced change of any job. */
+  subscribeAll(listener: AnyListener): void;
   /** Resolves once the listening connection is up (tests and workers wait for it before relying on events). */
   ready(): Promise<void>;
   close(): Promise<void>;
 }
 
-export function createJobEvents(options: { url: string; logger: Logger }): JobEvents {
-  const { url, logger } = options;
+export function createJobEvents(options: {
+  url: string;
+  logger: Logger;
+  /** Called after the listening connection was re-established: events may have been missed meanwhile. */
+  reconnected?: () => void;
+}): JobEvents {
+  const { url, logger, reconnected } = options;
   const listeners = new Map<string, Set<Listener>>();
+  const everything = new Set<AnyListener>();
   let client: pg.Client | null = null;
   let closed = false;
   let retryDelayMs = 100;
+  let connectedBefore = false;
   let markReady: () => void;
   let readyPromise = new Promise<void>((resolve) => (markReady = resolve));
 
-  function dispatch(jobId: string): void {
+  function dispatch(payload: string): void {
+    const [jobId = "", projectId = ""] = payload.split(":");
+    for (const listener of everything) {
+      try {
+        listener(jobId, projectId);
+      } catch (error) {
+        logger.error({ err: error, jobId }, "job event listener failed");
+      }
+    }
     for (const listener of listeners.get(jobId) ?? []) {
       try {
         listener();
@@ -60,6 +80,8 @@ export function createJobEvents(options: { url: string; logger: Logger }): JobEv
       markReady();
       // Anything that changed while we were not listening: every listener re-reads its job.
       for (const jobId of listeners.keys()) dispatch(jobId);
+      if (connectedBefore) reconnected?.();
+      connectedBefore = true;
     } catch (error) {
       logger.warn({ err: error }, "could not listen for job events; retrying");
       reconnect(next);
@@ -79,8 +101,11 @@ export function createJobEvents(options: { url: string; logger: Logger }): JobEv
   void connect();
 
   return {
-    async publish(db, jobId) {
-      await db.query("SELECT pg_notify($1, $2)", [JOB_EVENTS_CHANNEL, jobId]);
+    async publish(db, jobId, projectId) {
+      await db.query("SELECT pg_notify($1, $2)", [JOB_EVENTS_CHANNEL, `${jobId}:${projectId}`]);
+    },
+    subscribeAll(listener) {
+      everything.add(listener);
     },
     subscribe(jobId, listener) {
       let set = listeners.get(jobId);
@@ -95,6 +120,7 @@ export function createJobEvents(options: { url: string; logger: Logger }): JobEv
     async close() {
       closed = true;
       listeners.clear();
+      everything.clear();
       const current = client;
       client = null;
       await current?.end().catch(() => {});

@@ -15,7 +15,7 @@ export async function startWorkers(
   // Cancellations and progress reach running jobs over the event bus: be listening before taking work.
   await jobEvents.ready();
   const recover = () =>
-    recoverLostJobs({ pool: database.pool, queue, task: reconcileTask, changes: database.changes, logger }).catch((error) =>
+    recoverLostJobs({ pool: database.pool, queue, task: reconcileTask, changes: database.changes, events: jobEvents, logger }).catch((error) =>
       logger.warn({ err: error }, "could not look for lost reconciliation jobs"),
     );
   await recover();

@@ -140,6 +140,10 @@ it("cancels a queued job (no worker runs yet): it never runs", async () => {
 it("a job whose worker is killed mid-run is run again by another worker, with the results of an uninterrupted run", async () => {
   const doomed = await startWorker();
   const crashed = await startJob();
+  // Cached by the API instance now; the job's later changes are written by worker processes, which have no cache.
+  const jobQuery = `query($id: ID!) { reconciliationJob(id: $id) { status attempts matchedCount } }`;
+  const early = await t.graphql(jobQuery, { id: crashed }, analyst.token);
+  expect(early.data!.reconciliationJob.matchedCount).toBe(0);
   let killed = false;
   const states = await follow(crashed, (job) => {
     if (!killed && job.status === "RUNNING" && job.processed > 0) {
@@ -156,6 +160,11 @@ it("a job whose worker is killed mid-run is run again by another worker, with th
   // It was seen running, then (after the kill) queued again or restarted from the beginning.
   const restarted = states.findIndex((state, i) => i > 0 && state.processed < states[i - 1]!.processed);
   expect(restarted).toBeGreaterThan(0);
+
+  // The API instance's cache heard the workers' job events: it answers the finished job, not what it cached.
+  const late = await t.graphql(jobQuery, { id: crashed }, analyst.token);
+  expect(late.data!.reconciliationJob).toMatchObject({ status: "COMPLETED", attempts: 2 });
+  expect(late.data!.reconciliationJob.matchedCount).toBeGreaterThan(0);
 
   const reference = await startJob();
   expect((await follow(reference)).at(-1)!.status).toBe("COMPLETED");

@@ -193,7 +193,7 @@ export function createJobService(deps: {
         });
         return row;
       });
-      await events.publish(pool, id);
+      await events.publish(pool, id, job.projectId);
       return cancelled;
     },
 

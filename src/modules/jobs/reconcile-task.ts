@@ -68,7 +68,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
 
   async function announce(job: { id: string; projectId: string }): Promise<void> {
     await changes.wrote([tags.job(job.id), tags.projectJobs(job.projectId)], "reconcile");
-    await events.publish(pool, job.id);
+    await events.publish(pool, job.id, job.projectId);
   }
 
   /** QUEUED → RUNNING, counting the attempt; null when the job is not queued any more (done, cancelled, deleted). */
@@ -326,8 +326,15 @@ function failureMessage(error: unknown): string {
  * and queues them again. Every worker runs this at start and then periodically; taking the lock while resetting
  * the job makes two recovering workers agree.
  */
-export async function recoverLostJobs(deps: { pool: pg.Pool; queue: Pick<Queue, "send">; task: Task<ReconcileTaskData>; changes: ChangeFeed; logger: Logger }): Promise<string[]> {
-  const { pool, queue, task, changes, logger } = deps;
+export async function recoverLostJobs(deps: {
+  pool: pg.Pool;
+  queue: Pick<Queue, "send">;
+  task: Task<ReconcileTaskData>;
+  changes: ChangeFeed;
+  events: Pick<JobEvents, "publish">;
+  logger: Logger;
+}): Promise<string[]> {
+  const { pool, queue, task, changes, events, logger } = deps;
   const { rows } = await pool.query<{ id: string; projectId: string }>(
     `SELECT id, project_id AS "projectId" FROM reconciliation_jobs WHERE status = 'RUNNING'`,
   );
@@ -354,6 +361,7 @@ export async function recoverLostJobs(deps: { pool: pg.Pool; queue: Pick<Queue, 
       // The lost run's scratch table (exact-pushdown.ts), if it got that far; the new run would replace it anyway.
       await dropPairsTable(pool, job.id).catch(() => {});
       await changes.wrote([tags.job(job.id), tags.projectJobs(job.projectId)], "reconcile");
+      await events.publish(pool, job.id, job.projectId);
       await queue.send(task, { jobId: job.id });
     }
   }
