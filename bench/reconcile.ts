@@ -14,6 +14,8 @@
  *   BENCH_RECONCILE_LOG                          server log file (default <tmpdir>/recon-bench-reconcile.log)
  *   DATABASE_URL                                 server to create `bench_reconcile_<timestamp>` on (default local)
  *   RECON_WORKERS, RECON_JOB_BLOCK_RECORDS       passed on to the server
+ *   BENCH_RECONCILE_WORKER=process               run the job in a worker process (`npm run worker`, the server
+ *                                                with RECON_WORKERS=0) and report that process's memory
  */
 import { createWriteStream, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +26,7 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import WebSocket from "ws";
 import { COLUMN_MAPPING, CSV_HEADER, generate, type Category, type Truth } from "./reconcile-data.js";
-import { createBenchDatabase, graphqlClient, mb, procStatus, startServer, uploadFile, withPeakRss } from "./server-process.js";
+import { createBenchDatabase, graphqlClient, mb, procStatus, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
 import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
@@ -156,6 +158,7 @@ async function main(): Promise<number> {
   const db = new pg.Client({ connectionString: database.url });
   await db.connect();
   let app = await startServer({ databaseUrl: database.url, nodeArgs: NODE_ARGS, onLog: (line) => log.write(line + "\n") });
+  let worker: Awaited<ReturnType<typeof startWorkerProcess>> | null = null;
   try {
     // Untimed: the project, both sources and their records, through the API as the admin.
     let { gql, login } = graphqlClient(app.url);
@@ -177,15 +180,18 @@ async function main(): Promise<number> {
 
     // A fresh server: its memory is the job's, not the uploads' leftovers.
     await app.stop();
-    app = await startServer({ databaseUrl: database.url, nodeArgs: NODE_ARGS, onLog: (line) => log.write(line + "\n") });
+    const inWorker = process.env.BENCH_RECONCILE_WORKER === "process";
+    app = await startServer({ databaseUrl: database.url, nodeArgs: NODE_ARGS, env: inWorker ? { RECON_WORKERS: "0" } : {}, onLog: (line) => log.write(line + "\n") });
+    worker = inWorker ? await startWorkerProcess({ databaseUrl: database.url, nodeArgs: NODE_ARGS, onLog: (line) => log.write(line + "\n") }) : null;
+    const measured = worker ?? app;
     ({ gql, login } = graphqlClient(app.url));
     token = await login();
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const idleRss = procStatus(app.pid, "VmRSS");
+    const idleRss = procStatus(measured.pid, "VmRSS");
 
     console.log("reconciling…");
     const started = performance.now();
-    const { result: followed, peakRss } = await withPeakRss(app.pid, async () => {
+    const { result: followed, peakRss } = await withPeakRss(measured.pid, async () => {
       const job = (await gql(
         `mutation($input: StartReconciliationInput!) { startReconciliation(input: $input) { id } }`,
         { input: { projectId: project, leftSourceId: ledger, rightSourceId: bank, dryRun: false } },
@@ -222,11 +228,12 @@ async function main(): Promise<number> {
     console.log(`auto matches: precision ${precision.toFixed(4)} (${q.matchedCorrect}/${matched}, target >= 0.995), recall ${recall.toFixed(4)} (${q.matchedCorrect}/${q.truthMatchable}, target >= 0.99)`);
     console.log(`AMOUNT_MISMATCH precision ${ratio(q.mismatchCorrect, mismatchGroups)} (${q.mismatchCorrect}/${mismatchGroups}), recall ${ratio(q.mismatchCorrect, q.mismatchTruth)} (of ${q.mismatchTruth})`);
     console.log(`UNMATCHED_LEFT recall ${ratio(q.unmatchedLeftCorrect, q.onlyLeft)} (${q.unmatchedLeftCorrect}/${q.onlyLeft}); UNMATCHED_RIGHT recall ${ratio(q.unmatchedRightCorrect, q.onlyRight)} (${q.unmatchedRightCorrect}/${q.onlyRight})`);
-    console.log(`server RSS idle before the job ${mb(idleRss)}, peak during it ${mb(peakRss)} (target < 512 MB)`);
+    console.log(`${worker ? "worker process" : "server"} RSS idle before the job ${mb(idleRss)}, peak during it ${mb(peakRss)} (target < 512 MB)`);
     console.log(`server log: ${LOG}`);
     return 0;
   } finally {
     await db.end();
+    await worker?.stop();
     await app.stop();
     log.end();
     unlinkSync(files.left);

@@ -94,6 +94,32 @@ export async function startServer(options: {
   };
 }
 
+/** Starts `npm run worker`'s compiled entry (jobs only, no HTTP); resolves once it takes jobs. */
+export async function startWorkerProcess(options: { databaseUrl: string; nodeArgs?: string[]; env?: Record<string, string>; onLog?: (line: string) => void }) {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ["--enable-source-maps"]), "dist/src/cli/worker.js"], {
+    env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: "info", NODE_ENV: "development", ...options.env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`the worker exited (${code}) before it was ready`);
+  });
+  const ready = new Promise<void>((resolve) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      options.onLog?.(line);
+      if (line.includes("taking reconciliation jobs")) resolve();
+    });
+  });
+  await Promise.race([ready, exited]);
+  return {
+    pid: child.pid!,
+    async stop() {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
+
 /** A GraphQL client for `url` that throws on errors; `login()` returns the admin's token. */
 export function graphqlClient(url: string) {
   const gql = async (query: string, variables: Record<string, unknown> = {}, token?: string) => {
