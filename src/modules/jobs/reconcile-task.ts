@@ -1,7 +1,8 @@
 /**
- * The background task that runs one reconciliation job: claim → parse (stream both sources in date order) →
- * match (the pure engine, block by block) → persist (COPY the groups) → complete. Responsible for making a job's
- * results all-or-nothing and its progress visible:
+ * The background task that runs one reconciliation job: claim → exact keys in SQL (exact-pushdown.ts) → parse
+ * (stream the other records of both sources in date order) → match (the pure engine in a worker thread, block by
+ * block, engine-thread.ts) → persist (the groups, in the job's transaction) → complete; reading, matching and
+ * writing overlap. Responsible for making a job's results all-or-nothing and its progress visible:
  *
  * - A worker holds the job's advisory lock on its own connection for the whole run, and writes every group inside
  *   one transaction on that connection, committed together with the job's COMPLETED row. A worker that dies
