@@ -134,6 +134,8 @@ async function main(): Promise<number> {
       RECON_ADMIN_EMAIL: ADMIN.email,
       RECON_ADMIN_PASSWORD: ADMIN.password,
       RECON_JWT_SECRET: "bench-api-jwt-secret-not-for-production-use",
+      RECON_RATE_LIMIT_PER_SECOND: "0", // the load comes from one viewer
+      RECON_WORKERS: "0", // the bulk seed's jobs are not runnable jobs
     });
     const recon = await startApp(config); // applies migrations and creates the admin
     apps.push(recon);

@@ -63,7 +63,7 @@ export async function startServer(options: {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? ["--enable-source-maps"]), "dist/src/main.js"], {
     env: {
       ...process.env, DATABASE_URL: options.databaseUrl, PORT: "0", LOG_LEVEL: "info", NODE_ENV: "development",
-      RECON_ADMIN_PASSWORD: ADMIN_PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3),
+      RECON_ADMIN_PASSWORD: ADMIN_PASSWORD, RECON_JWT_SECRET: "bench-secret-bench-secret-bench-secret!", RECON_MAX_UPLOAD_BYTES: String(8 * 1024 ** 3), RECON_RATE_LIMIT_PER_SECOND: "0",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "inherit"],

@@ -100,6 +100,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     jobEvents,
     jobBlockRecords: config.jobs.blockRecords,
     slowOperationMs: config.slowOperationMs,
+    rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
     database,
     cache,
     tokens,

@@ -50,6 +50,10 @@ export interface Config {
    * production.
    */
   trustedDocuments: boolean;
+  /** GraphQL requests per second per viewer (token bucket, per instance); 0 turns the limit off. */
+  rateLimitPerSecond: number;
+  /** Requests a viewer may send at once before the rate applies. */
+  rateLimitBurst: number;
   /** Response cache settings (src/cache/). */
   cache: {
     /** `RESPONSE_CACHE=off` disables it entirely (every answer executed). */
@@ -117,6 +121,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
     trustedDocuments: onOff(env, "RECON_TRUSTED_DOCUMENTS", nodeEnv === "production"),
+    rateLimitPerSecond: integer(env, "RECON_RATE_LIMIT_PER_SECOND", 50),
+    rateLimitBurst: integer(env, "RECON_RATE_LIMIT_BURST", 200, 1),
     jobs: {
       workers: integer(env, "RECON_WORKERS", 1),
       blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 100_000, 1000),

@@ -54,6 +54,8 @@ export interface ContainerDeps {
   /** The durable job queue (pg-boss) and the cross-instance job-event bus (LISTEN/NOTIFY). */
   queue: Queue;
   jobEvents: JobEvents;
+  /** Per-viewer GraphQL rate limit (RECON_RATE_LIMIT_*); none when absent. */
+  rateLimit?: { perSecond: number; burst: number };
   /** GraphQL operations slower than this are logged (RECON_SLOW_OPERATION_MS); none when absent. */
   slowOperationMs?: number;
   /** Records per engine block (RECON_JOB_BLOCK_RECORDS). */

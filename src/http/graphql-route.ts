@@ -83,6 +83,11 @@ export interface GraphQLRouteOptions {
   resolverOverrides?: Resolvers[];
   /** Largest uploaded file, in bytes. */
   maxUploadBytes: number;
+  /**
+   * Counts a request whose token's user was not yet known when the request listener checked the rate limit
+   * (http/rate-limit.ts); false: it was answered 429.
+   */
+  admitResolved?: (viewerId: string | null, token: string, res: ServerResponse, requestId: string) => boolean;
 }
 
 export async function createGraphQLRoute(container: Container, options: GraphQLRouteOptions) {
@@ -258,6 +263,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     try {
       const known = cache.knownViewer(token);
       const viewer = known !== undefined ? known : await inScope(() => cache.viewerFor(token, () => services.auth.viewerFromToken(token)));
+      if (token && known === undefined && options.admitResolved && !options.admitResolved(viewer?.id ?? null, token, res, requestId)) return;
       const sent = cacheParams(method, search, body);
       // Trusted documents: before the cache or Apollo sees the request, whoever the viewer is.
       // (A token that did not verify gets Apollo's 401 instead: signing in again is the fix.)

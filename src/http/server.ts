@@ -15,8 +15,9 @@ import { runInRequestScope, type RequestScope } from "../observability/request-s
 import { createGraphiqlHandler, GRAPHIQL_ASSET_PREFIX } from "./graphiql.js";
 import { createGraphQLRoute } from "./graphql-route.js";
 import { MultipartError } from "./multipart.js";
-import { HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } from "./request-utils.js";
+import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } from "./request-utils.js";
 import { attachSubscriptions } from "./subscriptions.js";
+import { countsInListener, createRateLimiter, rateKey, sendRateLimited } from "./rate-limit.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
 
 export { MAX_BODY_BYTES } from "./request-utils.js";
@@ -52,7 +53,20 @@ export async function createHttpServer(container: Container, options: HttpServer
   if (!loginHash) throw new Error("The persisted-documents manifest has no Login operation (operations/auth.graphql)");
   const graphiql = createGraphiqlHandler(loginHash);
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-  const { apollo, graphql, answerFromCache, schema, validationRules } = await createGraphQLRoute(container, { resolverOverrides: options.resolverOverrides, maxUploadBytes });
+  const limiter = createRateLimiter(container.rateLimit ?? { perSecond: 0, burst: 1 });
+  const { apollo, graphql, answerFromCache, schema, validationRules } = await createGraphQLRoute(container, {
+    resolverOverrides: options.resolverOverrides,
+    maxUploadBytes,
+    admitResolved: limiter.enabled
+      ? (viewerId, token, res, requestId) => {
+          const decision = limiter.take(rateKey(viewerId, token, undefined));
+          if (decision.ok) return true;
+          metrics.rateLimitedTotal.inc();
+          sendRateLimited(res, requestId, decision.retryAfterSeconds, container.rateLimit!.perSecond);
+          return false;
+        }
+      : undefined,
+  });
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
 
   /** Graceful shutdown: once closing, new requests get 503 while those in flight finish. */
@@ -160,9 +174,32 @@ export async function createHttpServer(container: Container, options: HttpServer
     }
   }
 
+  /**
+   * The rate limit, before anything else of a GraphQL request (cache hits included), for requests whose viewer is
+   * known or that have no token; a token seen for the first time is counted by the route once its user is known.
+   * False when the request was refused (answered 429 with Retry-After).
+   */
+  function admitted(req: IncomingMessage, res: ServerResponse, started: number): boolean {
+    let token: string | undefined;
+    try {
+      token = bearerToken(req);
+    } catch {
+      return true; // the ordinary path answers the malformed header
+    }
+    const known = cache.knownViewer(token);
+    if (!countsInListener(token, known)) return true;
+    const decision = limiter.take(rateKey(known?.id, token, req.socket.remoteAddress));
+    if (decision.ok) return true;
+    metrics.rateLimitedTotal.inc();
+    sendRateLimited(res, requestIdOf(req), decision.retryAfterSeconds, container.rateLimit!.perSecond);
+    observeHttp(req, res, started);
+    return false;
+  }
+
   function listener(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const url = req.url ?? "/";
+    if (limiter.enabled && (url === "/graphql" || url.startsWith("/graphql?")) && !admitted(req, res, started)) return;
     const contentType = req.headers["content-type"]?.toLowerCase();
     const length = Number(req.headers["content-length"]);
     const candidate =

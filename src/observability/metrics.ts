@@ -123,6 +123,11 @@ export function createMetrics() {
       help: "1 when the response cache's Redis tier is reachable, 0 while the cache bypasses itself.",
       registers: [registry],
     }),
+    rateLimitedTotal: new Counter({
+      name: "recon_rate_limited_total",
+      help: "GraphQL requests refused with 429 by the per-viewer rate limit.",
+      registers: [registry],
+    }),
     httpRequestsTotal: new Counter({
       name: "http_requests_total",
       help: "HTTP requests answered, by method, route and status code.",

@@ -66,6 +66,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
       // No job worker unless a test asks for one: a worker writes to jobs in the background, and tests that
       // write jobs themselves (the cache fuzz) must be the only writers.
       RECON_WORKERS: "0",
+      // No rate limit unless a test asks for one: suites send hundreds of requests a second as one viewer.
+      RECON_RATE_LIMIT_PER_SECOND: "0",
       ...env,
     }),
     options.http,
