@@ -35,6 +35,21 @@ import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody,
 export const OPERATION_LIMITS = { depth: 10, cost: 50_000, aliases: 15, directives: 50, tokens: 1000 };
 
 /**
+ * graphql-armor with recon's operation limits (the server's, and the unit test that keeps every persisted
+ * operation within them). Field suggestions ("did you mean …") would reveal the schema when introspection is off.
+ */
+export function operationArmor(options: { blockFieldSuggestion: boolean }) {
+  return new ApolloArmor({
+    maxDepth: { n: OPERATION_LIMITS.depth },
+    costLimit: { maxCost: OPERATION_LIMITS.cost },
+    maxAliases: { n: OPERATION_LIMITS.aliases },
+    maxDirectives: { n: OPERATION_LIMITS.directives },
+    maxTokens: { n: OPERATION_LIMITS.tokens },
+    blockFieldSuggestion: { enabled: options.blockFieldSuggestion },
+  }).protect();
+}
+
+/**
  * The cost limit of ad-hoc operations when trusted documents are enforced (RECON_TRUSTED_DOCUMENTS=on), on top of
  * OPERATION_LIMITS: a tenth of the ordinary one. Manifest operations were reviewed and checked in CI; an ad-hoc one
  * (an analyst's GraphiQL) was not, so one request may cost less: a 100-row page with its single related objects
@@ -95,15 +110,8 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
   const { maxUploadBytes } = options;
   // Operation limits (graphql-armor), sized for recon's schema: its deepest useful query — projects → edges →
   // node → jobs → edges → node → field — is 7 levels; GraphiQL's introspection (ignored by depth and cost) is
-  // under 200 tokens. Field suggestions ("did you mean …") would reveal the schema when introspection is off.
-  const armor = new ApolloArmor({
-    maxDepth: { n: OPERATION_LIMITS.depth },
-    costLimit: { maxCost: OPERATION_LIMITS.cost },
-    maxAliases: { n: OPERATION_LIMITS.aliases },
-    maxDirectives: { n: OPERATION_LIMITS.directives },
-    maxTokens: { n: OPERATION_LIMITS.tokens },
-    blockFieldSuggestion: { enabled: !exposeSqlStatements }, // i.e. in production
-  }).protect();
+  // under 200 tokens. Field suggestions are blocked in production.
+  const armor = operationArmor({ blockFieldSuggestion: !exposeSqlStatements });
   // Ad-hoc operations of a trusted-documents server also meet the stricter cost (armor's cost rule alone).
   const adHocCost = new ApolloArmor({
     costLimit: { maxCost: AD_HOC_COST_LIMIT },

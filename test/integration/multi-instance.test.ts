@@ -6,14 +6,13 @@
  * reconcile-crash.test.ts, where it is deterministic: without Redis the invalidation is applied before the
  * subscription re-reads the job.)
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
-import { resolve } from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
-import { ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+import { ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
+import { startWorkerProcess, uploadCsv } from "../helpers/jobs.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis.js";
 
 let redis: TestRedis;
@@ -27,13 +26,7 @@ beforeAll(async () => {
   const env = { REDIS_URL: redis.url, RESPONSE_CACHE_NAMESPACE: `multi-${process.pid}`, RECON_WORKERS: "0" };
   a = await startTestApp(env);
   b = await startTestApp(env, { database: a.db });
-  worker = spawn(process.execPath, ["--import", "tsx", "src/cli/worker.ts"], {
-    cwd: resolve(import.meta.dirname, "../.."),
-    env: { ...process.env, DATABASE_URL: a.db.url, LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  for await (const line of createInterface({ input: worker.stdout! })) if (line.includes("taking reconciliation jobs")) break;
-  worker.stdout!.resume();
+  worker = await startWorkerProcess(a.db.url);
   analyst = await a.createUser("ANALYST");
 });
 
@@ -43,15 +36,6 @@ afterAll(async () => {
   await a?.close();
   await redis?.kill();
 });
-
-async function upload(app: TestApp, source: string, csv: string): Promise<void> {
-  const form = new FormData();
-  form.append("operations", JSON.stringify({ query: `mutation($s: ID!, $f: Upload!) { uploadDataSourceFile(dataSourceId: $s, file: $f) { status } }`, variables: { s: source, f: null } }));
-  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-  form.append("0", new Blob([csv], { type: "text/csv" }), "file.csv");
-  const response = await fetch(app.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}`, "apollo-require-preflight": "true" }, body: form });
-  expect(((await response.json()) as GraphQLResponse).data!.uploadDataSourceFile.status).toBe("COMPLETED");
-}
 
 it("signs in on one instance and is known on the other; a write on one invalidates what both cached", async () => {
   expect(ok(await b.graphql("{ me { id } }", {}, analyst.token)).me.id).toBe(analyst.id);
@@ -73,8 +57,8 @@ it("runs a job started on A in the worker process, followed to the end by a subs
       .createDataSource.id as string;
   const [ledger, bank] = [await source("Ledger"), await source("Bank")];
   const files = generateFiles(2000, 3);
-  await upload(a, ledger, files.ledger);
-  await upload(b, bank, files.bank);
+  await uploadCsv(a, analyst.token, ledger, files.ledger);
+  await uploadCsv(b, analyst.token, bank, files.bank);
 
   const jobQuery = `query($id: ID!) { reconciliationJob(id: $id) { status matchedCount } }`;
   const jobId = ok(

@@ -4,17 +4,16 @@
  * nothing duplicated, nothing half-written — and the job must say it took two attempts. The API instance runs
  * no worker (RECON_WORKERS=0): it only queues, as an API-only instance would.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { resolve } from "node:path";
 import pg from "pg";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
 import { DEFAULT_RULE_SET } from "../../src/reconcile/rules.js";
-import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+import { errorCode, ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
+import { startWorkerProcess, uploadCsv } from "../helpers/jobs.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -24,31 +23,11 @@ let ledgerId: string;
 let bankId: string;
 const workers: ChildProcess[] = [];
 
-const ROOT = resolve(import.meta.dirname, "../..");
-
-/** Starts `npm run worker`'s entry as a child process; resolves once it says it is taking jobs. */
+/** A worker process on the test database, small blocks, quick recovery. */
 async function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/worker.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: t.db.url, LOG_LEVEL: "info", RECON_JOB_BLOCK_RECORDS: "1000", RECON_JOB_RECOVERY_SECONDS: "1" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = await startWorkerProcess(t.db.url, { RECON_JOB_BLOCK_RECORDS: "1000", RECON_JOB_RECOVERY_SECONDS: "1" });
   workers.push(child);
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (line.includes("taking reconciliation jobs")) break;
-  }
-  child.stdout!.resume();
   return child;
-}
-
-async function upload(source: string, csv: string): Promise<void> {
-  const form = new FormData();
-  form.append("operations", JSON.stringify({ query: `mutation($s: ID!, $f: Upload!) { uploadDataSourceFile(dataSourceId: $s, file: $f) { status } }`, variables: { s: source, f: null } }));
-  form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-  form.append("0", new Blob([csv], { type: "text/csv" }), "file.csv");
-  const response = await fetch(t.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}`, "apollo-require-preflight": "true" }, body: form });
-  expect(((await response.json()) as GraphQLResponse).data!.uploadDataSourceFile.status).toBe("COMPLETED");
 }
 
 /**
@@ -111,8 +90,8 @@ beforeAll(async () => {
   ledgerId = await source("Ledger");
   bankId = await source("Bank");
   const files = generateFiles(30_000, 11);
-  await upload(ledgerId, files.ledger);
-  await upload(bankId, files.bank);
+  await uploadCsv(t, analyst.token, ledgerId, files.ledger);
+  await uploadCsv(t, analyst.token, bankId, files.bank);
 });
 
 afterAll(async () => {

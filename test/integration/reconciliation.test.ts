@@ -13,7 +13,8 @@ import { reconcile } from "../../src/reconcile/engine.js";
 import { DEFAULT_RULE_SET } from "../../src/reconcile/rules.js";
 import type { EngineRecord } from "../../src/reconcile/types.js";
 import { scaledAmount } from "../../src/modules/jobs/record-stream.js";
-import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+import { errorCode, ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
+import { uploadCsv } from "../helpers/jobs.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -25,21 +26,9 @@ let bankId: string;
 let truth: Truth;
 const clients: Client[] = [];
 
-const UPLOAD = `mutation Upload($source: ID!, $file: Upload!) { uploadDataSourceFile(dataSourceId: $source, file: $file) { status rowsIngested } }`;
 const START = `mutation Start($input: StartReconciliationInput!) { startReconciliation(input: $input) { id status } }`;
 const JOB_FIELDS = `id status phase processed total attempts error matchedCount suggestedCount discrepancyCount unmatchedLeftCount unmatchedRightCount
   summary { leftRecords rightRecords autoMatchRate outcomes { outcome groups leftRecords rightRecords amounts { currency left right } } passes { pass name groups } }`;
-
-async function uploadFile(source: string, csv: string, name: string): Promise<void> {
-  const form = new FormData();
-  form.append("operations", JSON.stringify({ query: UPLOAD, variables: { source, file: null } }));
-  form.append("map", JSON.stringify({ 0: ["variables.file"] }));
-  form.append("0", new Blob([csv], { type: "text/csv" }), name);
-  const response = await fetch(t.url, { method: "POST", headers: { authorization: `Bearer ${analyst.token}`, "apollo-require-preflight": "true" }, body: form });
-  const body = (await response.json()) as GraphQLResponse;
-  expect(body.errors).toBeUndefined();
-  expect(body.data!.uploadDataSourceFile.status).toBe("COMPLETED");
-}
 
 function wsClient(token: string | null): Client {
   const client = createClient({
@@ -121,8 +110,8 @@ beforeAll(async () => {
   bankId = await source("Bank");
   const files = generateFiles(3000, 7);
   truth = files.truth;
-  await uploadFile(ledgerId, files.ledger, "ledger.csv");
-  await uploadFile(bankId, files.bank, "bank.csv");
+  await uploadCsv(t, analyst.token, ledgerId, files.ledger, "ledger.csv");
+  await uploadCsv(t, analyst.token, bankId, files.bank, "bank.csv");
 });
 
 afterAll(async () => {
