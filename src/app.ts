@@ -16,7 +16,9 @@ import { createDatabase } from "./db/database.js";
 import { resolveDatabaseUrl } from "./db/database-server.js";
 import { applyMigrations } from "./db/schema-engine.js";
 import { createTrustedDocuments, loadManifest } from "./graphql/trusted-documents.js";
+import { createRateLimiter } from "./http/rate-limit.js";
 import { createHttpServer, type HttpServerOptions } from "./http/server.js";
+import { createSharedRateLimiter } from "./http/shared-rate-limit.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { currentRequestScope } from "./observability/request-scope.js";
@@ -95,12 +97,17 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId)], source: "job-event" });
   });
   const queue = await createQueue({ url: dbServer.url, logger });
+  // Per viewer across all instances when they share Redis, per instance otherwise.
+  const rateLimit = { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst };
+  const rateLimiter = config.cache.redisUrl
+    ? await createSharedRateLimiter({ ...rateLimit, url: config.cache.redisUrl, namespace: config.cache.namespace, timeoutMs: config.cache.redisTimeoutMs, logger })
+    : createRateLimiter(rateLimit);
   const container = createContainer({
     queue,
     jobEvents,
     jobBlockRecords: config.jobs.blockRecords,
     slowOperationMs: config.slowOperationMs,
-    rateLimit: { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst },
+    rateLimiter,
     database,
     cache,
     tokens,
@@ -134,6 +141,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       await workers.stop();
       await queue.stop();
       await jobEvents.close();
+      await rateLimiter.close();
       await cache.close();
       await database.close();
       await dbServer.stop();

@@ -6,6 +6,7 @@ import type { TokenIssuer } from "./auth/tokens.js";
 import type { ResponseCache } from "./cache/response-cache.js";
 import type { Database } from "./db/database.js";
 import type { TrustedDocuments } from "./graphql/trusted-documents.js";
+import type { RateLimiter } from "./http/rate-limit.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createAuditRepository } from "./modules/audit/audit-repository.js";
@@ -54,8 +55,8 @@ export interface ContainerDeps {
   /** The durable job queue (pg-boss) and the cross-instance job-event bus (LISTEN/NOTIFY). */
   queue: Queue;
   jobEvents: JobEvents;
-  /** Per-viewer GraphQL rate limit (RECON_RATE_LIMIT_*); none when absent. */
-  rateLimit?: { perSecond: number; burst: number };
+  /** Per-viewer GraphQL rate limit (RECON_RATE_LIMIT_*; fleet-wide with Redis); none when absent. */
+  rateLimiter?: RateLimiter;
   /** GraphQL operations slower than this are logged (RECON_SLOW_OPERATION_MS); none when absent. */
   slowOperationMs?: number;
   /** Records per engine block (RECON_JOB_BLOCK_RECORDS). */

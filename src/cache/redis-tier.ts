@@ -23,6 +23,7 @@ import { createClient } from "@redis/client";
 import { createHash } from "node:crypto";
 import { Keyv } from "keyv";
 import type { Logger } from "../observability/logger.js";
+import { createScriptRunner, RedisTimeoutError } from "../redis/scripts.js";
 
 /** A cached answer as stored: the response body, the tags it read, and which operation it answers. */
 export interface StoredAnswer {
@@ -89,8 +90,6 @@ export interface RedisTierOptions {
   onHealth(degraded: boolean): void;
 }
 
-class TimeoutError extends Error {}
-
 /** Redis keys hold a request key's SHA-256, not the key itself (which holds the query's variables). */
 const digest = (key: string) => createHash("sha256").update(key).digest("base64url");
 
@@ -121,28 +120,8 @@ export async function createRedisTier(options: RedisTierOptions) {
   let closed = false;
   /** While the first connection is made, readiness is handled by start() itself. */
   let starting = true;
-  const shas = new Map<string, string>();
 
-  function withTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
-  }
-
-  /** Runs a script by its SHA (loading it on first use or after a Redis restart). */
-  async function script<T>(source: string, args: (string | number)[]): Promise<T> {
-    const sha = shas.get(source) ?? createHash("sha1").update(source).digest("hex");
-    shas.set(source, sha);
-    const argv = args.map(String);
-    try {
-      return (await withTimeout(client.sendCommand(["EVALSHA", sha, "0", ...argv]))) as T;
-    } catch (error) {
-      if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
-      return (await withTimeout(client.sendCommand(["EVAL", source, "0", ...argv]))) as T;
-    }
-  }
+  const { run: script, withTimeout } = createScriptRunner(client, timeoutMs);
 
   function degrade(reason: unknown): void {
     if (closed) return;
@@ -209,7 +188,7 @@ export async function createRedisTier(options: RedisTierOptions) {
     try {
       const connecting = Promise.all([client.connect(), subscriber.connect()]);
       connecting.catch(() => {}); // node-redis keeps trying after our timeout; readiness is then an event
-      await Promise.race([connecting, new Promise((_, reject) => setTimeout(reject, 2000, new TimeoutError("Redis connect timed out")).unref())]);
+      await Promise.race([connecting, new Promise((_, reject) => setTimeout(reject, 2000, new RedisTimeoutError("Redis connect timed out")).unref())]);
       await subscribe();
       const [currentGen, seq] = await script<[number, number]>(STATE, [ns]);
       gen = currentGen;
@@ -240,7 +219,7 @@ export async function createRedisTier(options: RedisTierOptions) {
       try {
         return await withTimeout(l2.get(`${gen}:${digest(key)}`));
       } catch (error) {
-        if (!(error instanceof TimeoutError)) degrade(error);
+        if (!(error instanceof RedisTimeoutError)) degrade(error);
         throw error;
       }
     },

@@ -2,9 +2,8 @@
  * Per-viewer rate limiting of GraphQL requests: a token bucket per signed-in user (per bearer token until the
  * token's user is known, per client address for anonymous requests), refilled at `perSecond` up to `burst`.
  * Checked synchronously in the request listener, before the response cache, so a cache hit costs no extra await
- * and a flood of hits is limited as well as one of executions. Buckets live in this instance's memory (bounded,
- * least recently used dropped): behind a load balancer each instance grants its own rate, as with sign-in
- * throttling.
+ * and a flood of hits is limited as well as one of executions. Buckets here live in this instance's memory
+ * (bounded, least recently used dropped); with Redis, shared-rate-limit.ts puts a fleet-wide bucket behind them.
  */
 import { createHash } from "node:crypto";
 import type { ServerResponse } from "node:http";
@@ -20,16 +19,28 @@ export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number
 
 export interface RateLimiter {
   readonly enabled: boolean;
+  /** The refill rate (requests a second), quoted in refusals. */
+  readonly perSecond: number;
+  /** Whether buckets are shared by every instance right now (Redis reachable), rather than this instance's own. */
+  readonly fleetWide: boolean;
   /** Takes one token from `key`'s bucket at time `now` (ms); refused when it is empty. */
   take(key: string, now?: number): RateDecision;
+  /** Resolves once every grant so far is accounted for wherever the buckets live (at once for memory). */
+  settled(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export function createRateLimiter(options: { perSecond: number; burst: number; maxKeys?: number }): RateLimiter {
   const { perSecond, burst } = options;
-  if (perSecond <= 0) return { enabled: false, take: () => ({ ok: true }) };
+  const nothingPending = async () => {};
+  if (perSecond <= 0) return { enabled: false, perSecond, fleetWide: false, take: () => ({ ok: true }), settled: nothingPending, close: nothingPending };
   const buckets = new LRUCache<string, Bucket>({ max: options.maxKeys ?? 100_000 });
   return {
     enabled: true,
+    perSecond,
+    fleetWide: false,
+    settled: nothingPending,
+    close: nothingPending,
     take(key, now = Date.now()) {
       const bucket = buckets.get(key) ?? { tokens: burst, at: now };
       bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);

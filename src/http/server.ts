@@ -53,7 +53,7 @@ export async function createHttpServer(container: Container, options: HttpServer
   if (!loginHash) throw new Error("The persisted-documents manifest has no Login operation (operations/auth.graphql)");
   const graphiql = createGraphiqlHandler(loginHash);
   const maxUploadBytes = options.maxUploadBytes ?? container.limits?.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-  const limiter = createRateLimiter(container.rateLimit ?? { perSecond: 0, burst: 1 });
+  const limiter = container.rateLimiter ?? createRateLimiter({ perSecond: 0, burst: 1 });
   const { apollo, graphql, answerFromCache, schema, validationRules } = await createGraphQLRoute(container, {
     resolverOverrides: options.resolverOverrides,
     maxUploadBytes,
@@ -62,7 +62,7 @@ export async function createHttpServer(container: Container, options: HttpServer
           const decision = limiter.take(rateKey(viewerId, token, undefined));
           if (decision.ok) return true;
           metrics.rateLimitedTotal.inc();
-          sendRateLimited(res, requestId, decision.retryAfterSeconds, container.rateLimit!.perSecond);
+          sendRateLimited(res, requestId, decision.retryAfterSeconds, limiter.perSecond);
           return false;
         }
       : undefined,
@@ -191,7 +191,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     const decision = limiter.take(rateKey(known?.id, token, req.socket.remoteAddress));
     if (decision.ok) return true;
     metrics.rateLimitedTotal.inc();
-    sendRateLimited(res, requestIdOf(req), decision.retryAfterSeconds, container.rateLimit!.perSecond);
+    sendRateLimited(res, requestIdOf(req), decision.retryAfterSeconds, limiter.perSecond);
     observeHttp(req, res, started);
     return false;
   }
