@@ -91,8 +91,11 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   // ---- L1 ------------------------------------------------------------------------------------------------
   /** Tag → keys of L1 entries carrying it. */
   const index = new Map<string, Set<string>>();
-  /** An L1 entry keeps the body encoded too, so a hit writes bytes without re-encoding the text. */
-  type LocalAnswer = StoredAnswer & { bytes: Buffer };
+  /**
+   * An L1 entry keeps the body encoded too, so a hit writes bytes without re-encoding the text, and its gzip and
+   * brotli forms once a client asked for them (http/compression.ts; not counted in the byte cap: smaller still).
+   */
+  type LocalAnswer = StoredAnswer & { bytes: Buffer; gzip?: Buffer; br?: Buffer };
   const lru = new LRUCache<string, { value: LocalAnswer; expires?: number }>({
     max: options.maxEntries,
     maxSize: options.maxBytes,

@@ -22,7 +22,7 @@ import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-p
 import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
 import { currentRequestScope, runInRequestScope, type RequestScope } from "../observability/request-scope.js";
-import { acceptsGzip, cachedGzip, COMPRESS_MIN_BYTES, gzipBody } from "./compression.js";
+import { cachedCompressed, COMPRESS_MIN_BYTES, compressBody, preferredEncoding } from "./compression.js";
 import { parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { documentIdInSearch, documentIdToPersistedQuery, type OperationParams } from "../graphql/trusted-documents.js";
 import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, requestIdOf } from "./request-utils.js";
@@ -207,7 +207,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     );
   });
 
-  function sendAnswer(req: IncomingMessage, res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer; gzip?: Buffer }, status: "HIT" | "MISS") {
+  function sendAnswer(req: IncomingMessage, res: ServerResponse, answer: StoredAnswer & { bytes?: Buffer }, status: "HIT" | "MISS") {
     res.statusCode = 200;
     res.setHeader("server-timing", `cache;desc="${status.toLowerCase()}"`);
     res.setHeader("content-type", "application/json; charset=utf-8");
@@ -215,9 +215,10 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
     const bytes = answer.bytes ?? Buffer.from(answer.body);
     if (bytes.length < COMPRESS_MIN_BYTES) return void res.end(bytes);
     res.setHeader("vary", "accept-encoding");
-    if (!acceptsGzip(req)) return void res.end(bytes);
-    res.setHeader("content-encoding", "gzip");
-    res.end(cachedGzip(answer.bytes ? (answer as { bytes: Buffer; gzip?: Buffer }) : { bytes }));
+    const encoding = preferredEncoding(req);
+    if (!encoding) return void res.end(bytes);
+    res.setHeader("content-encoding", encoding);
+    res.end(cachedCompressed(answer.bytes ? (answer as { bytes: Buffer }) : { bytes }, encoding));
   }
 
   /** What a GET or JSON POST asks for, as the cache keys it (multipart uploads are never cached). */
@@ -329,9 +330,10 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
         if (abandonUpload) res.setHeader("connection", "close");
         if (result.body.kind === "complete" && Buffer.byteLength(result.body.string) >= COMPRESS_MIN_BYTES && !multipart) {
           res.setHeader("vary", "accept-encoding");
-          if (acceptsGzip(req)) {
-            res.setHeader("content-encoding", "gzip");
-            res.end(await gzipBody(result.body.string));
+          const encoding = preferredEncoding(req);
+          if (encoding) {
+            res.setHeader("content-encoding", encoding);
+            res.end(await compressBody(result.body.string, encoding));
           } else {
             res.end(result.body.string);
           }
@@ -382,10 +384,11 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
       "x-request-id", requestIdOf(req),
       "server-timing", `cache;desc="hit";dur=${(performance.now() - started).toFixed(2)}`,
     ];
-    if (hit.bytes.length < COMPRESS_MIN_BYTES) {
+    const encoding = hit.bytes.length < COMPRESS_MIN_BYTES ? undefined : preferredEncoding(req);
+    if (encoding === undefined) {
       res.writeHead(200, headers).end(hit.bytes);
-    } else if (acceptsGzip(req)) {
-      res.writeHead(200, [...headers, "vary", "accept-encoding", "content-encoding", "gzip"]).end(cachedGzip(hit));
+    } else if (encoding) {
+      res.writeHead(200, [...headers, "vary", "accept-encoding", "content-encoding", encoding]).end(cachedCompressed(hit, encoding));
     } else {
       res.writeHead(200, [...headers, "vary", "accept-encoding"]).end(hit.bytes);
     }

@@ -267,11 +267,11 @@ describe("Server-Timing", () => {
 });
 
 describe("compression", () => {
-  it("gzips answers of 1 KiB or more for clients that accept it, executed or cached, and leaves small ones alone", async () => {
+  it("compresses answers of 1 KiB or more in the client's preferred encoding (brotli on a tie), executed or cached, and leaves small ones alone", async () => {
     const t = await startTestApp();
     try {
       for (let i = 0; i < 20; i++) ok(await t.graphql("mutation($n: String!) { createProject(input: { name: $n }) { id } }", { n: `gzip project ${i}` }, t.admin.token));
-      const { gunzipSync } = await import("node:zlib");
+      const { brotliDecompressSync, gunzipSync } = await import("node:zlib");
       const { request } = await import("node:http");
       // node:http does not decompress, so the bytes on the wire can be checked.
       const raw = (query: string, encoding?: string) =>
@@ -290,17 +290,24 @@ describe("compression", () => {
         });
       const big = "{ projects(first: 20) { edges { node { id name description status createdAt } } } }";
       const miss = await raw(big, "gzip, br");
-      const hit = await raw(big, "gzip");
+      const hitGzip = await raw(big, "gzip");
+      const hitBrotli = await raw(big, "br;q=0.9, gzip;q=0.5");
+      const preferGzip = await raw(big, "br;q=0.5, gzip");
       const plain = await raw(big);
-      expect([miss.headers["x-cache"], hit.headers["x-cache"], plain.headers["x-cache"]]).toEqual(["MISS", "HIT", "HIT"]);
-      expect([miss.headers["content-encoding"], hit.headers["content-encoding"], plain.headers["content-encoding"]]).toEqual(["gzip", "gzip", undefined]);
-      expect(gunzipSync(miss.body).toString()).toBe(plain.body.toString());
-      expect(gunzipSync(hit.body).toString()).toBe(plain.body.toString());
+      expect([miss, hitGzip, hitBrotli, preferGzip, plain].map((r) => r.headers["x-cache"])).toEqual(["MISS", "HIT", "HIT", "HIT", "HIT"]);
+      expect([miss, hitGzip, hitBrotli, preferGzip, plain].map((r) => r.headers["content-encoding"])).toEqual(["br", "gzip", "br", "gzip", undefined]);
+      const text = plain.body.toString();
+      expect(brotliDecompressSync(miss.body).toString()).toBe(text);
+      expect(gunzipSync(hitGzip.body).toString()).toBe(text);
+      expect(brotliDecompressSync(hitBrotli.body).toString()).toBe(text);
+      expect(gunzipSync(preferGzip.body).toString()).toBe(text);
       expect(plain.body.length).toBeGreaterThan(1024);
-      expect(hit.headers.vary).toBe("accept-encoding");
+      expect(miss.body.length).toBeLessThan(hitGzip.body.length);
+      expect(hitGzip.headers.vary).toBe("accept-encoding");
       const small = await raw("{ me { id } }", "gzip");
       expect(small.headers["content-encoding"]).toBeUndefined();
       expect((await raw(big, "gzip;q=0")).headers["content-encoding"]).toBeUndefined();
+      expect((await raw(big, "*;q=0.1, br;q=0")).headers["content-encoding"]).toBe("gzip");
     } finally {
       await t.close();
     }
