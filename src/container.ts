@@ -26,8 +26,8 @@ import { createReconcileTask } from "./modules/jobs/reconcile-task.js";
 import type { JobEvents } from "./queue/job-events.js";
 import type { Queue } from "./queue/queue.js";
 
-export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes">) {
-  const access = { prisma: database.prisma, read: database.read, changes: database.changes };
+export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes" | "pool">) {
+  const access = { prisma: database.prisma, read: database.read, changes: database.changes, pool: database.pool };
   return {
     users: createUserRepository(access),
     projects: createProjectRepository(access),
