@@ -251,6 +251,33 @@ export type DiscrepancyType =
   /** Amount and date agree, references differ. */
   | 'REFERENCE_MISMATCH';
 
+/** File formats of an export. */
+export type ExportFormat =
+  /** Comma-separated values (RFC 4180, UTF-8, CRLF line ends), one row per record of a group, with a header row. */
+  | 'CSV';
+
+/** A short-lived download link for an export. */
+export type ExportLink = {
+  __typename?: 'ExportLink';
+  /** When the link stops working (ask for a new one then). */
+  expiresAt: Scalars['DateTime']['output'];
+  /** Path and query of the download on this server (GET, no Authorization header needed): signed for the viewer who asked, who must still be allowed to read the job when it is used. */
+  url: Scalars['String']['output'];
+};
+
+/** Which groups of a job an export holds. */
+export type ExportOutcome =
+  /** Every group. */
+  | 'ALL'
+  /** Groups with a discrepancy: AMOUNT_MISMATCH, DATE_LAG, REFERENCE_MISMATCH, CURRENCY_MISMATCH, DUPLICATE. */
+  | 'DISCREPANCIES'
+  /** Groups matched by an AUTO pass. */
+  | 'MATCHED'
+  /** Groups proposed for review. */
+  | 'SUGGESTED'
+  /** Records nothing matched, both sides (UNMATCHED_LEFT, UNMATCHED_RIGHT). */
+  | 'UNMATCHED';
+
 /** One comparator's verdict on a group: why the engine scored it so. */
 export type FieldScore = {
   __typename?: 'FieldScore';
@@ -861,6 +888,8 @@ export type Query = {
   dataSources: Array<DataSource>;
   /** The rules a job runs when given none: a starting point for your own. */
   defaultRules: Scalars['JSON']['output'];
+  /** A download link for a completed job's results as a file (rows of the outcomes asked for; same rights as reading the job). Never cached. */
+  exportJobResults: ExportLink;
   /** One file upload, or null if the viewer may not see its project. */
   fileUpload?: Maybe<FileUpload>;
   /** The signed-in user, or null without a valid token. */
@@ -899,6 +928,14 @@ export type QueryAuditLogArgs = {
 /** Read access. Lists return only what the viewer may see; a record the viewer may not see reads as missing (null). */
 export type QueryDataSourcesArgs = {
   projectId: Scalars['ID']['input'];
+};
+
+
+/** Read access. Lists return only what the viewer may see; a record the viewer may not see reads as missing (null). */
+export type QueryExportJobResultsArgs = {
+  format?: InputMaybe<ExportFormat>;
+  jobId: Scalars['ID']['input'];
+  outcome?: InputMaybe<ExportOutcome>;
 };
 
 
@@ -1439,6 +1476,9 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Decimal: ResolverTypeWrapper<Scalars['Decimal']['output']>;
   DiscrepancyType: DiscrepancyType;
+  ExportFormat: ExportFormat;
+  ExportLink: ResolverTypeWrapper<ExportLink>;
+  ExportOutcome: ExportOutcome;
   FieldScore: ResolverTypeWrapper<FieldScore>;
   FilePreview: ResolverTypeWrapper<Omit<FilePreview, 'rows'> & { rows: Array<ResolversTypes['PreviewRow']> }>;
   FileUpload: ResolverTypeWrapper<FileUploadModel>;
@@ -1516,6 +1556,7 @@ export type ResolversParentTypes = {
   DataSource: DataSourceModel;
   DateTime: Scalars['DateTime']['output'];
   Decimal: Scalars['Decimal']['output'];
+  ExportLink: ExportLink;
   FieldScore: FieldScore;
   FilePreview: Omit<FilePreview, 'rows'> & { rows: Array<ResolversParentTypes['PreviewRow']> };
   FileUpload: FileUploadModel;
@@ -1641,6 +1682,11 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export interface DecimalScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Decimal'], any> {
   name: 'Decimal';
 }
+
+export type ExportLinkResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ExportLink'] = ResolversParentTypes['ExportLink']> = {
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
 
 export type FieldScoreResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['FieldScore'] = ResolversParentTypes['FieldScore']> = {
   comparator?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1848,6 +1894,7 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   cacheStats?: Resolver<ResolversTypes['CacheStats'], ParentType, ContextType>;
   dataSources?: Resolver<Array<ResolversTypes['DataSource']>, ParentType, ContextType, RequireFields<QueryDataSourcesArgs, 'projectId'>>;
   defaultRules?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  exportJobResults?: Resolver<ResolversTypes['ExportLink'], ParentType, ContextType, RequireFields<QueryExportJobResultsArgs, 'format' | 'jobId' | 'outcome'>>;
   fileUpload?: Resolver<Maybe<ResolversTypes['FileUpload']>, ParentType, ContextType, RequireFields<QueryFileUploadArgs, 'id'>>;
   me?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
   project?: Resolver<Maybe<ResolversTypes['Project']>, ParentType, ContextType, RequireFields<QueryProjectArgs, 'id'>>;
@@ -1992,6 +2039,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   DataSource?: DataSourceResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Decimal?: GraphQLScalarType;
+  ExportLink?: ExportLinkResolvers<ContextType>;
   FieldScore?: FieldScoreResolvers<ContextType>;
   FilePreview?: FilePreviewResolvers<ContextType>;
   FileUpload?: FileUploadResolvers<ContextType>;
