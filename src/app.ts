@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "./auth/passwords.js";
+import { createExportLinks } from "./auth/export-links.js";
 import { createTokenIssuer } from "./auth/tokens.js";
 import { createResponseCache } from "./cache/response-cache.js";
 import { tags } from "./cache/tags.js";
@@ -89,7 +90,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   const cache = await createResponseCache({ ...config.cache, metrics, logger });
   // Every committed write invalidates what it changed (announced after commit; see db/change-feed.ts).
   database.changes.subscribe((change) => cache.invalidate(change));
-  const tokens = createTokenIssuer(jwtSecret(config, logger), config.jwtTtlSeconds);
+  const secret = jwtSecret(config, logger);
+  const tokens = createTokenIssuer(secret, config.jwtTtlSeconds);
   // Job rows are written by workers anywhere, some in processes with no response cache: every instance drops
   // what it cached of a job when the job announces a change (and everything after missing announcements).
   const jobEvents = createJobEvents({ url: dbServer.url, logger, reconnected: () => void cache.flush() });
@@ -115,7 +117,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     logger,
     exposeSqlStatements: config.nodeEnv !== "production",
     trustedDocuments: createTrustedDocuments({ manifest: loadManifest(), enforce: config.trustedDocuments }),
-    limits: { maxUploadBytes: config.maxUploadBytes, maxConcurrentIngests: config.maxConcurrentIngests },
+    limits: { maxUploadBytes: config.maxUploadBytes, maxConcurrentIngests: config.maxConcurrentIngests, maxConcurrentExports: config.maxConcurrentExports },
+    exportLinks: createExportLinks(secret, config.exportLinkTtlSeconds),
   });
   await ensureFirstAdmin(container, config);
   await container.services.ingest.recoverInterrupted();

@@ -35,6 +35,10 @@ export interface Config {
   maxUploadBytes: number;
   /** Ingests this instance runs at once; more are refused with TOO_MANY_INGESTS. */
   maxConcurrentIngests: number;
+  /** Exports this instance streams at once (each holds a database connection); more get TOO_MANY_EXPORTS. */
+  maxConcurrentExports: number;
+  /** How long a signed export download link works. */
+  exportLinkTtlSeconds: number;
   /** Reconciliation jobs (src/modules/jobs/, src/queue/). */
   jobs: {
     /** Jobs this process runs at once (0: it only queues them, for API-only instances). */
@@ -120,6 +124,8 @@ export function loadConfig(env: Env = process.env): Config {
     slowOperationMs: integer(env, "RECON_SLOW_OPERATION_MS", 1000),
     maxUploadBytes: integer(env, "RECON_MAX_UPLOAD_BYTES", 2 * 1024 ** 3, 1),
     maxConcurrentIngests: integer(env, "RECON_MAX_CONCURRENT_INGESTS", 2, 1),
+    maxConcurrentExports: integer(env, "RECON_MAX_CONCURRENT_EXPORTS", 2, 1),
+    exportLinkTtlSeconds: integer(env, "RECON_EXPORT_LINK_TTL_SECONDS", 300, 10),
     trustedDocuments: onOff(env, "RECON_TRUSTED_DOCUMENTS", nodeEnv === "production"),
     rateLimitPerSecond: integer(env, "RECON_RATE_LIMIT_PER_SECOND", 50),
     rateLimitBurst: integer(env, "RECON_RATE_LIMIT_BURST", 200, 1),

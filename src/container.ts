@@ -3,6 +3,7 @@
  * each service given only the dependencies it uses.
  */
 import type { TokenIssuer } from "./auth/tokens.js";
+import type { ExportLinks } from "./auth/export-links.js";
 import type { ResponseCache } from "./cache/response-cache.js";
 import type { Database } from "./db/database.js";
 import type { TrustedDocuments } from "./graphql/trusted-documents.js";
@@ -23,18 +24,21 @@ import { createUserService } from "./modules/users/user-service.js";
 import { createUploadRepository } from "./modules/uploads/upload-repository.js";
 import { createIngestService } from "./ingest/ingest-service.js";
 import { createJobService } from "./modules/jobs/job-service.js";
+import { createExportRepository } from "./modules/exports/export-repository.js";
+import { createExportService } from "./modules/exports/export-service.js";
 import { createReconcileTask } from "./modules/jobs/reconcile-task.js";
 import type { JobEvents } from "./queue/job-events.js";
 import type { Queue } from "./queue/queue.js";
 
-export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes">) {
-  const access = { prisma: database.prisma, read: database.read, changes: database.changes };
+export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes" | "pool">) {
+  const access = { prisma: database.prisma, read: database.read, changes: database.changes, pool: database.pool };
   return {
     users: createUserRepository(access),
     projects: createProjectRepository(access),
     dataSources: createDataSourceRepository(access),
     jobs: createJobRepository(access),
     audit: createAuditRepository(access),
+    exports: createExportRepository(access),
     uploads: createUploadRepository(access),
   };
 }
@@ -51,7 +55,9 @@ export interface ContainerDeps {
   exposeSqlStatements: boolean;
   /** The persisted-documents manifest and whether only its operations run (RECON_TRUSTED_DOCUMENTS). */
   trustedDocuments: TrustedDocuments;
-  limits: { maxUploadBytes: number; maxConcurrentIngests: number };
+  limits: { maxUploadBytes: number; maxConcurrentIngests: number; maxConcurrentExports?: number };
+  /** Signed download links for exports (keyed by the JWT secret). */
+  exportLinks: ExportLinks;
   /** The durable job queue (pg-boss) and the cross-instance job-event bus (LISTEN/NOTIFY). */
   queue: Queue;
   jobEvents: JobEvents;
@@ -69,6 +75,7 @@ export function createContainer(deps: ContainerDeps) {
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
   const projects = createProjectService({ transaction, projects: repos.projects, users: repos.users, audit });
+  const auth = createAuthService({ users: repos.users, tokens, prisma });
   const reconcileTask = createReconcileTask({
     pool: database.pool,
     changes: database.changes,
@@ -85,7 +92,7 @@ export function createContainer(deps: ContainerDeps) {
     services: {
       audit,
       cache: createCacheService({ cache: deps.cache }),
-      auth: createAuthService({ users: repos.users, tokens, prisma }),
+      auth,
       users: createUserService({ transaction, users: repos.users, audit }),
       projects,
       dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
@@ -99,6 +106,14 @@ export function createContainer(deps: ContainerDeps) {
         queue: deps.queue,
         events: deps.jobEvents,
         task: reconcileTask,
+      }),
+      exports: createExportService({
+        jobs: repos.jobs,
+        projects,
+        viewers: auth,
+        exports: repos.exports,
+        links: deps.exportLinks,
+        maxConcurrent: limits.maxConcurrentExports ?? 2,
       }),
       ingest: createIngestService({
         pool: database.pool,

@@ -76,6 +76,8 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       return projectId ? [tags.projectRuleSets(projectId)] : null;
     }
     case "AuditEvent":
+    // The chain's head moves with every event (the database's insert trigger writes it, never Prisma).
+    case "AuditChainHead":
       return [tags.auditLog];
     default:
       return null;

@@ -23,6 +23,19 @@ export type Scalars = {
   Upload: { input: Promise<import("../http/multipart.js").FileUpload>; output: Promise<import("../http/multipart.js").FileUpload>; }
 };
 
+/** What `verifyAuditChain` found: whether every audit event still fits the hash chain, and if not, where it breaks. */
+export type AuditChainVerification = {
+  __typename?: 'AuditChainVerification';
+  /** Events examined (up to and including the first broken one). */
+  eventsChecked: Scalars['Int']['output'];
+  /** The first event that does not fit the chain (null when valid, or when only events at the end are missing). */
+  firstBrokenEventId?: Maybe<Scalars['ID']['output']>;
+  /** Why the chain is broken there, in words (null when valid). */
+  reason?: Maybe<Scalars['String']['output']>;
+  /** True when every event's hash matches its fields and the event before it, with no gap and nothing missing at the end. */
+  valid: Scalars['Boolean']['output'];
+};
+
 /** One change made by someone, kept forever. */
 export type AuditEvent = {
   __typename?: 'AuditEvent';
@@ -30,22 +43,30 @@ export type AuditEvent = {
   action: Scalars['String']['output'];
   /** Who made the change (null for the system, or a user since removed). */
   actor?: Maybe<User>;
+  /** The id of who made the change, as recorded (kept when the user is removed; null for the system). */
+  actorId?: Maybe<Scalars['ID']['output']>;
   /** State after the change (secrets omitted). */
   after?: Maybe<Scalars['JSON']['output']>;
   /** State before the change (secrets omitted). */
   before?: Maybe<Scalars['JSON']['output']>;
   /** When it happened. */
   createdAt: Scalars['DateTime']['output'];
+  /** sha256 (hex) of the previous event's hash followed by this event's canonical fields: see `verifyAuditChain`. */
+  hash: Scalars['String']['output'];
   /** Stable identifier. */
   id: Scalars['ID']['output'];
   /** The project the change belongs to, if any. */
   projectId?: Maybe<Scalars['ID']['output']>;
+  /** Why the change was made, when its author said. */
+  reason?: Maybe<Scalars['String']['output']>;
   /** The request that made the change (see the `x-request-id` header and logs). */
   requestId?: Maybe<Scalars['String']['output']>;
   /** Identifier of the thing changed. */
   resourceId: Scalars['ID']['output'];
   /** Kind of thing changed, for example `Project`. */
   resourceType: Scalars['String']['output'];
+  /** Place in the audit hash chain (1, 2, … without gaps), as a decimal string. */
+  sequence: Scalars['String']['output'];
 };
 
 /** A page of audit events, newest first. */
@@ -229,6 +250,33 @@ export type DiscrepancyType =
   | 'DUPLICATE'
   /** Amount and date agree, references differ. */
   | 'REFERENCE_MISMATCH';
+
+/** File formats of an export. */
+export type ExportFormat =
+  /** Comma-separated values (RFC 4180, UTF-8, CRLF line ends), one row per record of a group, with a header row. */
+  | 'CSV';
+
+/** A short-lived download link for an export. */
+export type ExportLink = {
+  __typename?: 'ExportLink';
+  /** When the link stops working (ask for a new one then). */
+  expiresAt: Scalars['DateTime']['output'];
+  /** Path and query of the download on this server (GET, no Authorization header needed): signed for the viewer who asked, who must still be allowed to read the job when it is used. */
+  url: Scalars['String']['output'];
+};
+
+/** Which groups of a job an export holds. */
+export type ExportOutcome =
+  /** Every group. */
+  | 'ALL'
+  /** Groups with a discrepancy: AMOUNT_MISMATCH, DATE_LAG, REFERENCE_MISMATCH, CURRENCY_MISMATCH, DUPLICATE. */
+  | 'DISCREPANCIES'
+  /** Groups matched by an AUTO pass. */
+  | 'MATCHED'
+  /** Groups proposed for review. */
+  | 'SUGGESTED'
+  /** Records nothing matched, both sides (UNMATCHED_LEFT, UNMATCHED_RIGHT). */
+  | 'UNMATCHED';
 
 /** One comparator's verdict on a group: why the engine scored it so. */
 export type FieldScore = {
@@ -531,6 +579,7 @@ export type MutationArchiveProjectArgs = {
 /** Changes. Each checks the viewer's rights first and records an audit event. */
 export type MutationCancelReconciliationArgs = {
   jobId: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -839,6 +888,8 @@ export type Query = {
   dataSources: Array<DataSource>;
   /** The rules a job runs when given none: a starting point for your own. */
   defaultRules: Scalars['JSON']['output'];
+  /** A download link for a completed job's results as a file (rows of the outcomes asked for; same rights as reading the job). Never cached. */
+  exportJobResults: ExportLink;
   /** One file upload, or null if the viewer may not see its project. */
   fileUpload?: Maybe<FileUpload>;
   /** The signed-in user, or null without a valid token. */
@@ -861,6 +912,8 @@ export type Query = {
   user?: Maybe<User>;
   /** Users the viewer can see: everyone for an ADMIN or MANAGER; otherwise themselves and the people they share a project with. */
   users: UserConnection;
+  /** Recomputes the audit log's hash chain from the first event to the last, in batches (ADMIN only; never cached). */
+  verifyAuditChain: AuditChainVerification;
 };
 
 
@@ -875,6 +928,14 @@ export type QueryAuditLogArgs = {
 /** Read access. Lists return only what the viewer may see; a record the viewer may not see reads as missing (null). */
 export type QueryDataSourcesArgs = {
   projectId: Scalars['ID']['input'];
+};
+
+
+/** Read access. Lists return only what the viewer may see; a record the viewer may not see reads as missing (null). */
+export type QueryExportJobResultsArgs = {
+  format?: InputMaybe<ExportFormat>;
+  jobId: Scalars['ID']['input'];
+  outcome?: InputMaybe<ExportOutcome>;
 };
 
 
@@ -1396,6 +1457,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AuditChainVerification: ResolverTypeWrapper<AuditChainVerification>;
   AuditEvent: ResolverTypeWrapper<AuditEventModel>;
   AuditEventConnection: ResolverTypeWrapper<AuditEventConnectionModel>;
   AuditEventEdge: ResolverTypeWrapper<Omit<AuditEventEdge, 'node'> & { node: ResolversTypes['AuditEvent'] }>;
@@ -1414,6 +1476,9 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Decimal: ResolverTypeWrapper<Scalars['Decimal']['output']>;
   DiscrepancyType: DiscrepancyType;
+  ExportFormat: ExportFormat;
+  ExportLink: ResolverTypeWrapper<ExportLink>;
+  ExportOutcome: ExportOutcome;
   FieldScore: ResolverTypeWrapper<FieldScore>;
   FilePreview: ResolverTypeWrapper<Omit<FilePreview, 'rows'> & { rows: Array<ResolversTypes['PreviewRow']> }>;
   FileUpload: ResolverTypeWrapper<FileUploadModel>;
@@ -1476,6 +1541,7 @@ export type ResolversTypes = {
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AuditChainVerification: AuditChainVerification;
   AuditEvent: AuditEventModel;
   AuditEventConnection: AuditEventConnectionModel;
   AuditEventEdge: Omit<AuditEventEdge, 'node'> & { node: ResolversParentTypes['AuditEvent'] };
@@ -1490,6 +1556,7 @@ export type ResolversParentTypes = {
   DataSource: DataSourceModel;
   DateTime: Scalars['DateTime']['output'];
   Decimal: Scalars['Decimal']['output'];
+  ExportLink: ExportLink;
   FieldScore: FieldScore;
   FilePreview: Omit<FilePreview, 'rows'> & { rows: Array<ResolversParentTypes['PreviewRow']> };
   FileUpload: FileUploadModel;
@@ -1539,17 +1606,28 @@ export type ResolversParentTypes = {
   UserFilter: UserFilter;
 };
 
+export type AuditChainVerificationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditChainVerification'] = ResolversParentTypes['AuditChainVerification']> = {
+  eventsChecked?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  firstBrokenEventId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  valid?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
 export type AuditEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEvent'] = ResolversParentTypes['AuditEvent']> = {
   action?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   actor?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
+  actorId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   after?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
   before?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  hash?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   projectId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   requestId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   resourceId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  sequence?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type AuditEventConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEventConnection'] = ResolversParentTypes['AuditEventConnection']> = {
@@ -1604,6 +1682,11 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export interface DecimalScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Decimal'], any> {
   name: 'Decimal';
 }
+
+export type ExportLinkResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ExportLink'] = ResolversParentTypes['ExportLink']> = {
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
 
 export type FieldScoreResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['FieldScore'] = ResolversParentTypes['FieldScore']> = {
   comparator?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1811,6 +1894,7 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   cacheStats?: Resolver<ResolversTypes['CacheStats'], ParentType, ContextType>;
   dataSources?: Resolver<Array<ResolversTypes['DataSource']>, ParentType, ContextType, RequireFields<QueryDataSourcesArgs, 'projectId'>>;
   defaultRules?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  exportJobResults?: Resolver<ResolversTypes['ExportLink'], ParentType, ContextType, RequireFields<QueryExportJobResultsArgs, 'format' | 'jobId' | 'outcome'>>;
   fileUpload?: Resolver<Maybe<ResolversTypes['FileUpload']>, ParentType, ContextType, RequireFields<QueryFileUploadArgs, 'id'>>;
   me?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
   project?: Resolver<Maybe<ResolversTypes['Project']>, ParentType, ContextType, RequireFields<QueryProjectArgs, 'id'>>;
@@ -1822,6 +1906,7 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   searchProjects?: Resolver<Array<ResolversTypes['Project']>, ParentType, ContextType, RequireFields<QuerySearchProjectsArgs, 'first' | 'query'>>;
   user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType, RequireFields<QueryUserArgs, 'id'>>;
   users?: Resolver<ResolversTypes['UserConnection'], ParentType, ContextType, RequireFields<QueryUsersArgs, 'first'>>;
+  verifyAuditChain?: Resolver<ResolversTypes['AuditChainVerification'], ParentType, ContextType>;
 };
 
 export type ReconciliationJobResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ReconciliationJob'] = ResolversParentTypes['ReconciliationJob']> = {
@@ -1944,6 +2029,7 @@ export type UserEdgeResolvers<ContextType = GraphQLContext, ParentType extends R
 };
 
 export type Resolvers<ContextType = GraphQLContext> = {
+  AuditChainVerification?: AuditChainVerificationResolvers<ContextType>;
   AuditEvent?: AuditEventResolvers<ContextType>;
   AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
   AuditEventEdge?: AuditEventEdgeResolvers<ContextType>;
@@ -1953,6 +2039,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   DataSource?: DataSourceResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Decimal?: GraphQLScalarType;
+  ExportLink?: ExportLinkResolvers<ContextType>;
   FieldScore?: FieldScoreResolvers<ContextType>;
   FilePreview?: FilePreviewResolvers<ContextType>;
   FileUpload?: FileUploadResolvers<ContextType>;

@@ -11,6 +11,7 @@ import { projectResolvers } from "../modules/projects/project-resolvers.js";
 import { userResolvers } from "../modules/users/user-resolvers.js";
 import { uploadResolvers } from "../modules/uploads/upload-resolvers.js";
 import { jobResolvers } from "../modules/jobs/job-resolvers.js";
+import { exportResolvers } from "../modules/exports/export-resolvers.js";
 import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
@@ -26,6 +27,7 @@ export const resolvers: Resolvers[] = [
   auditResolvers,
   uploadResolvers,
   jobResolvers,
+  exportResolvers,
   cacheResolvers,
 ];
 

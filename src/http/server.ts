@@ -1,7 +1,7 @@
 /**
  * The HTTP front: a plain node:http server that routes `/graphql` to the GraphQL route (./graphql-route.ts; or,
  * for a browser, to the offline GraphiQL page of ./graphiql.ts, with its assets under `/graphiql/`), file uploads
- * to ./upload-route.ts, and serves `/healthz`, `/readyz` and `/metrics`. Responsible for request ids, HTTP
+ * to ./upload-route.ts, export downloads to ./export-route.ts, and serves `/healthz`, `/readyz` and `/metrics`. Responsible for request ids, HTTP
  * metrics, errors as JSON with their status, graceful shutdown, and the hot path of cached answers: a JSON POST to
  * /graphql is handed to the GraphQL route's cache as soon as its body is in, with no promise on the way.
  */
@@ -19,6 +19,7 @@ import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } 
 import { attachSubscriptions } from "./subscriptions.js";
 import { countsInListener, createRateLimiter, rateKey, sendRateLimited } from "./rate-limit.js";
 import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
+import { createExportRoute, EXPORT_ROUTE } from "./export-route.js";
 
 export { MAX_BODY_BYTES } from "./request-utils.js";
 
@@ -68,6 +69,7 @@ export async function createHttpServer(container: Container, options: HttpServer
       : undefined,
   });
   const upload = createUploadRoute({ auth: services.auth, ingest: services.ingest, logger });
+  const download = createExportRoute({ links: container.exportLinks, exports: services.exports, logger });
 
   /** Graceful shutdown: once closing, new requests get 503 while those in flight finish. */
   let closing = false;
@@ -82,6 +84,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     const route =
       path === "/graphql" || path === "/healthz" || path === "/readyz" || path === "/metrics" ? path
         : UPLOAD_ROUTE.test(path) ? "/data-sources/:id/file"
+        : EXPORT_ROUTE.test(path) ? "/exports/job-results/:id.csv"
         : path.startsWith(GRAPHIQL_ASSET_PREFIX) ? `${GRAPHIQL_ASSET_PREFIX}*`
         : "other";
     const name = `${method} ${route} ${res.statusCode}`;
@@ -121,6 +124,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     res.setHeader("x-request-id", requestId);
     const path = (req.url ?? "/").split("?")[0];
     const uploadTarget = UPLOAD_ROUTE.exec(path);
+    const exportTarget = EXPORT_ROUTE.exec(path);
     try {
       if (closing) {
         res.setHeader("connection", "close").setHeader("retry-after", "1");
@@ -135,6 +139,8 @@ export async function createHttpServer(container: Container, options: HttpServer
         await (upload ? runInRequestScope(scope, () => graphql(req, res, scope)) : graphql(req, res, scope, preread));
       } else if (uploadTarget) {
         await runInRequestScope({ requestId, sqlStatements: 0 }, () => upload(req, res, decodeURIComponent(uploadTarget[1])));
+      } else if (exportTarget) {
+        await runInRequestScope({ requestId, sqlStatements: 0 }, () => download(req, res, decodeURIComponent(exportTarget[1])));
       } else if (path === "/healthz") {
         res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ok" }));
       } else if (path === "/readyz") {

@@ -8,6 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedBulk } from "../../bench/seed-bulk.js";
 import { createTokenIssuer } from "../../src/auth/tokens.js";
+import { createExportLinks } from "../../src/auth/export-links.js";
 import { createContainer } from "../../src/container.js";
 import { createTrustedDocuments, loadManifest } from "../../src/graphql/trusted-documents.js";
 import { createResponseCache } from "../../src/cache/response-cache.js";
@@ -51,6 +52,7 @@ beforeAll(async () => {
     exposeSqlStatements: true,
     trustedDocuments: createTrustedDocuments({ manifest: loadManifest(), enforce: false }),
     limits: { maxUploadBytes: 1024 ** 3, maxConcurrentIngests: 1 },
+    exportLinks: createExportLinks("index-test-secret-that-is-long-enough", 300),
     queue: await createQueue({ url: db.url, logger: createLogger("silent") }),
     jobEvents: createJobEvents({ url: db.url, logger: createLogger("silent") }),
     jobBlockRecords: 10_000,

@@ -1,10 +1,14 @@
-/** The only code that touches the audit log; it only ever appends and reads. */
+/**
+ * The only code that touches the audit log; it only ever appends and reads. The chain fields (`seq`, `hash`) are
+ * set by the database as an event is inserted (see audit-chain.ts); this reads them back for verification.
+ */
+import type pg from "pg";
 import type { Db, DbClient } from "../../db/database.js";
 import { type SqlReader, afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
 import type { AuditEvent } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { readTags, tags } from "../../cache/tags.js";
-
+import type { ChainHead, ChainLink } from "./audit-chain.js";
 
 export interface AuditEntry {
   userId: string | null;
@@ -14,6 +18,8 @@ export interface AuditEntry {
   resourceId: string;
   before?: unknown;
   after?: unknown;
+  /** Why, in the words of the person making the change (optional). */
+  reason?: string | null;
   requestId: string | null;
 }
 
@@ -29,8 +35,11 @@ export interface AuditFilter {
 export type AuditScope = { all: true } | { all: false; managedBy: string };
 
 const COLUMNS = raw(`a.id, a.user_id AS "userId", a.project_id AS "projectId", a.action,
-  a.resource_type AS "resourceType", a.resource_id AS "resourceId", a.before, a.after, a.request_id AS "requestId",
-  a.created_at AS "createdAt"`);
+  a.resource_type AS "resourceType", a.resource_id AS "resourceId", a.before, a.after, a.reason,
+  a.request_id AS "requestId", a.created_at AS "createdAt", a.seq::text AS seq, a.hash`);
+
+/** Events read per statement when the chain is verified: memory stays bounded however long the chain is. */
+const CHAIN_BATCH = 1000;
 
 /** JSON-safe copy: dates become ISO strings, BigInt and Decimal become strings. */
 function toJson(value: unknown): Prisma.InputJsonValue | typeof Prisma.DbNull {
@@ -53,12 +62,47 @@ function conditions(scope: AuditScope, filter: AuditFilter): Sql[] {
   return list;
 }
 
-export function createAuditRepository({ prisma, read }: { prisma: DbClient; read: SqlReader }) {
+export function createAuditRepository({ prisma, read, pool }: { prisma: DbClient; read: SqlReader; pool: pg.Pool }) {
   return {
+    /** Appends an event; the insert trigger gives it its place in the chain (announced as List:AuditEvent). */
     async append(entry: AuditEntry, db: Db = prisma): Promise<void> {
       await db.auditEvent.create({
-        data: { ...entry, before: toJson(entry.before), after: toJson(entry.after) },
+        data: { ...entry, reason: entry.reason ?? null, before: toJson(entry.before), after: toJson(entry.after) },
       });
+    },
+
+    /**
+     * Runs `walk` over the whole chain, in seq order, in batches of CHAIN_BATCH events, with the chain's head — all
+     * in one REPEATABLE READ snapshot on one connection, so events appended meanwhile are not half seen. Each
+     * event comes with its canonical text as the database serializes it (`audit_event_canonical`).
+     */
+    async walkChain<T>(walk: (batches: AsyncIterable<ChainLink[]>, head: ChainHead | null) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        const { rows: heads } = await client.query<ChainHead>(`SELECT seq::text AS seq, hash FROM audit_chain_head WHERE id = 1`);
+        async function* batches(): AsyncGenerator<ChainLink[]> {
+          let after = "0";
+          for (;;) {
+            const { rows } = await client.query<ChainLink>(
+              `SELECT a.id, a.seq::text AS seq, a.hash, audit_event_canonical(a) AS canonical
+               FROM audit_events a WHERE a.seq > $1::bigint ORDER BY a.seq LIMIT ${CHAIN_BATCH}`,
+              [after],
+            );
+            if (rows.length === 0) return;
+            yield rows;
+            if (rows.length < CHAIN_BATCH) return;
+            after = rows.at(-1)!.seq;
+          }
+        }
+        const result = await walk(batches(), heads[0] ?? null);
+        await client.query("COMMIT");
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(error as Error);
+        throw error;
+      }
     },
 
     async list(scope: AuditScope, filter: AuditFilter, page: PageRequest, withTotal: boolean) {

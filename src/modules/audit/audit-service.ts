@@ -1,11 +1,25 @@
-/** Reads the audit log for a viewer, and records events for the other services. */
+/**
+ * Reads the audit log for a viewer, records events for the other services, and verifies the log's hash chain
+ * (ADMIN only). Talks to the audit repository; the chain itself is kept by the database (audit-chain.ts).
+ */
 import { requireViewer, type Viewer } from "../../auth/policy.js";
+import { ForbiddenError } from "../../graphql/errors.js";
 import { pageRequest, toConnection } from "../../graphql/pagination.js";
-import { requireId } from "../../graphql/validate.js";
+import { requireId, requireText } from "../../graphql/validate.js";
+import { verifyChain, type ChainVerification } from "./audit-chain.js";
 import { currentRequestScope } from "../../observability/request-scope.js";
 import { auditScope } from "../scopes.js";
 import type { AuditEntry, AuditFilter, AuditRepository } from "./audit-repository.js";
 import type { DbTransaction } from "../../db/database.js";
+
+/** Longest reason an event keeps. */
+export const MAX_REASON_LENGTH = 1000;
+
+/** A reason as sent with a mutation: trimmed, at most MAX_REASON_LENGTH characters; absent or blank is null. */
+export function optionalReason(value: string | null | undefined, field = "reason"): string | null {
+  if (value == null || value.trim() === "") return null;
+  return requireText(value, field, { max: MAX_REASON_LENGTH });
+}
 
 export function createAuditService({ audit }: { audit: AuditRepository }) {
   return {
@@ -33,6 +47,16 @@ export function createAuditService({ audit }: { audit: AuditRepository }) {
       const scope = auditScope(actor);
       const { rows, total } = await audit.list(scope, filter, page, withTotal);
       return toConnection(rows, page, () => audit.count(scope, filter), total);
+    },
+
+    /**
+     * Recomputes every event's hash from its fields and the event before it, in seq order and in batches, and
+     * reports the first event that does not fit (ADMIN only: it reads every project's history).
+     */
+    async verify(viewer: Viewer | null): Promise<ChainVerification> {
+      const actor = requireViewer(viewer);
+      if (actor.role !== "ADMIN") throw new ForbiddenError("Only an ADMIN may verify the audit chain");
+      return audit.walkChain(verifyChain);
     },
   };
 }

@@ -13,6 +13,14 @@ import { createLoginThrottle, type LoginThrottle } from "./login-throttle.js";
 
 export function createAuthService(deps: { users: UserRepository; tokens: TokenIssuer; prisma: DbClient; throttle?: LoginThrottle }) {
   const { users, tokens, prisma, throttle = createLoginThrottle() } = deps;
+
+  /** The user as a viewer, re-read now; null when unknown or deactivated. */
+  async function viewerById(userId: string): Promise<Viewer | null> {
+    const user = await users.findById(userId);
+    if (!user?.isActive) return null;
+    return { id: user.id, email: user.email, name: user.name, role: user.role };
+  }
+
   return {
     /** Signs in; repeated failures for an account or from an address are slowed down (login-throttle.ts). */
     async login(email: string, password: string, clientAddress: string | null = null) {
@@ -40,11 +48,11 @@ export function createAuthService(deps: { users: UserRepository; tokens: TokenIs
     async viewerFromToken(token: string | undefined): Promise<Viewer | null> {
       if (!token) return null;
       const userId = await tokens.verify(token);
-      if (!userId) return null;
-      const user = await users.findById(userId);
-      if (!user?.isActive) return null;
-      return { id: user.id, email: user.email, name: user.name, role: user.role };
+      return userId ? viewerById(userId) : null;
     },
+
+    /** The viewer a signed export link names, as they are now (null: unknown or deactivated). */
+    viewerById,
   };
 }
 

@@ -30,7 +30,7 @@ export const jobResolvers: Resolvers = {
   },
   Mutation: {
     startReconciliation: (_, { input }, ctx) => ctx.services.jobs.start(ctx.viewer, input),
-    cancelReconciliation: (_, { jobId }, ctx) => ctx.services.jobs.cancel(ctx.viewer, jobId),
+    cancelReconciliation: (_, { jobId, reason }, ctx) => ctx.services.jobs.cancel(ctx.viewer, jobId, reason),
     saveRuleSet: (_, { input }, ctx) => ctx.services.jobs.saveRuleSet(ctx.viewer, input),
   },
   Subscription: {

@@ -15,7 +15,7 @@ import type { JobStatus } from "../../generated/prisma/enums.js";
 import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue } from "../../queue/queue.js";
 import { DEFAULT_RULE_SET, parseRuleSet, RuleSetError, type RuleSet as Rules } from "../../reconcile/rules.js";
-import type { AuditService } from "../audit/audit-service.js";
+import { optionalReason, type AuditService } from "../audit/audit-service.js";
 import type { ProjectService } from "../projects/project-service.js";
 import type { DataSourceRepository } from "../data-sources/data-source-repository.js";
 import { OUTCOME_ORDER, type GroupFilter, type GroupPosition, type JobRepository } from "./job-repository.js";
@@ -168,9 +168,10 @@ export function createJobService(deps: {
       return job;
     },
 
-    /** Stops a queued or running job; nothing it computed is kept. */
-    async cancel(viewer: Viewer | null, rawId: string): Promise<ReconciliationJob> {
+    /** Stops a queued or running job; nothing it computed is kept. `reason` goes into the audit event. */
+    async cancel(viewer: Viewer | null, rawId: string, rawReason?: string | null): Promise<ReconciliationJob> {
       const id = requireId(rawId, "jobId");
+      const reason = optionalReason(rawReason);
       const job = await jobs.findById(id);
       if (!job) throw new NotFoundError("ReconciliationJob");
       const { actor } = await authorizeWork(viewer, job.projectId, "jobId").catch((error) => {
@@ -190,6 +191,7 @@ export function createJobService(deps: {
           resourceId: id,
           before: { status: job.status },
           after: { status: "CANCELLED" },
+          reason,
         });
         return row;
       });

@@ -12,7 +12,7 @@ import { isId } from "../../graphql/validate.js";
 const EPOCH_DAYS = (column: string) => `(${column} - DATE '1970-01-01')`;
 
 /** Undoes COPY's text-format escaping of one field (only called when the field holds a backslash). */
-function unescapeCopyText(field: string): string {
+export function unescapeCopyText(field: string): string {
   return field.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, code: string) => {
     switch (code[0]) {
       case "b":

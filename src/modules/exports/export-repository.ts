@@ -1,0 +1,84 @@
+/**
+ * The only code that reads a job's results for export: one `COPY (SELECT …) TO STDOUT` on a pooled connection of
+ * its own, so millions of rows flow from PostgreSQL to the client with nothing held in memory but stream buffers.
+ * pg-copy-streams pauses the connection's socket while the consumer is behind: back-pressure reaches PostgreSQL.
+ */
+import type pg from "pg";
+import type { Readable } from "node:stream";
+import { to as copyTo } from "pg-copy-streams";
+import type { MatchOutcomeName } from "../../graphql/models.js";
+import { isId } from "../../graphql/validate.js";
+import { OUTCOME_ORDER } from "../jobs/job-repository.js";
+
+/** The rows of an export as COPY text, and how to give the connection back (with the error that ended it, if any). */
+export interface ExportRows {
+  rows: Readable;
+  close(error?: Error): Promise<void>;
+}
+
+/**
+ * One row per record of each group (columns in export-csv.ts's EXPORT_COLUMNS order), in the order of the
+ * (job_id, outcome, id) index: a range scan over the outcomes asked for, never a sort of the whole job (only the
+ * few records of each group are sorted: LEFT before RIGHT, each side in the group's order). A record deleted since
+ * the job ran still exports its group's row, with empty record fields.
+ */
+function exportQuery(jobId: string, outcomes: readonly MatchOutcomeName[]): string {
+  const ordered = OUTCOME_ORDER.filter((outcome) => outcomes.includes(outcome));
+  const range = `g.outcome >= '${ordered[0]}' AND g.outcome <= '${ordered.at(-1)}'`;
+  const only = ordered.length > 1 ? ` AND g.outcome = ANY('{${ordered.join(",")}}'::"MatchOutcome"[])` : "";
+  return `SELECT g.id, g.outcome, g.kind, g.status, g.confidence, g.pass, g.rule, g.amount_delta, g.date_delta_days,
+      s.side, s.record_id, r.external_id, r.amount, r.currency, to_char(r.booked_date, 'YYYY-MM-DD'),
+      to_char(r.value_date, 'YYYY-MM-DD'), r.reference, r.description, r.counterparty
+    FROM match_groups g
+    CROSS JOIN LATERAL (
+      SELECT 'LEFT' AS side, l.record_id, l.n FROM unnest(g.left_record_ids) WITH ORDINALITY AS l(record_id, n)
+      UNION ALL
+      SELECT 'RIGHT', rt.record_id, rt.n FROM unnest(g.right_record_ids) WITH ORDINALITY AS rt(record_id, n)
+    ) s
+    LEFT JOIN records r ON r.id = s.record_id
+    WHERE g.job_id = '${jobId}' AND ${range}${only}
+    ORDER BY g.outcome, g.id, s.side, s.n`;
+}
+
+export function createExportRepository({ pool }: { pool: pg.Pool }) {
+  return {
+    /** Streams the job's groups with the given outcomes. The caller must `close` it, also after an error. */
+    async jobResults(jobId: string, outcomes: readonly MatchOutcomeName[]): Promise<ExportRows> {
+      // COPY takes no bind parameters: everything inlined is checked to be a uuid or an outcome name first.
+      if (!isId(jobId)) throw new Error(`not a job id: ${jobId}`);
+      if (outcomes.length === 0 || outcomes.some((outcome) => !OUTCOME_ORDER.includes(outcome))) throw new Error(`not outcomes: ${outcomes.join(",")}`);
+      const client = await pool.connect();
+      let closed = false;
+      try {
+        await client.query("BEGIN READ ONLY");
+        // An export of millions of rows to a slow client takes as long as the client reads.
+        await client.query("SET LOCAL statement_timeout = 0");
+      } catch (error) {
+        client.release(error as Error);
+        throw error;
+      }
+      const rows = client.query(copyTo(`COPY (${exportQuery(jobId, outcomes)}) TO STDOUT`));
+      return {
+        rows,
+        async close(error?: Error) {
+          if (closed) return;
+          closed = true;
+          if (error || !rows.readableEnded) {
+            // Ended early (client gone, failure): the connection is mid-COPY, so it is destroyed, not reused.
+            rows.destroy();
+            client.release(error ?? new Error("export stream closed before its end"));
+            return;
+          }
+          try {
+            await client.query("COMMIT");
+            client.release();
+          } catch (commitError) {
+            client.release(commitError as Error);
+          }
+        },
+      };
+    },
+  };
+}
+
+export type ExportRepository = ReturnType<typeof createExportRepository>;
