@@ -81,6 +81,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     metrics,
     onPoolPressure: (inUse, size) => logger.warn({ inUse, size }, "database pool above 80% in use"),
+    onConnectionLost: (error) => logger.warn({ err: error.message }, "database connection lost; the next request reconnects"),
     onStatement: ({ text, durationMs, failed }) => {
       if (durationMs < config.slowSqlMs) return;
       // Only the statement text: bind values may hold personal data.

@@ -25,6 +25,7 @@ const database = createDatabase({
   acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   statementTimeoutMs: config.databaseStatementTimeoutMs,
   metrics,
+  onConnectionLost: (error) => logger.warn({ err: error.message }, "database connection lost"),
 });
 const jobEvents = createJobEvents({ url, logger });
 const queue = await createQueue({ url, logger });

@@ -118,6 +118,8 @@ export interface DatabaseOptions {
   onPoolPressure?: (inUse: number, size: number) => void;
   /** Called after each statement completes (the app logs slow ones). */
   onStatement?: (statement: StatementEvent) => void;
+  /** Called when a pooled connection is cut (a PostgreSQL restart or failover, a network fault). */
+  onConnectionLost?: (error: Error) => void;
 }
 
 type Callback = (error: Error | null, result?: unknown) => void;
@@ -135,7 +137,7 @@ function describe(args: unknown[]): { text: string; values: unknown[] } | null {
   return null;
 }
 
-export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, statementTimeoutMs = 0, metrics, onStatement, onPoolPressure }: DatabaseOptions): Database {
+export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, statementTimeoutMs = 0, metrics, onStatement, onPoolPressure, onConnectionLost }: DatabaseOptions): Database {
   /** A pg client that counts each statement it sends, and reports it with its duration when it completes. */
   /** Connections not yet closed, so `close()` can wait until every socket is really gone. */
   const openClients = new Set<pg.Client>();
@@ -145,6 +147,11 @@ export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, stateme
       super(config);
       openClients.add(this);
       this.once("end", () => openClients.delete(this));
+      // pg-pool listens for errors only while a connection is idle. One cut while checked out between two
+      // statements (a transaction's application code, a job's advisory-lock session) would otherwise be an
+      // unhandled 'error' event and end the process; here it is reported, and the connection's next statement
+      // fails, its holder releases it with the error, and the pool discards it.
+      this.on("error", (error) => onConnectionLost?.(error));
     }
 
     // pg's query() has many overloads; counting does not care which one is used.
@@ -187,6 +194,8 @@ export function createDatabase({ url, poolSize, acquireTimeoutMs = 5000, stateme
     Client: CountingClient,
   });
   pool.onRetry = (reason) => metrics.dbConnectRetriesTotal?.inc({ reason });
+  // An idle connection cut: pg-pool removes it and emits this (unhandled, it would end the process).
+  pool.on("error", (error) => onConnectionLost?.(error));
   // Pool use as gauges, and a warning while it runs above 80% (the old platform's threshold).
   let lastPressureWarning = 0;
   const observePool = () => {

@@ -2,12 +2,13 @@
  * What the server does when its dependencies fail: a database pool with no free connection, a PostgreSQL that
  * cannot be reached, Redis gone (readiness). Real PostgreSQL and Redis; failures are made, not simulated.
  */
-import type pg from "pg";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase, CONNECT_RETRY_DELAYS_MS } from "../../src/db/database.js";
 import { DatabaseUnavailableError } from "../../src/db/errors.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 import { errorCode, ok, startTestApp, type TestApp } from "../helpers/app.js";
+import { createTestDatabase } from "../helpers/database.js";
 import { startTestRedis, type TestRedis } from "../helpers/redis.js";
 
 const retries = async (app: TestApp) =>
@@ -82,6 +83,44 @@ describe("a PostgreSQL that cannot be reached", () => {
       expect(counted?.value).toBe(3);
     } finally {
       await database.close();
+    }
+  });
+});
+
+describe("connections PostgreSQL cuts (a restart, a failover)", () => {
+  it("are reported, never end the process, idle or checked out between statements, and the pool reconnects", async () => {
+    const db = await createTestDatabase();
+    // Each cut connection reports PostgreSQL's message (and an idle one the pool's removal too).
+    const terminated = new Set<number>();
+    let allLost: () => void;
+    const bothLost = new Promise<void>((resolve) => (allLost = resolve));
+    const database = createDatabase({
+      url: db.url,
+      poolSize: 3,
+      metrics: createMetrics(),
+      onConnectionLost: (error) => {
+        if (error.message === "terminating connection due to administrator command") terminated.add(terminated.size);
+        if (terminated.size >= 2) allLost();
+      },
+    });
+    try {
+      const held = await database.pool.connect(); // checked out, between statements
+      const idle = await database.pool.connect();
+      const pids = [(await held.query("SELECT pg_backend_pid() AS pid")).rows[0].pid, (await idle.query("SELECT pg_backend_pid() AS pid")).rows[0].pid];
+      idle.release();
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
+      await admin.end();
+      // Without a listener on the checked-out connection this 'error' event would end the test process.
+      await bothLost;
+      const failed = await held.query("SELECT 1").then(() => null, (error: Error) => error);
+      expect(failed).toBeInstanceOf(Error);
+      held.release(failed!);
+      expect((await database.pool.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await database.close();
+      await db.drop();
     }
   });
 });
