@@ -8,7 +8,7 @@ import { AsyncResource } from "node:async_hooks";
 import pg from "pg";
 import { createSqlReader, type SqlReader } from "./sql.js";
 import { createChangeFeed, type ChangeFeed } from "./change-feed.js";
-import { DatabaseUnavailableError, transientConnectReason } from "./errors.js";
+import { DatabaseUnavailableError, isNeverSent, transientConnectReason } from "./errors.js";
 import { WRITE_OPERATIONS, writeTags } from "../cache/write-tags.js";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -84,6 +84,25 @@ class ResilientPool extends pg.Pool {
         await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_DELAYS_MS[attempt]));
       }
     }
+  }
+
+  /**
+   * A statement handed a connection that was cut while idle (its error event and the hand-over raced) fails
+   * without reaching PostgreSQL: it is sent again on a fresh connection, once per connection the pool held.
+   * Statements that reached PostgreSQL are never resent here (a write's outcome would be unknown).
+   */
+  override query(...args: unknown[]): never {
+    const send = () => (super.query as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    if (typeof args[args.length - 1] === "function" || typeof (args[0] as { submit?: unknown })?.submit === "function") return send() as never;
+    const attempt = async (retriesLeft: number): Promise<unknown> => {
+      try {
+        return await send();
+      } catch (error) {
+        if (retriesLeft > 0 && isNeverSent(error)) return attempt(retriesLeft - 1);
+        throw error;
+      }
+    };
+    return attempt(this.options.max ?? 10) as never;
   }
 
   override connect(callback?: ConnectCallback): never {

@@ -37,10 +37,30 @@ export function transientConnectReason(error: unknown): "acquire-timeout" | "con
   return null;
 }
 
-/** The DatabaseUnavailableError behind an error, however deeply wrapped (Prisma wraps adapter errors). */
+/** The statement's connection was cut before the statement was sent: it never reached PostgreSQL (safe to resend). */
+export function isNeverSent(error: unknown): boolean {
+  return String((error as { message?: unknown } | null)?.message ?? "").includes("not queryable");
+}
+
+/**
+ * The connection was cut while (or before) a statement ran: PostgreSQL shut down or restarted (57P01–57P03),
+ * the connection failed (class 08), or the socket closed. Nothing is wrong with the request; the next attempt
+ * gets a fresh connection.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const { message = "", code = "" } = (error ?? {}) as { message?: string; code?: string };
+  if (["57P01", "57P02", "57P03", "ECONNRESET", "EPIPE"].includes(code) || code.startsWith("08")) return true;
+  return isNeverSent(error) || message.includes("Connection terminated");
+}
+
+/**
+ * The DatabaseUnavailableError behind an error, however deeply wrapped (Prisma wraps adapter errors); a lost
+ * connection counts as one too (see isConnectionLost).
+ */
 export function findDatabaseUnavailable(error: unknown): DatabaseUnavailableError | null {
   for (let current = error, depth = 0; current && depth < 8; depth++) {
     if (current instanceof DatabaseUnavailableError) return current;
+    if (isConnectionLost(current)) return new DatabaseUnavailableError("connection", current);
     const next = (current as { cause?: unknown; originalError?: unknown }).cause ?? (current as { originalError?: unknown }).originalError;
     current = next;
   }

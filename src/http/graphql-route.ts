@@ -19,6 +19,7 @@ import { createErrorFormatter } from "../graphql/format-error.js";
 import { createLoaders } from "../graphql/loaders.js";
 import type { Resolvers } from "../graphql/resolver-types.js";
 import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-plugin.js";
+import { retryAfterPlugin } from "../graphql/retry-after-plugin.js";
 import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
 import { currentRequestScope, runInRequestScope, type RequestScope } from "../observability/request-scope.js";
@@ -150,6 +151,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
       ...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]),
       sqlStatementsPlugin(metrics, exposeSqlStatements, container.slowOperationMs === undefined ? undefined : { ms: container.slowOperationMs, logger }),
       responseCachePlugin(),
+      retryAfterPlugin(),
       ApolloServerPluginLandingPageDisabled(),
       // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
       ApolloServerPluginCacheControlDisabled(),

@@ -65,6 +65,8 @@ describe("a database pool with no free connection", () => {
       const response = await t.graphql("{ projects(first: 5) { totalCount } }", {}, viewer.token);
       expect(errorCode(response)).toBe("SERVICE_UNAVAILABLE");
       expect(response.errors?.[0]?.message).toMatch(/database is busy/);
+      // Nothing of the answer succeeded: retryable at the HTTP level too.
+      expect([response.status, response.headers.get("retry-after")]).toEqual([503, "1"]);
     } finally {
       t.app.container.repos.users.findById = originalQuery;
       first.release();
@@ -121,6 +123,31 @@ describe("connections PostgreSQL cuts (a restart, a failover)", () => {
     } finally {
       await database.close();
       await db.drop();
+    }
+  });
+});
+
+describe("a connection PostgreSQL cuts during a statement", () => {
+  it("is SERVICE_UNAVAILABLE with Retry-After, never an internal error, and the next request works", async () => {
+    let app: TestApp | undefined;
+    const cut = {
+      Query: {
+        // Stands in for a PostgreSQL restart in the middle of a query.
+        searchProjects: async () => {
+          await app!.app.container.database.pool.query("SELECT pg_terminate_backend(pg_backend_pid())");
+          return [];
+        },
+      },
+    };
+    app = await startTestApp({ RESPONSE_CACHE: "off" }, { http: { resolverOverrides: [cut] } });
+    try {
+      const response = await app.graphql('{ searchProjects(query: "cut") { id } }', {}, app.admin.token);
+      expect(errorCode(response)).toBe("SERVICE_UNAVAILABLE");
+      expect(response.errors?.[0]?.message).toMatch(/cannot be reached; retry shortly/);
+      expect(response.headers.get("retry-after")).toBe("1");
+      ok(await app.graphql("{ me { id } }", {}, app.admin.token));
+    } finally {
+      await app.close();
     }
   });
 });
