@@ -51,6 +51,10 @@ const config: CodegenConfig = {
           MatchGroupConnection: "./models.js#MatchGroupConnection",
           SourceRecord: "./models.js#SourceRecord",
           RuleSet: "./models.js#RuleSet",
+          SourcePairStats: "./models.js#ReconciliationJob",
+          AutoMatchRatePoint: "./models.js#AutoMatchRatePoint",
+          ProjectSummary: "./models.js#ProjectStats",
+          ReconciliationSchedule: "./models.js#ReconciliationSchedule",
         },
         scalars: {
           DateTime: "Date | string",

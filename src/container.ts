@@ -12,13 +12,13 @@ import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createAuditRepository } from "./modules/audit/audit-repository.js";
 import { createCacheService } from "./modules/cache/cache-service.js";
-import { createAuditService } from "./modules/audit/audit-service.js";
+import { createAuditService, type AuditService } from "./modules/audit/audit-service.js";
 import { createAuthService } from "./modules/auth/auth-service.js";
 import { createDataSourceRepository } from "./modules/data-sources/data-source-repository.js";
 import { createDataSourceService } from "./modules/data-sources/data-source-service.js";
 import { createJobRepository } from "./modules/jobs/job-repository.js";
 import { createProjectRepository } from "./modules/projects/project-repository.js";
-import { createProjectService } from "./modules/projects/project-service.js";
+import { createProjectService, type ProjectService } from "./modules/projects/project-service.js";
 import { createUserRepository } from "./modules/users/user-repository.js";
 import { createUserService } from "./modules/users/user-service.js";
 import { createUploadRepository } from "./modules/uploads/upload-repository.js";
@@ -26,9 +26,13 @@ import { createIngestService } from "./ingest/ingest-service.js";
 import { createJobService } from "./modules/jobs/job-service.js";
 import { createExportRepository } from "./modules/exports/export-repository.js";
 import { createExportService } from "./modules/exports/export-service.js";
-import { createReconcileTask } from "./modules/jobs/reconcile-task.js";
+import { createReconcileTask, type ReconcileTaskData } from "./modules/jobs/reconcile-task.js";
+import { createScheduleRepository } from "./modules/schedules/schedule-repository.js";
+import { createScheduleService } from "./modules/schedules/schedule-service.js";
+import { createScheduleTickTask } from "./modules/schedules/schedule-task.js";
+import { createStatsRepository } from "./modules/stats/stats-repository.js";
 import type { JobEvents } from "./queue/job-events.js";
-import type { Queue } from "./queue/queue.js";
+import type { Queue, Task } from "./queue/queue.js";
 
 export function createRepositories(database: Pick<Database, "prisma" | "read" | "changes" | "pool">) {
   const access = { prisma: database.prisma, read: database.read, changes: database.changes, pool: database.pool };
@@ -40,10 +44,43 @@ export function createRepositories(database: Pick<Database, "prisma" | "read" | 
     audit: createAuditRepository(access),
     exports: createExportRepository(access),
     uploads: createUploadRepository(access),
+    schedules: createScheduleRepository(access),
+    stats: createStatsRepository(access),
   };
 }
 
 export type Repositories = ReturnType<typeof createRepositories>;
+
+/**
+ * Jobs and their automatic runs: the job service, the schedule service and the scheduler's tick task. Shared by
+ * the server's container and the worker-only process (`npm run worker`), which works the tick too.
+ */
+export function createJobServices(deps: {
+  database: Database;
+  repos: Repositories;
+  audit: AuditService;
+  projects: ProjectService;
+  queue: Queue;
+  jobEvents: JobEvents;
+  reconcileTask: Task<ReconcileTaskData>;
+  metrics: Metrics;
+  logger: Logger;
+}) {
+  const { database, repos, audit, projects, metrics, logger } = deps;
+  const jobs = createJobService({
+    transaction: database.transaction,
+    pool: database.pool,
+    jobs: repos.jobs,
+    dataSources: repos.dataSources,
+    projects,
+    audit,
+    queue: deps.queue,
+    events: deps.jobEvents,
+    task: deps.reconcileTask,
+  });
+  const schedules = createScheduleService({ transaction: database.transaction, schedules: repos.schedules, users: repos.users, projects, jobs, audit, metrics, logger });
+  return { jobs, schedules, scheduleTickTask: createScheduleTickTask({ schedules }) };
+}
 
 export interface ContainerDeps {
   database: Database;
@@ -84,11 +121,14 @@ export function createContainer(deps: ContainerDeps) {
     logger,
     blockRecords: deps.jobBlockRecords,
   });
+  const { jobs, schedules, scheduleTickTask } = createJobServices({ database, repos, audit, projects, queue: deps.queue, jobEvents: deps.jobEvents, reconcileTask, metrics, logger });
   return {
     ...deps,
     repos,
     /** The background task workers run (RECON_WORKERS of them in this process; `npm run worker` for more). */
     reconcileTask,
+    /** The scheduler's once-a-minute tick that starts due scheduled runs (worked where workers run). */
+    scheduleTickTask,
     services: {
       audit,
       cache: createCacheService({ cache: deps.cache }),
@@ -96,17 +136,8 @@ export function createContainer(deps: ContainerDeps) {
       users: createUserService({ transaction, users: repos.users, audit }),
       projects,
       dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
-      jobs: createJobService({
-        transaction,
-        pool: database.pool,
-        jobs: repos.jobs,
-        dataSources: repos.dataSources,
-        projects,
-        audit,
-        queue: deps.queue,
-        events: deps.jobEvents,
-        task: reconcileTask,
-      }),
+      jobs,
+      schedules,
       exports: createExportService({
         jobs: repos.jobs,
         projects,
@@ -125,6 +156,7 @@ export function createContainer(deps: ContainerDeps) {
         metrics,
         logger,
         limits,
+        triggers: schedules,
       }),
     },
   };

@@ -27,6 +27,10 @@ export const tags = {
   projectDataSources: (id: string) => `Project:${id}:dataSources`,
   /** A project's records: status counts and statistics. */
   projectRecords: (id: string) => `Project:${id}:records`,
+  /** A project's reconciliation statistics (jobs' results, exceptions): invalidated by every job event of it. */
+  projectStats: (id: string) => `Project:${id}:stats`,
+  /** A project's reconciliation schedule (automatic runs). */
+  projectSchedule: (id: string) => `Project:${id}:schedule`,
   /** One data source's row (its mapping, status, record count). */
   dataSource: (id: string) => `DataSource:${id}`,
   /** A data source's uploads. */
@@ -68,7 +72,7 @@ export function ttlClass(tag: string): keyof CacheTtls {
   if (tag.startsWith("Project:")) {
     if (tag.endsWith(":jobs")) return "jobs";
     if (tag.endsWith(":dataSources")) return "dataSources";
-    if (tag.endsWith(":records")) return "stats";
+    if (tag.endsWith(":records") || tag.endsWith(":stats")) return "stats";
     return "project";
   }
   if (tag.startsWith("Job:")) return "jobs";

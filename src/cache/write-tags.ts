@@ -38,7 +38,9 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       if (!id) return null;
       const own = [tags.project(id), tags.projectList];
       // Deleting a project removes its members (who then share fewer projects), sources, jobs and records.
-      return deleted ? [...own, tags.userList, tags.projectJobs(id), tags.projectDataSources(id), tags.projectRecords(id), tags.projectRuleSets(id)] : own;
+      return deleted
+        ? [...own, tags.userList, tags.projectJobs(id), tags.projectDataSources(id), tags.projectRecords(id), tags.projectRuleSets(id), tags.projectStats(id), tags.projectSchedule(id)]
+        : own;
     }
     case "ProjectMember": {
       const [projectId, userId] = ids(row, "projectId", "userId") ?? [];
@@ -49,7 +51,10 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       const [id, projectId] = ids(row, "id", "projectId") ?? [];
       if (!id) return null;
       const own = [tags.dataSource(id), tags.projectDataSources(projectId)];
-      return deleted ? [...own, tags.dataSourceUploads(id), tags.projectRecords(projectId)] : own;
+      // A deleted source takes its jobs and the schedule naming it along (cascades).
+      return deleted
+        ? [...own, tags.dataSourceUploads(id), tags.projectRecords(projectId), tags.projectJobs(projectId), tags.projectStats(projectId), tags.projectSchedule(projectId)]
+        : own;
     }
     case "UploadedFile": {
       const [id, dataSourceId] = ids(row, "id", "dataSourceId") ?? [];
@@ -65,15 +70,19 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
     }
     case "ReconciliationJob": {
       const [id, projectId] = ids(row, "id", "projectId") ?? [];
-      return id ? [tags.job(id), tags.projectJobs(projectId)] : null;
+      return id ? [tags.job(id), tags.projectJobs(projectId), tags.projectStats(projectId)] : null;
     }
     case "MatchGroup": {
       const [jobId, projectId] = ids(row, "jobId", "projectId") ?? [];
-      return jobId ? [tags.job(jobId), tags.projectRecords(projectId), tags.projectJobs(projectId)] : null;
+      return jobId ? [tags.job(jobId), tags.projectRecords(projectId), tags.projectJobs(projectId), tags.projectStats(projectId)] : null;
     }
     case "RuleSet": {
       const [projectId] = ids(row, "projectId") ?? [];
       return projectId ? [tags.projectRuleSets(projectId)] : null;
+    }
+    case "ReconciliationSchedule": {
+      const [projectId] = ids(row, "projectId") ?? [];
+      return projectId ? [tags.projectSchedule(projectId)] : null;
     }
     case "AuditEvent":
     // The chain's head moves with every event (the database's insert trigger writes it, never Prisma).

@@ -8,7 +8,10 @@
 import { loadConfig } from "../config.js";
 import { createDatabase } from "../db/database.js";
 import { embeddedDatabaseUrl } from "../db/database-server.js";
+import { createJobServices, createRepositories } from "../container.js";
+import { createAuditService } from "../modules/audit/audit-service.js";
 import { createReconcileTask } from "../modules/jobs/reconcile-task.js";
+import { createProjectService } from "../modules/projects/project-service.js";
 import { createLogger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
 import { createJobEvents } from "../queue/job-events.js";
@@ -37,7 +40,12 @@ const reconcileTask = createReconcileTask({
   logger,
   blockRecords: config.jobs.blockRecords,
 });
-const workers = await startWorkers({ database, queue, reconcileTask, logger, jobEvents }, { ...config.jobs, workers: Math.max(1, config.jobs.workers) });
+// The scheduler's tick starts scheduled runs here too: the job and schedule services, without the API's.
+const repos = createRepositories(database);
+const audit = createAuditService({ audit: repos.audit });
+const projects = createProjectService({ transaction: database.transaction, projects: repos.projects, users: repos.users, audit });
+const { scheduleTickTask } = createJobServices({ database, repos, audit, projects, queue, jobEvents, reconcileTask, metrics, logger });
+const workers = await startWorkers({ database, queue, reconcileTask, scheduleTickTask, logger, jobEvents }, { ...config.jobs, workers: Math.max(1, config.jobs.workers) });
 logger.info({ workers: Math.max(1, config.jobs.workers) }, "recon worker is taking reconciliation jobs");
 
 let stopping = false;

@@ -12,6 +12,8 @@ import { batchLoader, byId, groupBy, type LoaderMetrics } from "./batch-loader.j
 import type { ProjectCounts, RecordStatusCounts } from "../modules/projects/project-repository.js";
 import { projectScope } from "../modules/scopes.js";
 import type { JobStatus } from "../generated/prisma/enums.js";
+import type { AgeBucketCount, RatePoint } from "../modules/stats/stats-repository.js";
+import type { ReconciliationSchedule } from "../modules/schedules/schedule-repository.js";
 
 export function createLoaders(repos: Repositories, viewer: Viewer | null, metrics: LoaderMetrics) {
   const scope = viewer ? projectScope(viewer) : null;
@@ -20,6 +22,7 @@ export function createLoaders(repos: Repositories, viewer: Viewer | null, metric
   /** Job pages depend on the page arguments, so there is one loader per distinct (first, after, status). */
   const jobPageLoaders = new Map<string, DataLoader<string, ReconciliationJob[]>>();
   const jobCountLoaders = new Map<string, DataLoader<string, number>>();
+  const rateHistoryLoaders = new Map<number, DataLoader<string, RatePoint[]>>();
 
   return {
     userById: batchLoader<User | null>("userById", metrics, async (ids) => byId(await repos.users.findByIds(ids)), none),
@@ -105,6 +108,30 @@ export function createLoaders(repos: Repositories, viewer: Viewer | null, metric
       (ids) => repos.jobs.latestByProject(ids),
       none,
     ),
+
+    /** The latest COMPLETED non-dry-run job of each pair of sources of each project (statistics). */
+    latestJobsPerPair: batchLoader<ReconciliationJob[]>("latestJobsPerPair", metrics, (ids) => repos.stats.latestJobsPerPair(ids), () => []),
+
+    /** Exceptions of those jobs by age bucket. */
+    exceptionAges: batchLoader<AgeBucketCount[]>("exceptionAges", metrics, (ids) => repos.stats.exceptionAges(ids), () => []),
+
+    /** Each project's reconciliation schedule (null when it has none). */
+    scheduleByProject: batchLoader<ReconciliationSchedule | null>(
+      "scheduleByProject",
+      metrics,
+      async (ids) => new Map((await repos.schedules.findByProjects(ids)).map((schedule) => [schedule.projectId, schedule])),
+      none,
+    ),
+
+    /** The auto-match rate of the last `limit` completed jobs of each project, oldest first. */
+    rateHistory(limit: number): DataLoader<string, RatePoint[]> {
+      let loader = rateHistoryLoaders.get(limit);
+      if (!loader) {
+        loader = batchLoader("rateHistory", metrics, (ids) => repos.stats.rateHistory(ids, limit), () => []);
+        rateHistoryLoaders.set(limit, loader);
+      }
+      return loader;
+    },
 
     jobPage(page: PageRequest, status: JobStatus | null): DataLoader<string, ReconciliationJob[]> {
       const key = JSON.stringify([page.limit, page.after, status]);

@@ -34,6 +34,11 @@ export interface ProjectStats {
   projectId: string;
 }
 
+/** A point of the auto-match rate's history (one completed job). */
+export type { RatePoint as AutoMatchRatePoint } from "../modules/stats/stats-repository.js";
+/** A project's reconciliation schedule (Prisma row). */
+export type { ReconciliationSchedule } from "../generated/prisma/client.js";
+
 export interface SourceRecordCount {
   dataSource: DataSourceRow;
   recordCount: number;

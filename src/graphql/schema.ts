@@ -12,6 +12,8 @@ import { userResolvers } from "../modules/users/user-resolvers.js";
 import { uploadResolvers } from "../modules/uploads/upload-resolvers.js";
 import { jobResolvers } from "../modules/jobs/job-resolvers.js";
 import { exportResolvers } from "../modules/exports/export-resolvers.js";
+import { scheduleResolvers } from "../modules/schedules/schedule-resolvers.js";
+import { statsResolvers } from "../modules/stats/stats-resolvers.js";
 import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
@@ -29,6 +31,8 @@ export const resolvers: Resolvers[] = [
   jobResolvers,
   exportResolvers,
   cacheResolvers,
+  scheduleResolvers,
+  statsResolvers,
 ];
 
 export function createSchema(extraResolvers: Resolvers[] = []): GraphQLSchema {

@@ -22,6 +22,7 @@ import { parseColumnMapping } from "./column-mapping.js";
 import { IngestError, ingestFile, previewFile } from "./ingest-pipeline.js";
 import type { ChangeFeed } from "../db/change-feed.js";
 import { tags } from "../cache/tags.js";
+import type { ScheduleService } from "../modules/schedules/schedule-service.js";
 
 export const PREVIEW_ROWS = 100;
 
@@ -68,8 +69,10 @@ export function createIngestService(deps: {
   metrics: Pick<Metrics, "fileUploadsActive" | "ingestRowsTotal" | "ingestBytesTotal">;
   logger: Logger;
   limits: { maxUploadBytes: number; maxConcurrentIngests: number };
+  /** Told of every committed upload: automatic reconciliation runs on new uploads (src/modules/schedules/). */
+  triggers?: Pick<ScheduleService, "uploadCompleted">;
 }) {
-  const { pool, changes, uploads, dataSources, projects, audit, metrics, logger, limits } = deps;
+  const { pool, changes, uploads, dataSources, projects, audit, metrics, logger, limits, triggers } = deps;
   let active = 0;
 
   /** The data source, its project and its parsed mapping, if the viewer may upload into it. */
@@ -139,6 +142,12 @@ export function createIngestService(deps: {
         metrics.ingestRowsTotal.inc({ result: "ingested" }, outcome.rowsIngested);
         metrics.ingestRowsTotal.inc({ result: "rejected" }, outcome.rowsRejected);
         metrics.ingestRowsTotal.inc({ result: "flagged" }, outcome.rowsFlagged);
+        if (outcome.status === "COMPLETED" && triggers) {
+          // The upload stands whatever happens here: a failed trigger is logged (the next upload or cron retries).
+          await triggers
+            .uploadCompleted(source.projectId, source.id)
+            .catch((error) => logger.error({ err: error, projectId: source.projectId }, "could not check the automatic reconciliation trigger"));
+        }
         return (await uploads.findById(row.id))!;
       } catch (error) {
         const known = error instanceof IngestError;

@@ -72,6 +72,12 @@ export function createMetrics() {
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
+    triggeredJobsTotal: new Counter({
+      name: "recon_triggered_jobs_total",
+      help: "Automatic reconciliation runs that were due, by why (uploads, schedule) and what happened (queued, skipped).",
+      labelNames: ["reason", "result"] as const,
+      registers: [registry],
+    }),
     reconcileJobDuration: new Histogram({
       name: "recon_reconcile_job_duration_seconds",
       help: "Wall time of reconciliation job runs (claim to commit, cancellation or failure).",

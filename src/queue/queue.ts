@@ -20,6 +20,11 @@ export interface Task<Data extends object> {
 export interface Queue {
   /** Queues one run of `task` with `data`. */
   send<Data extends object>(task: Task<Data>, data: Data): Promise<void>;
+  /**
+   * Sends `task` a message on every `cron` time (UTC), through pg-boss's scheduler: one message per time whichever
+   * and however many processes schedule it. Scheduling again replaces the expression.
+   */
+  schedule<Data extends object>(task: Task<Data>, cron: string, data: Data): Promise<void>;
   /** Starts working `task` here with `concurrency` runs at a time (0: this process only sends). */
   work<Data extends object>(task: Task<Data>, concurrency: number): Promise<void>;
   /** Stops taking work, waits up to `timeoutMs` for running tasks, then disconnects. */
@@ -54,6 +59,10 @@ export async function createQueue(options: { url: string; logger: Logger; pollin
       await ensureQueue(task as Task<object>);
       await boss.send(task.name, data, { retryLimit: task.retryLimit, expireInSeconds: task.expireInSeconds });
       for (const id of localWorkers.get(task.name) ?? []) boss.notifyWorker(id);
+    },
+    async schedule(task, cron, data) {
+      await ensureQueue(task as Task<object>);
+      await boss.schedule(task.name, cron, data, { tz: "UTC", retryLimit: task.retryLimit, expireInSeconds: task.expireInSeconds });
     },
     async work(task, concurrency) {
       await ensureQueue(task as Task<object>);

@@ -1,16 +1,17 @@
 /**
- * Starts this process's job workers: `RECON_WORKERS` concurrent runs of the reconcile task, and the periodic
- * search for jobs whose worker was lost (a crashed process), which are queued again. Used by the server and by
- * the worker-only process (`npm run worker`).
+ * Starts this process's job workers: `RECON_WORKERS` concurrent runs of the reconcile task, the periodic
+ * search for jobs whose worker was lost (a crashed process), which are queued again, and the scheduler's tick
+ * (reconciliation schedules, once a minute). Used by the server and by the worker-only process (`npm run worker`).
  */
 import type { Container } from "../container.js";
 import { recoverLostJobs } from "../modules/jobs/reconcile-task.js";
+import { SCHEDULE_TICK_CRON } from "../modules/schedules/schedule-task.js";
 
 export async function startWorkers(
-  container: Pick<Container, "database" | "queue" | "reconcileTask" | "logger" | "jobEvents">,
+  container: Pick<Container, "database" | "queue" | "reconcileTask" | "scheduleTickTask" | "logger" | "jobEvents">,
   options: { workers: number; recoverySeconds: number },
 ): Promise<{ stop(): Promise<void> }> {
-  const { database, queue, reconcileTask, logger, jobEvents } = container;
+  const { database, queue, reconcileTask, scheduleTickTask, logger, jobEvents } = container;
   if (options.workers === 0) return { stop: async () => {} };
   // Cancellations and progress reach running jobs over the event bus: be listening before taking work.
   await jobEvents.ready();
@@ -20,6 +21,9 @@ export async function startWorkers(
     );
   await recover();
   await queue.work(reconcileTask, options.workers);
+  // Every worker process (re)declares the tick; pg-boss keeps one schedule and sends once a minute in all.
+  await queue.work(scheduleTickTask, 1);
+  await queue.schedule(scheduleTickTask, SCHEDULE_TICK_CRON, {});
   const timer = setInterval(() => void recover(), options.recoverySeconds * 1000);
   timer.unref();
   return {

@@ -88,6 +88,18 @@ describe("statements per operation", () => {
     expect(hundred.data.projects.edges).toHaveLength(100);
     expect(hundred.statements).toBe(ten.statements);
   });
+
+  it("a page of projects with their summary, schedule and reconciliation statistics: constant", async () => {
+    const query = `query($first: Int!) { projects(first: $first) { edges { node {
+      summary { latestAutoMatchRate openExceptions latestCompletedJob { id } }
+      reconciliationSchedule { cron leftSource { name } lastJob { id } }
+      stats { autoMatchRate openExceptions ruleHits { rule } exceptionsByAge { groups } autoMatchRateHistory(last: 5) { autoMatchRate job { id } }
+        pairs { leftSource { name } job { id } outcomes { outcome } } } } } } }`;
+    const ten = await statements(query, { first: 10 }, analyst.token);
+    const hundred = await statements(query, { first: 100 }, analyst.token);
+    expect(hundred.data.projects.edges).toHaveLength(100);
+    expect(hundred.statements).toBe(ten.statements);
+  });
 });
 
 describe("batched answers equal row-by-row truth", () => {

@@ -10,7 +10,8 @@ import type { MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet, SourceRe
 import type { PageRequest } from "../../graphql/pagination.js";
 import { readTags, readTagsOf, tags } from "../../cache/tags.js";
 
-const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "leftSourceId",
+/** A job's columns as the API reads them, for alias `j` (the statistics read jobs with them too). */
+export const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "leftSourceId",
   j.right_source_id AS "rightSourceId", j.created_by AS "createdById", j.rule_set_id AS "ruleSetId", j.rules,
   j.status::text AS status, j.phase, j.progress, j.processed, j.total, j.attempts, j.matched_count AS "matchedCount", j.suggested_count AS "suggestedCount",
   j.discrepancy_count AS "discrepancyCount", j.unmatched_left_count AS "unmatchedLeftCount",

@@ -5,10 +5,10 @@
  * repository, the queue and the job-event bus; the work itself is the reconcile task's.
  */
 import { policy, type Viewer } from "../../auth/policy.js";
-import type { Database } from "../../db/database.js";
+import type { Database, DbTransaction } from "../../db/database.js";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
 import type { Loaders } from "../../graphql/loaders.js";
-import type { MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet } from "../../graphql/models.js";
+import type { DataSource, MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet } from "../../graphql/models.js";
 import { pageRequest, pageSize, toConnection, toConnectionBy } from "../../graphql/pagination.js";
 import { isId, requireId, requireText } from "../../graphql/validate.js";
 import type { JobStatus } from "../../generated/prisma/enums.js";
@@ -38,6 +38,23 @@ function requireRules(value: unknown, field: string): Rules {
     if (error instanceof RuleSetError) throw new BadUserInputError(field, error.message);
     throw error;
   }
+}
+
+/** Which sources and rules a run uses, as asked (ids unchecked). */
+export interface RunSelection {
+  leftSourceId: string;
+  rightSourceId: string;
+  ruleSetId?: string | null;
+  ruleSetName?: string | null;
+  rules?: unknown;
+}
+
+/** A run's sources and rules, checked. */
+export interface PreparedRun {
+  left: DataSource;
+  right: DataSource;
+  ruleSetId: string | null;
+  rules: Rules;
 }
 
 function groupCursor(group: Pick<MatchGroup, "outcome" | "id">): string {
@@ -83,6 +100,59 @@ export function createJobService(deps: {
     return source;
   }
 
+  /** Sources and rules of a run, validated; mistakes name `<prefix>.<field>`. */
+  async function resolveRun(projectId: string, selection: RunSelection, prefix: string): Promise<PreparedRun> {
+    const left = await requireSource(projectId, selection.leftSourceId, `${prefix}.leftSourceId`);
+    const right = await requireSource(projectId, selection.rightSourceId, `${prefix}.rightSourceId`);
+    if (left.id === right.id) throw new BadUserInputError(`${prefix}.rightSourceId`, "must be a different data source than the left one");
+    const given = [selection.ruleSetId, selection.ruleSetName, selection.rules].filter((value) => value != null).length;
+    if (given > 1) throw new BadUserInputError(`${prefix}.rules`, "give one of ruleSetId, ruleSetName or rules, not several");
+    if (selection.ruleSetId != null) {
+      const id = requireId(selection.ruleSetId, `${prefix}.ruleSetId`);
+      const [saved] = await jobs.findRuleSets([id]);
+      if (!saved || saved.projectId !== projectId) throw new BadUserInputError(`${prefix}.ruleSetId`, "is not a rule set of this project");
+      return { left, right, ruleSetId: saved.id, rules: requireRules(saved.rules, `${prefix}.ruleSetId`) };
+    }
+    if (selection.ruleSetName != null) {
+      const saved = (await jobs.latestRuleSets(projectId)).find((ruleSet) => ruleSet.name === selection.ruleSetName);
+      if (!saved) throw new BadUserInputError(`${prefix}.ruleSetName`, "no rule set of this project has this name");
+      return { left, right, ruleSetId: saved.id, rules: requireRules(saved.rules, `${prefix}.ruleSetName`) };
+    }
+    return { left, right, ruleSetId: null, rules: selection.rules != null ? requireRules(selection.rules, `${prefix}.rules`) : DEFAULT_RULE_SET };
+  }
+
+  /** The job row (QUEUED, with its rules' snapshot) and its audit event, in `tx`. */
+  async function recordJob(
+    tx: DbTransaction,
+    args: { projectId: string; createdById: string; auditUserId: string | null; run: PreparedRun; dryRun: boolean; reason?: string },
+  ): Promise<ReconciliationJob> {
+    const { left, right, ruleSetId, rules } = args.run;
+    const created = await jobs.create(
+      { projectId: args.projectId, leftSourceId: left.id, rightSourceId: right.id, createdById: args.createdById, ruleSetId, rules, dryRun: args.dryRun },
+      tx,
+    );
+    await audit.record(tx, {
+      userId: args.auditUserId,
+      projectId: args.projectId,
+      action: "reconciliation.start",
+      resourceType: "ReconciliationJob",
+      resourceId: created.id,
+      after: { leftSourceId: left.id, rightSourceId: right.id, ruleSetId, dryRun: created.dryRun },
+      reason: args.reason ?? null,
+    });
+    return created;
+  }
+
+  /** Hands a recorded job to the durable queue; a job that cannot be queued is cancelled (never left QUEUED). */
+  async function enqueue(job: ReconciliationJob): Promise<void> {
+    try {
+      await queue.send(task, { jobId: job.id });
+    } catch (error) {
+      await jobs.cancel(job.id);
+      throw error;
+    }
+  }
+
   /** A page of the job's groups with the given outcomes. */
   async function groups(
     job: ReconciliationJob,
@@ -126,47 +196,29 @@ export function createJobService(deps: {
       input: { projectId: string; leftSourceId: string; rightSourceId: string; ruleSetId?: string | null; rules?: unknown; dryRun?: boolean | null },
     ): Promise<ReconciliationJob> {
       const { actor, project } = await authorizeWork(viewer, input.projectId, "input.projectId");
-      const left = await requireSource(project.id, input.leftSourceId, "input.leftSourceId");
-      const right = await requireSource(project.id, input.rightSourceId, "input.rightSourceId");
-      if (left.id === right.id) throw new BadUserInputError("input.rightSourceId", "must be a different data source than the left one");
-      if (input.ruleSetId != null && input.rules != null) {
-        throw new BadUserInputError("input.rules", "give either ruleSetId or rules, not both");
-      }
-      let ruleSetId: string | null = null;
-      let rules: Rules = DEFAULT_RULE_SET;
-      if (input.ruleSetId != null) {
-        const id = requireId(input.ruleSetId, "input.ruleSetId");
-        const [saved] = await jobs.findRuleSets([id]);
-        if (!saved || saved.projectId !== project.id) throw new BadUserInputError("input.ruleSetId", "is not a rule set of this project");
-        ruleSetId = saved.id;
-        rules = requireRules(saved.rules, "input.ruleSetId");
-      } else if (input.rules != null) {
-        rules = requireRules(input.rules, "input.rules");
-      }
-      const job = await transaction(async (tx) => {
-        const created = await jobs.create(
-          { projectId: project.id, leftSourceId: left.id, rightSourceId: right.id, createdById: actor.id, ruleSetId, rules, dryRun: input.dryRun ?? false },
-          tx,
-        );
-        await audit.record(tx, {
-          userId: actor.id,
-          projectId: project.id,
-          action: "reconciliation.start",
-          resourceType: "ReconciliationJob",
-          resourceId: created.id,
-          after: { leftSourceId: left.id, rightSourceId: right.id, ruleSetId, dryRun: created.dryRun },
-        });
-        return created;
-      });
-      try {
-        await queue.send(task, { jobId: job.id });
-      } catch (error) {
-        // Never leave a QUEUED job nobody will run.
-        await jobs.cancel(job.id);
-        throw error;
-      }
+      const run = await resolveRun(project.id, input, "input");
+      const job = await transaction((tx) => recordJob(tx, { projectId: project.id, createdById: actor.id, auditUserId: actor.id, run, dryRun: input.dryRun ?? false }));
+      await enqueue(job);
       return job;
     },
+
+    /**
+     * What an automatic run of `projectId` would run (schedules: src/modules/schedules/): sources and rules checked
+     * as `start` checks them, mistakes named `<prefix>.leftSourceId` and so on. `ruleSetName` runs the newest
+     * version of that name. Authorization is the caller's.
+     */
+    prepareRun: (projectId: string, selection: RunSelection, prefix: string) => resolveRun(projectId, selection, prefix),
+
+    /**
+     * Records an automatic run's job (QUEUED) inside the caller's transaction (the schedule's lock is held there),
+     * created by `createdById` (the project's owner) with a system audit event (no actor) giving `reason`. Queue it
+     * with `enqueue` once the transaction has committed.
+     */
+    recordAutomatic(tx: DbTransaction, args: { projectId: string; createdById: string; run: PreparedRun; reason: string }) {
+      return recordJob(tx, { projectId: args.projectId, createdById: args.createdById, auditUserId: null, run: args.run, dryRun: false, reason: args.reason });
+    },
+
+    enqueue,
 
     /** Stops a queued or running job; nothing it computed is kept. `reason` goes into the audit event. */
     async cancel(viewer: Viewer | null, rawId: string, rawReason?: string | null): Promise<ReconciliationJob> {
