@@ -50,7 +50,8 @@ export function isNeverSent(error: unknown): boolean {
 export function isConnectionLost(error: unknown): boolean {
   const { message = "", code = "" } = (error ?? {}) as { message?: string; code?: string };
   if (["57P01", "57P02", "57P03", "ECONNRESET", "EPIPE"].includes(code) || code.startsWith("08")) return true;
-  return isNeverSent(error) || message.includes("Connection terminated");
+  // Prisma reports the driver's error in its message only ("Database error. Code: `57P01`. …").
+  return isNeverSent(error) || /Connection terminated|terminating connection|Code: `57P0[123]`|Code: `08/.test(message);
 }
 
 /**

@@ -132,20 +132,25 @@ describe("a connection PostgreSQL cuts during a statement", () => {
     let app: TestApp | undefined;
     const cut = {
       Query: {
-        // Stands in for a PostgreSQL restart in the middle of a query.
-        searchProjects: async () => {
-          await app!.app.container.database.pool.query("SELECT pg_terminate_backend(pg_backend_pid())");
+        // Stands in for a PostgreSQL restart in the middle of a query: through pg, or through Prisma (which
+        // reports the driver's error in its message only).
+        searchProjects: async (_: unknown, { query }: { query: string }) => {
+          const terminate = "SELECT pg_terminate_backend(pg_backend_pid())";
+          if (query === "pg") await app!.app.container.database.pool.query(terminate);
+          else await app!.app.container.database.prisma.$queryRawUnsafe(terminate);
           return [];
         },
       },
     };
     app = await startTestApp({ RESPONSE_CACHE: "off" }, { http: { resolverOverrides: [cut] } });
     try {
-      const response = await app.graphql('{ searchProjects(query: "cut") { id } }', {}, app.admin.token);
-      expect(errorCode(response)).toBe("SERVICE_UNAVAILABLE");
-      expect(response.errors?.[0]?.message).toMatch(/cannot be reached; retry shortly/);
-      expect(response.headers.get("retry-after")).toBe("1");
-      ok(await app.graphql("{ me { id } }", {}, app.admin.token));
+      for (const via of ["pg", "prisma"]) {
+        const response = await app.graphql("query($q: String!) { searchProjects(query: $q) { id } }", { q: via }, app.admin.token);
+        expect(errorCode(response)).toBe("SERVICE_UNAVAILABLE");
+        expect(response.errors?.[0]?.message).toMatch(/cannot be reached; retry shortly/);
+        expect(response.headers.get("retry-after")).toBe("1");
+        ok(await app.graphql("{ me { id } }", {}, app.admin.token));
+      }
     } finally {
       await app.close();
     }
