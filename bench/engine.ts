@@ -8,17 +8,7 @@ import type { EngineGroup, EngineRecord } from "../src/reconcile/types.js";
 import { reconcile, type ReconcileResult } from "../src/reconcile/engine.js";
 import { compareRecords } from "../src/reconcile/comparators.js";
 import { DEFAULT_RULE_SET, maxDateReach } from "../src/reconcile/rules.js";
-import { positive, runAsScript } from "./support.js";
-
-/** A small deterministic PRNG (mulberry32), so every run reconciles the same data. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { positive, runAsScript, seededRandom as random } from "./support.js";
 
 function generate(count: number) {
   const next = random(42);

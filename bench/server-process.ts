@@ -35,16 +35,23 @@ export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 export async function createBenchDatabase(name: string) {
   const serverUrl = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
   const url = withDatabaseName(serverUrl, name);
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  // A connection per statement: bench:load restarts the server between creating and dropping.
+  const onServer = async (sql: string) => {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
+  };
+  await onServer(`CREATE DATABASE ${name}`);
   execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "ignore" });
   execFileSync(process.execPath, ["dist/src/cli/migrate.js"], { env: { ...process.env, DATABASE_URL: url }, stdio: "ignore" });
   return {
     url,
     async drop() {
-      await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-      await admin.end();
+      await onServer(`DROP DATABASE IF EXISTS ${name}`);
     },
   };
 }
@@ -88,6 +95,7 @@ export async function startServer(options: {
     pid: child.pid!,
     url,
     async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
       await once(child, "exit");
     },
