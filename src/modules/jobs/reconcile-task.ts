@@ -16,7 +16,7 @@
  *   the job-event bus; the same write notices a cancellation (the row is no longer RUNNING), as does the bus.
  */
 import type pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
+import { from as copyFrom, type CopyStreamQuery } from "pg-copy-streams";
 import type { ChangeFeed } from "../../db/change-feed.js";
 import { tags } from "../../cache/tags.js";
 import type { Logger } from "../../observability/logger.js";
@@ -159,6 +159,9 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     };
 
     const streams: RecordStream[] = [];
+    // The COPY into match_groups while it is open: a failure must abort it before the ROLLBACK, which the
+    // connection would otherwise queue behind the COPY forever (the worker stuck, the job's lock held).
+    let openCopy: CopyStreamQuery | null = null;
     try {
       // An exact-key first pass runs in PostgreSQL for one-to-one keys; only the other records are streamed.
       const started = performance.now();
@@ -179,6 +182,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
       pushedInsert?.catch(() => {});
       const copy = job.dryRun ? null : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
+      openCopy = copy;
       const copyFailed = copy ? new Promise<never>((_, reject) => copy.on("error", reject)) : null;
       copyFailed?.catch(() => {});
       const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
@@ -240,6 +244,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const waitStarted = performance.now();
       await writing;
       if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      openCopy = null;
       phaseMillis.persistWait = performance.now() - waitStarted;
       const summary = await engine.finish(roundMillis(phaseMillis));
       const { rowCount } = await writer.query(
@@ -255,6 +260,11 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("COMMIT");
       logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...counts }, "reconciliation job completed");
     } catch (error) {
+      if (openCopy) {
+        // CopyFail: PostgreSQL ends the COPY with an error, and the connection takes the ROLLBACK.
+        openCopy.on("error", () => {});
+        openCopy.destroy(new Error("reconciliation job stopped"));
+      }
       await writer.query("ROLLBACK").catch(() => {});
       await Promise.all(streams.map((stream) => stream.close().catch(() => {})));
       if (error instanceof JobCancelled || error instanceof EngineStopped || cancelled) {
