@@ -20,7 +20,9 @@ export interface Block {
 
 function newBlock(members: Int32Array, keys: Float64Array): Block {
   const n = members.length;
-  return { members, keys, load: new Int32Array(n), up: Int32Array.from({ length: n + 1 }, (_, i) => i), down: Int32Array.from({ length: n + 1 }, (_, i) => i) };
+  const up = new Int32Array(n + 1);
+  for (let i = 0; i <= n; i++) up[i] = i;
+  return { members, keys, load: new Int32Array(n), up, down: up.slice() };
 }
 
 /** The first live index at or after `i` in a union-find chain (path-halving). */
@@ -119,9 +121,20 @@ export function buildBlocks<K>(
   }
   const blocks = new Map<K, Block>();
   for (const [key, positions] of grouped) {
-    const keyed = positions.map((i) => ({ i, k: sortKey(records[i]!) }));
-    keyed.sort((a, b) => a.k - b.k || a.i - b.i);
-    blocks.set(key, newBlock(Int32Array.from(keyed, (e) => e.i), Float64Array.from(keyed, (e) => e.k)));
+    // Positions ascend (records are in position order), so ordering ties by rank orders them by position.
+    const n = positions.length;
+    const sortKeys = new Float64Array(n);
+    for (let rank = 0; rank < n; rank++) sortKeys[rank] = sortKey(records[positions[rank]!]!);
+    const order = new Uint32Array(n);
+    for (let rank = 0; rank < n; rank++) order[rank] = rank;
+    order.sort((a, b) => sortKeys[a]! - sortKeys[b]! || a - b);
+    const members = new Int32Array(n);
+    const keys = new Float64Array(n);
+    for (let at = 0; at < n; at++) {
+      members[at] = positions[order[at]!]!;
+      keys[at] = sortKeys[order[at]!]!;
+    }
+    blocks.set(key, newBlock(members, keys));
   }
   return blocks;
 }

@@ -28,12 +28,19 @@ export class Prepared {
   private description: string | undefined = undefined;
   private counterparty: string | undefined = undefined;
   private externalId: string | undefined = undefined;
+  /**
+   * The amount as a float: exact up to 2^53 in magnitude, and of the amount's sign always. For sorting, blocking
+   * and bounds; gates on money use the bigint.
+   */
+  readonly amountFloat: number;
 
   constructor(
     readonly record: EngineRecord,
     /** Position in its side's (bookedDate, id) order; comparing positions compares (bookedDate, id). */
     readonly index: number,
-  ) {}
+  ) {
+    this.amountFloat = Number(record.amount);
+  }
 
   /** The normalized value of a text field, computed once per record. */
   normalized(field: TextField): string {

@@ -37,11 +37,13 @@ function orient(ctx: PassContext) {
 function withinSpan(ctx: PassContext, lefts: readonly Prepared[], rights: readonly Prepared[]): boolean {
   let first = Infinity;
   let last = -Infinity;
-  for (const legs of [lefts, rights]) {
-    for (const p of legs) {
-      first = Math.min(first, p.record.bookedDate);
-      last = Math.max(last, p.record.bookedDate);
-    }
+  for (const p of lefts) {
+    first = Math.min(first, p.record.bookedDate);
+    last = Math.max(last, p.record.bookedDate);
+  }
+  for (const p of rights) {
+    first = Math.min(first, p.record.bookedDate);
+    last = Math.max(last, p.record.bookedDate);
   }
   return last - first <= ctx.maxDateSpanDays;
 }
@@ -147,8 +149,19 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
   const window = ctx.pass.comparators.find((c) => c.required && c.type === "dateWindow");
   if (!window || window.type !== "dateWindow") return [];
   const sameCurrency = ctx.pass.comparators.some((c) => c.required && c.field === "currency");
-  const blockKey = (p: Prepared) => (p.record.amount === 0n ? null : `${p.record.amount > 0n ? "+" : "-"}${sameCurrency ? p.record.currency : ""}`);
+  // Blocks by sign (and currency): 2 × currency number + 1 for negative amounts; null for zero amounts.
+  const currencies = new Map<string, number>();
+  const currencyNumber = (currency: string) => {
+    let n = currencies.get(currency);
+    if (n === undefined) currencies.set(currency, (n = currencies.size));
+    return n;
+  };
+  const blockKey = (p: Prepared) => (p.record.amount === 0n ? null : 2 * (sameCurrency ? currencyNumber(p.record.currency) : 0) + (p.record.amount > 0n ? 0 : 1));
   const blocks = buildBlocks(many, (p) => manyFree[p.index] === 1, blockKey, (p) => windowDate(p.record, window.field));
+  // |amount| of the many side as floats, exact up to 2^53: compared with a limit of at most EXACT_SUM_LIMIT they
+  // decide as the bigints would (a larger amount rounds to at least 2^53, still above the limit).
+  const manyAbs = new Float64Array(many.length);
+  for (const p of many) manyAbs[p.index] = Math.abs(Number(p.record.amount));
   const gates = legGates(ctx);
   const candidates = new CandidateList();
   for (const one of ones) {
@@ -164,15 +177,24 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
     ctx.tick(nearby.length + 1);
     const limit = target + reach;
     const pool: Prepared[] = [];
+    const exact = limit <= EXACT_SUM_LIMIT;
+    const limitNumber = Number(limit);
     for (const i of nearby) {
       const leg = many[i]!;
-      if (absAmount(leg.record.amount) <= limit && gates(one, leg) && pool.push(leg) === SUBSET_POOL) break;
+      const fits = exact ? manyAbs[i]! <= limitNumber : absAmount(leg.record.amount) <= limit;
+      if (fits && gates(one, leg) && pool.push(leg) === SUBSET_POOL) break;
     }
     if (pool.length < 2) continue;
-    pool.sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index));
-    const subsets = limit <= EXACT_SUM_LIMIT
-      ? bestSubsetsOfNumbers(pool, Number(target - reach), Number(limit), Number(target), ctx.pass.maxLegs, ctx.tick)
-      : bestSubsets(pool, target - reach, limit, target, ctx.pass.maxLegs, ctx.tick);
+    const subsets = exact
+      ? bestSubsetsOfNumbers(sortedByAbs(pool, manyAbs), manyAbs, Number(target - reach), limitNumber, Number(target), ctx.pass.maxLegs, ctx.tick)
+      : bestSubsets(
+          pool.sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index)),
+          target - reach,
+          limit,
+          target,
+          ctx.pass.maxLegs,
+          ctx.tick,
+        );
     for (const legs of subsets) {
       pushCandidate(ctx, candidates, ...sides(one, legs.sort((a, b) => a.index - b.index)));
     }
@@ -187,13 +209,35 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
 const EXACT_SUM_LIMIT = BigInt(Math.floor(Number.MAX_SAFE_INTEGER / 8));
 
 /**
- * `bestSubsets` for a pool whose amounts are all at most EXACT_SUM_LIMIT: the same search in the same order with
- * the same budget, on floats (exact at these magnitudes), without recursion, and with the last pick of each
- * combination found by binary search instead of one try at a time.
+ * Sorts a pool by |amount| ascending, then by position (the order `bestSubsets` searches in), on the floats of
+ * `abs` (indexed by position): all at most EXACT_SUM_LIMIT, so equal floats are equal amounts. Insertion sort: a
+ * pool holds at most SUBSET_POOL records.
  */
-function bestSubsetsOfNumbers(pool: Prepared[], lo: number, hi: number, target: number, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
-  const values = Float64Array.from(pool, (p) => Math.abs(Number(p.record.amount)));
-  const n = values.length;
+function sortedByAbs(pool: Prepared[], abs: Float64Array): Prepared[] {
+  for (let i = 1; i < pool.length; i++) {
+    const p = pool[i]!;
+    const value = abs[p.index]!;
+    let j = i - 1;
+    for (; j >= 0; j--) {
+      const q = pool[j]!;
+      const other = abs[q.index]!;
+      if (other < value || (other === value && q.index < p.index)) break;
+      pool[j + 1] = q;
+    }
+    pool[j + 1] = p;
+  }
+  return pool;
+}
+
+/**
+ * `bestSubsets` for a pool (sorted by `sortedByAbs`) whose amounts are all at most EXACT_SUM_LIMIT: the same search
+ * in the same order with the same budget, on floats (exact at these magnitudes, `abs` by position), without
+ * recursion, and with the last pick of each combination found by binary search instead of one try at a time.
+ */
+function bestSubsetsOfNumbers(pool: Prepared[], abs: Float64Array, lo: number, hi: number, target: number, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
+  const n = pool.length;
+  const values = new Float64Array(n);
+  for (let i = 0; i < n; i++) values[i] = abs[pool[i]!.index]!;
   const largest = values[n - 1]!;
   // next[d]: the next pool position to try at depth d; sums[d]: the sum of the picks above depth d.
   const next = new Int32Array(maxLegs);

@@ -106,7 +106,7 @@ function searchPlan(ctx: PassContext) {
   const tolerance = required.find((c) => isAmountComparator(c) && c.spec.type !== "exact");
   if (tolerance && isAmountComparator(tolerance)) {
     return {
-      sortKey: (p: Prepared) => Number(p.record.amount),
+      sortKey: (p: Prepared) => p.amountFloat,
       range(p: Prepared) {
         const reach = tolerance.reach(p.record.amount);
         const amount = p.record.amount;

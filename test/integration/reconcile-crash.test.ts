@@ -172,4 +172,9 @@ it("stops a running job when cancelled and keeps nothing it computed", async () 
   expect(states.at(-1)!.status).toBe("CANCELLED");
   expect(states.at(-1)!.processed).toBeLessThan(60_000);
   expect(await groupCount(jobId)).toBe(0);
+  // The worker let go of the cancelled job (its COPY aborted, its transaction rolled back, its lock freed): it runs
+  // the next one. (A ROLLBACK queued behind the open COPY used to leave it stuck for good.)
+  const next = await startJob();
+  expect((await follow(next)).at(-1)!.status).toBe("COMPLETED");
+  expect(await groupCount(next)).toBeGreaterThan(30_000);
 });

@@ -1,10 +1,11 @@
 /**
  * Runs a job's matching in a worker thread (engine-worker.ts): one thread per running job, ended with the job.
  * Responsible for the message protocol, for cancellation (a shared flag the engine polls, so a block stops within
- * milliseconds) and for turning the thread's failures into errors of the job.
+ * milliseconds) and for turning the thread's failures into errors of the job. Blocks go in as the COPY text bytes
+ * the record streams read (moved, not copied, to the thread, which parses them); groups come back as COPY text
+ * bytes, in chunks, while the block is still being written out.
  */
 import { Worker } from "node:worker_threads";
-import type { EngineRecord } from "../../reconcile/types.js";
 import type { JobSummary } from "./job-results.js";
 
 export interface EngineThreadData {
@@ -19,21 +20,31 @@ export interface EngineThreadData {
   pushed: { hits: number[]; amounts: { currency: string; amount: string; pairs: number }[] } | null;
 }
 
+/** One block: both sides' records as COPY text lines of record-stream.ts, in (booked date, id) order. */
+export interface BlockRequest {
+  left: Uint8Array;
+  right: Uint8Array;
+  carryFrom: number | null;
+  finalizeBefore: number | null;
+}
+
 export type ThreadRequest =
-  | { type: "block"; left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }
+  | ({ type: "block" } & BlockRequest)
   | { type: "finish"; phaseMillis: Record<string, number> };
 
 export interface BlockResult {
-  /** COPY text of the block's groups (empty for dry runs). */
-  copyText: string;
   /** Groups per outcome in this block. */
   outcomes: Record<string, number>;
   /** The job row's running counters after this block. */
   counts: { matchedCount: number; suggestedCount: number; discrepancyCount: number; unmatchedLeftCount: number; unmatchedRightCount: number };
   matchMillis: number;
+  /** Time the thread spent turning the block's bytes into records. */
+  parseMillis: number;
 }
 
 export type ThreadReply =
+  /** COPY text (UTF-8) of some of the block's groups, whole lines; none for dry runs. */
+  | { type: "groups"; chunk: Uint8Array }
   | ({ type: "block" } & BlockResult)
   | { type: "finished"; summary: JobSummary }
   | { type: "error"; cancelled: boolean; message: string; name: string };
@@ -56,8 +67,12 @@ const ENTRY = new URL(compiled ? "./engine-worker.js" : "./engine-worker.ts", im
 const TSX_BOOTSTRAP = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(ENTRY.href)}); })`;
 
 export interface EngineThread {
-  /** Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order. */
-  match(block: { left: EngineRecord[]; right: EngineRecord[]; carryFrom: number | null; finalizeBefore: number | null }): Promise<BlockResult>;
+  /**
+   * Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order.
+   * The block's buffers are moved to the thread (unusable here afterwards); `onGroups` receives its groups' COPY
+   * text in chunks, before the promise resolves.
+   */
+  match(block: BlockRequest, onGroups: (chunk: Uint8Array) => void): Promise<BlockResult>;
   /** The job's summary, once every block is matched. */
   finish(phaseMillis: Record<string, number>): Promise<JobSummary>;
   /** Asks a running block to stop (it then fails with EngineStopped). */
@@ -85,6 +100,7 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
     ? new Worker(ENTRY, { workerData, resourceLimits })
     : new Worker(TSX_BOOTSTRAP, { eval: true, workerData, resourceLimits });
   let pending: { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void } | null = null;
+  let onGroups: ((chunk: Uint8Array) => void) | null = null;
   let failure: Error | null = null;
   const fail = (error: Error) => {
     failure ??= error;
@@ -92,6 +108,10 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
     pending = null;
   };
   worker.on("message", (reply: ThreadReply) => {
+    if (reply.type === "groups") {
+      onGroups?.(reply.chunk);
+      return;
+    }
     const waiting = pending;
     pending = null;
     waiting?.resolve(reply);
@@ -99,12 +119,12 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
   worker.on("error", fail);
   worker.on("exit", (code) => fail(new Error(`engine thread exited (code ${code})`)));
 
-  function request(message: ThreadRequest): Promise<ThreadReply> {
+  function request(message: ThreadRequest, transfer: ArrayBuffer[] = []): Promise<ThreadReply> {
     if (failure) return Promise.reject(failure);
     if (pending) return Promise.reject(new Error("engine thread is busy"));
     return new Promise<ThreadReply>((resolve, reject) => {
       pending = { resolve, reject };
-      worker.postMessage(message);
+      worker.postMessage(message, transfer);
     });
   }
 
@@ -115,9 +135,15 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
   }
 
   return {
-    async match(block) {
-      const { type: _, ...result } = unwrap(await request({ type: "block", ...block }), "block");
-      return result;
+    async match(block, receive) {
+      onGroups = receive;
+      try {
+        const transfer = [block.left.buffer, block.right.buffer].filter((buffer): buffer is ArrayBuffer => buffer instanceof ArrayBuffer);
+        const { type: _, ...result } = unwrap(await request({ type: "block", ...block }, [...new Set(transfer)]), "block");
+        return result;
+      } finally {
+        onGroups = null;
+      }
     },
     async finish(phaseMillis) {
       return unwrap(await request({ type: "finish", phaseMillis }), "finished").summary;

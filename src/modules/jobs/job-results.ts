@@ -72,23 +72,15 @@ export function groupCopyLine(group: EngineGroup, id: string, jobId: string, pro
   ].join("\t");
 }
 
-/** Writes text to a COPY stream in chunks of 1 MiB, waiting whenever the stream asks to (back-pressure). */
-export async function writeText(stream: Writable, text: string): Promise<void> {
-  const CHUNK = 1024 * 1024;
-  for (let at = 0; at < text.length; ) {
-    // Chunks end at a line break: COPY needs whole lines only at the end, but it keeps chunks readable in traces.
-    let end = Math.min(text.length, at + CHUNK);
-    if (end < text.length) end = text.indexOf("\n", end) + 1 || text.length;
-    if (!stream.write(text.slice(at, end))) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => (stream.off("error", onError), resolve());
-        const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
-        stream.once("drain", onDrain);
-        stream.once("error", onError);
-      });
-    }
-    at = end;
-  }
+/** Writes a chunk of COPY text to a COPY stream, waiting when the stream asks to (back-pressure). */
+export async function writeChunk(stream: Writable, chunk: Uint8Array): Promise<void> {
+  if (stream.write(chunk)) return;
+  await new Promise<void>((resolve, reject) => {
+    const onDrain = () => (stream.off("error", onError), resolve());
+    const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
+    stream.once("drain", onDrain);
+    stream.once("error", onError);
+  });
 }
 
 interface OutcomeTally {

@@ -16,7 +16,7 @@
  *   the job-event bus; the same write notices a cancellation (the row is no longer RUNNING), as does the bus.
  */
 import type pg from "pg";
-import { from as copyFrom } from "pg-copy-streams";
+import { from as copyFrom, type CopyStreamQuery } from "pg-copy-streams";
 import type { ChangeFeed } from "../../db/change-feed.js";
 import { tags } from "../../cache/tags.js";
 import type { Logger } from "../../observability/logger.js";
@@ -24,10 +24,9 @@ import type { Metrics } from "../../observability/metrics.js";
 import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
-import type { EngineRecord } from "../../reconcile/types.js";
 import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
-import { GROUP_COPY_COLUMNS, writeText } from "./job-results.js";
+import { GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
 
 export interface ReconcileTaskData {
@@ -86,27 +85,29 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     return rows[0] ?? null;
   }
 
-  /** Reads the next date-aligned block of about `blockRecords` records from both streams (in date order). */
+  /**
+   * Reads the next date-aligned block of about `blockRecords` records from both streams (in date order), as the
+   * lines' bytes (the engine thread parses them).
+   */
   async function readBlock(left: RecordStream, right: RecordStream, throwIfCancelled: () => void) {
-    const block = { left: [] as EngineRecord[], right: [] as EngineRecord[], lastDate: Number.NEGATIVE_INFINITY, exhausted: false };
-    for (let taken = 0; ; ) {
+    const block = { records: 0, lastDate: Number.NEGATIVE_INFINITY, exhausted: false };
+    const cut = () => ({ ...block, left: left.take(), right: right.take() });
+    for (;;) {
       if (left.buffered() === 0) await left.fill();
       if (right.buffered() === 0) await right.fill();
-      const l = left.peek();
-      const r = right.peek();
-      if (!l && !r) {
+      const l = left.peekDate();
+      const r = right.peekDate();
+      if (l === null && r === null) {
         block.exhausted = true;
-        return block;
+        return cut();
       }
-      const fromLeft = r === null || (l !== null && l.bookedDate <= r.bookedDate);
-      const record = (fromLeft ? l : r)!;
+      const fromLeft = r === null || (l !== null && l <= r);
+      const date = (fromLeft ? l : r)!;
       // A block ends between two dates, never inside one (same-date twins stay together).
-      if (taken >= blockRecords && record.bookedDate !== block.lastDate) return block;
+      if (block.records >= blockRecords && date !== block.lastDate) return cut();
       (fromLeft ? left : right).advance();
-      (fromLeft ? block.left : block.right).push(record);
-      block.lastDate = record.bookedDate;
-      taken++;
-      if ((taken & 0x3fff) === 0) throwIfCancelled();
+      block.lastDate = date;
+      if ((++block.records & 0x3fff) === 0) throwIfCancelled();
     }
   }
 
@@ -158,6 +159,9 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     };
 
     const streams: RecordStream[] = [];
+    // The COPY into match_groups while it is open: a failure must abort it before the ROLLBACK, which the
+    // connection would otherwise queue behind the COPY forever (the worker stuck, the job's lock held).
+    let openCopy: CopyStreamQuery | null = null;
     try {
       // An exact-key first pass runs in PostgreSQL for one-to-one keys; only the other records are streamed.
       const started = performance.now();
@@ -178,6 +182,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
       pushedInsert?.catch(() => {});
       const copy = job.dryRun ? null : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
+      openCopy = copy;
       const copyFailed = copy ? new Promise<never>((_, reject) => copy.on("error", reject)) : null;
       copyFailed?.catch(() => {});
       const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
@@ -189,25 +194,26 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       let matching: Promise<BlockResult> | null = null;
       let writing: Promise<void> = pushedInsert ? pushedInsert.then(() => {}) : Promise.resolve();
       writing.catch(() => {});
-      let persistStarted = 0;
-      /** Takes the last block's groups: counters, metrics, and their COPY (not awaited: it overlaps the next block). */
+      /** Queues a chunk of groups for the COPY (not awaited: writing overlaps matching and reading). */
+      const write = (chunk: Uint8Array) => {
+        if (!copy) return;
+        writing = writing.then(() => {
+          const persistStarted = performance.now();
+          return Promise.race([writeChunk(copy, chunk), copyFailed!]).then(() => {
+            phaseMillis.persist! += performance.now() - persistStarted;
+          });
+        });
+        // Observed at the end (await writing); this keeps a failed COPY from being an unhandled rejection.
+        writing.catch(() => {});
+      };
+      /** Takes the last block's result: counters and metrics (its groups went to `write` as they came). */
       const collect = async () => {
         const result = await matching!;
         matching = null;
         phaseMillis.match! += result.matchMillis;
+        phaseMillis.parse! += result.parseMillis;
         counts = result.counts;
         for (const [outcome, n] of Object.entries(result.outcomes)) metrics.reconcileGroupsTotal.inc({ outcome }, n);
-        if (copy && result.copyText) {
-          const text = result.copyText;
-          writing = writing.then(() => {
-            persistStarted = performance.now();
-            return Promise.race([writeText(copy, text), copyFailed!]).then(() => {
-              phaseMillis.persist! += performance.now() - persistStarted;
-            });
-          });
-          // Observed at the end (await writing); this keeps a failed COPY from being an unhandled rejection.
-          writing.catch(() => {});
-        }
       };
 
       for (;;) {
@@ -215,8 +221,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         const started = performance.now();
         const block = await readBlock(left, right, throwIfCancelled);
         phaseMillis.parse! += performance.now() - started;
-        processed += block.left.length + block.right.length;
-        metrics.reconcileRecordsTotal.inc(block.left.length + block.right.length);
+        processed += block.records;
+        metrics.reconcileRecordsTotal.inc(block.records);
         if (matching) await collect();
         phase = "match";
         matching = engine.match({
@@ -226,7 +232,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
           // whose possible discrepancy partners are not all settled yet (one more reach back).
           carryFrom: block.exhausted ? null : block.lastDate + 1 - reach,
           finalizeBefore: block.exhausted ? null : block.lastDate + 1 - 2 * reach,
-        });
+        }, write);
         matching.catch(() => {});
         await checkpoint();
         if (block.exhausted) break;
@@ -238,6 +244,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const waitStarted = performance.now();
       await writing;
       if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      openCopy = null;
       phaseMillis.persistWait = performance.now() - waitStarted;
       const summary = await engine.finish(roundMillis(phaseMillis));
       const { rowCount } = await writer.query(
@@ -253,6 +260,11 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("COMMIT");
       logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...counts }, "reconciliation job completed");
     } catch (error) {
+      if (openCopy) {
+        // CopyFail: PostgreSQL ends the COPY with an error, and the connection takes the ROLLBACK.
+        openCopy.on("error", () => {});
+        openCopy.destroy(new Error("reconciliation job stopped"));
+      }
       await writer.query("ROLLBACK").catch(() => {});
       await Promise.all(streams.map((stream) => stream.close().catch(() => {})));
       if (error instanceof JobCancelled || error instanceof EngineStopped || cancelled) {
