@@ -51,6 +51,10 @@ const config: CodegenConfig = {
           MatchGroupConnection: "./models.js#MatchGroupConnection",
           SourceRecord: "./models.js#SourceRecord",
           RuleSet: "./models.js#RuleSet",
+          Exception: "./models.js#Exception",
+          ExceptionConnection: "./models.js#ExceptionConnection",
+          ExceptionComment: "./models.js#ExceptionComment",
+          MatchWorkResult: "./models.js#MatchWorkResult",
         },
         scalars: {
           DateTime: "Date | string",

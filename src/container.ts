@@ -27,6 +27,9 @@ import { createJobService } from "./modules/jobs/job-service.js";
 import { createExportRepository } from "./modules/exports/export-repository.js";
 import { createExportService } from "./modules/exports/export-service.js";
 import { createReconcileTask } from "./modules/jobs/reconcile-task.js";
+import { createExceptionRepository } from "./modules/exceptions/exception-repository.js";
+import { createExceptionService } from "./modules/exceptions/exception-service.js";
+import { createMatchWorkService } from "./modules/exceptions/match-work-service.js";
 import type { JobEvents } from "./queue/job-events.js";
 import type { Queue } from "./queue/queue.js";
 
@@ -40,6 +43,7 @@ export function createRepositories(database: Pick<Database, "prisma" | "read" | 
     audit: createAuditRepository(access),
     exports: createExportRepository(access),
     uploads: createUploadRepository(access),
+    exceptions: createExceptionRepository(access),
   };
 }
 
@@ -107,6 +111,8 @@ export function createContainer(deps: ContainerDeps) {
         events: deps.jobEvents,
         task: reconcileTask,
       }),
+      exceptions: createExceptionService({ transaction, exceptions: repos.exceptions, projects, audit }),
+      matchWork: createMatchWorkService({ transaction, exceptions: repos.exceptions, jobs: repos.jobs, projects, audit }),
       exports: createExportService({
         jobs: repos.jobs,
         projects,

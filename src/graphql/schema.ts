@@ -12,6 +12,7 @@ import { userResolvers } from "../modules/users/user-resolvers.js";
 import { uploadResolvers } from "../modules/uploads/upload-resolvers.js";
 import { jobResolvers } from "../modules/jobs/job-resolvers.js";
 import { exportResolvers } from "../modules/exports/export-resolvers.js";
+import { exceptionResolvers } from "../modules/exceptions/exception-resolvers.js";
 import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
@@ -28,6 +29,7 @@ export const resolvers: Resolvers[] = [
   uploadResolvers,
   jobResolvers,
   exportResolvers,
+  exceptionResolvers,
   cacheResolvers,
 ];
 
