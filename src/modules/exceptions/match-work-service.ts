@@ -201,11 +201,6 @@ export function createMatchWorkService(deps: {
       }
       const left = ids.leftRecordIds.map((id) => records.get(id)!);
       const right = ids.rightRecordIds.map((id) => records.get(id)!);
-      const difference = differenceOf(left, right);
-      if (!force && !difference.balanced) {
-        throw new BadUserInputError("rightRecordIds", `the records leave a difference of ${describe(difference.rows)} (left − right): only forceMatch (MANAGER/ADMIN, with a reason code) accepts a difference`);
-      }
-
       const groups = await exceptions.lockGroupsOfRecords(tx, job.id, all);
       const groupOf = new Map<string, LockedGroup>();
       for (const group of groups) for (const id of [...group.leftRecordIds, ...group.rightRecordIds]) groupOf.set(id, group);
@@ -218,6 +213,10 @@ export function createMatchWorkService(deps: {
         }
       }
 
+      const difference = differenceOf(left, right);
+      if (!force && !difference.balanced) {
+        throw new BadUserInputError("rightRecordIds", `the records leave a difference of ${describe(difference.rows)} (left − right): only forceMatch (MANAGER/ADMIN, with a reason code) accepts a difference`);
+      }
       left.sort(byBooking);
       right.sort(byBooking);
       const single = difference.rows.length === 1 ? difference.rows[0]! : null;
