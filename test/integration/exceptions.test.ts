@@ -11,6 +11,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
 import { uploadCsv } from "../helpers/jobs.js";
+import { TODAY_UTC, severityRankSql, SEVERITIES } from "../../src/modules/exceptions/severity.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -251,6 +252,24 @@ describe("exceptions of a job", () => {
     expect(new Set([...first.edges, ...second.edges].map((edge: any) => edge.node.id)).size).toBe(7);
     expect(fail(await t.graphql(LIST, { p: projectId, f: { currency: "euro" } }, owner.token))).toMatchObject({ code: "BAD_USER_INPUT", field: "filter.currency" });
     expect(fail(await t.graphql(LIST, { p: projectId, f: { minAgeDays: -1 } }, owner.token))).toMatchObject({ code: "BAD_USER_INPUT", field: "filter.minAgeDays" });
+  });
+
+  it("severity, as PostgreSQL computes it: per-currency amount tiers, raised by age", async () => {
+    const rank = severityRankSql("$1::numeric", "$2::text", `(${TODAY_UTC} - $3::int)`);
+    const severity = async (amount: string, currency: string, ageDays: number) =>
+      SEVERITIES[(await db.query(`SELECT ${rank} AS r`, [amount, currency, ageDays])).rows[0].r as number];
+    const cases: [string, string, number, string][] = [
+      ["999.9999", "EUR", 0, "LOW"],
+      ["1000", "EUR", 0, "MEDIUM"],
+      ["10000", "USD", 29, "HIGH"],
+      ["100000", "GBP", 0, "CRITICAL"],
+      ["99999", "JPY", 0, "LOW"],
+      ["100000", "JPY", 0, "MEDIUM"],
+      ["10", "EUR", 30, "MEDIUM"],
+      ["10", "EUR", 90, "HIGH"],
+      ["10000", "EUR", 90, "CRITICAL"],
+    ];
+    for (const [amount, currency, age, expected] of cases) expect([amount, currency, age, await severity(amount, currency, age)]).toEqual([amount, currency, age, expected]);
   });
 
   it("a dry run has no exceptions", async () => {
