@@ -587,3 +587,14 @@ describe("two people acting at once", () => {
     await expectInvariant(jobId);
   });
 });
+
+describe("deleting", () => {
+  it("the project deletes its jobs' exceptions, comments and rejected pairs", async () => {
+    const count = async (table: string) => (await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+    expect(await count("exceptions")).toBeGreaterThan(0);
+    expect(await count("exception_comments")).toBeGreaterThan(0);
+    expect(await count("rejected_pairs")).toBeGreaterThan(0);
+    ok(await t.graphql("mutation($id: ID!) { deleteProject(id: $id) }", { id: projectId }, owner.token));
+    expect([await count("exceptions"), await count("exception_comments"), await count("rejected_pairs"), await count("match_groups")]).toEqual([0, 0, 0, 0]);
+  });
+});
