@@ -55,6 +55,10 @@ const config: CodegenConfig = {
           AutoMatchRatePoint: "./models.js#AutoMatchRatePoint",
           ProjectSummary: "./models.js#ProjectStats",
           ReconciliationSchedule: "./models.js#ReconciliationSchedule",
+          Exception: "./models.js#Exception",
+          ExceptionConnection: "./models.js#ExceptionConnection",
+          ExceptionComment: "./models.js#ExceptionComment",
+          MatchWorkResult: "./models.js#MatchWorkResult",
         },
         scalars: {
           DateTime: "Date | string",

@@ -31,6 +31,9 @@ import { createScheduleRepository } from "./modules/schedules/schedule-repositor
 import { createScheduleService } from "./modules/schedules/schedule-service.js";
 import { createScheduleTickTask } from "./modules/schedules/schedule-task.js";
 import { createStatsRepository } from "./modules/stats/stats-repository.js";
+import { createExceptionRepository } from "./modules/exceptions/exception-repository.js";
+import { createExceptionService } from "./modules/exceptions/exception-service.js";
+import { createMatchWorkService } from "./modules/exceptions/match-work-service.js";
 import type { JobEvents } from "./queue/job-events.js";
 import type { Queue, Task } from "./queue/queue.js";
 
@@ -46,6 +49,7 @@ export function createRepositories(database: Pick<Database, "prisma" | "read" | 
     uploads: createUploadRepository(access),
     schedules: createScheduleRepository(access),
     stats: createStatsRepository(access),
+    exceptions: createExceptionRepository(access),
   };
 }
 
@@ -138,6 +142,8 @@ export function createContainer(deps: ContainerDeps) {
       dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
       jobs,
       schedules,
+      exceptions: createExceptionService({ transaction, exceptions: repos.exceptions, projects, audit }),
+      matchWork: createMatchWorkService({ transaction, exceptions: repos.exceptions, jobs: repos.jobs, projects, audit }),
       exports: createExportService({
         jobs: repos.jobs,
         projects,

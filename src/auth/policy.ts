@@ -47,4 +47,12 @@ export const policy = {
     mayWrite(viewer) && (relation === "OWNER" || relation === "ADMIN" || relation === "MANAGER"),
   deleteProject: (viewer: Viewer, relation: ProjectRelation) =>
     mayWrite(viewer) && (relation === "OWNER" || relation === "ADMIN"),
+  /** Work exceptions and match groups: assign, comment, resolve, confirm, reject, unmatch, match by hand. */
+  workExceptions: (viewer: Viewer, relation: ProjectRelation) => mayWrite(viewer) && relation !== "VIEWER",
+  /**
+   * Accept a difference: force a match, write off or adjust an exception (and reopen those). A MANAGER — by global
+   * role in a project they work in, or by project role — or an ADMIN; owning a project does not grant it.
+   */
+  approveDifferences: (viewer: Viewer, relation: ProjectRelation) =>
+    mayWrite(viewer) && relation !== "VIEWER" && (viewer.role === "ADMIN" || viewer.role === "MANAGER" || relation === "MANAGER"),
 };

@@ -41,6 +41,10 @@ export const tags = {
   job: (id: string) => `Job:${id}`,
   /** The audit log. */
   auditLog: "List:AuditEvent",
+  /** A project's exceptions: lists and counts (a job's completion, which adds some, announces `projectJobs`). */
+  projectExceptions: (id: string) => `Project:${id}:exceptions`,
+  /** One exception's row and its comments. */
+  exception: (id: string) => `Exception:${id}`,
 } as const;
 
 /** TTL classes (the old platform's six cached handlers), in seconds; configurable (`RESPONSE_CACHE_TTLS`). */
@@ -73,9 +77,10 @@ export function ttlClass(tag: string): keyof CacheTtls {
     if (tag.endsWith(":jobs")) return "jobs";
     if (tag.endsWith(":dataSources")) return "dataSources";
     if (tag.endsWith(":records") || tag.endsWith(":stats")) return "stats";
+    if (tag.endsWith(":exceptions")) return "jobs";
     return "project";
   }
-  if (tag.startsWith("Job:")) return "jobs";
+  if (tag.startsWith("Job:") || tag.startsWith("Exception:")) return "jobs";
   if (tag.startsWith("DataSource:") && !tag.endsWith(":uploads")) return "dataSources";
   return "default";
 }

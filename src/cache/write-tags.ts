@@ -84,6 +84,17 @@ export function rowTags(model: string, row: Row, deleted: boolean): string[] | n
       const [projectId] = ids(row, "projectId") ?? [];
       return projectId ? [tags.projectSchedule(projectId)] : null;
     }
+    case "ReconciliationException": {
+      const [id, jobId, projectId] = ids(row, "id", "jobId", "projectId") ?? [];
+      return id ? [tags.exception(id), tags.job(jobId), tags.projectExceptions(projectId)] : null;
+    }
+    case "ExceptionComment": {
+      const [exceptionId] = ids(row, "exceptionId") ?? [];
+      return exceptionId ? [tags.exception(exceptionId)] : null;
+    }
+    // Read by job runners only, never through the response cache.
+    case "RejectedPair":
+      return [];
     case "AuditEvent":
     // The chain's head moves with every event (the database's insert trigger writes it, never Prisma).
     case "AuditChainHead":

@@ -7,7 +7,7 @@ import type { Viewer } from "../auth/policy.js";
 import type { ProjectRole } from "../generated/prisma/enums.js";
 import type { Repositories } from "../container.js";
 import type { PageRequest } from "./pagination.js";
-import type { DataSource, Project, ProjectMember, ReconciliationJob, RuleSet, SourceRecord, User } from "./models.js";
+import type { DataSource, Exception, ExceptionComment, MatchGroup, Project, ProjectMember, ReconciliationJob, RuleSet, SourceRecord, User } from "./models.js";
 import { batchLoader, byId, groupBy, type LoaderMetrics } from "./batch-loader.js";
 import type { ProjectCounts, RecordStatusCounts } from "../modules/projects/project-repository.js";
 import { projectScope } from "../modules/scopes.js";
@@ -101,6 +101,20 @@ export function createLoaders(repos: Repositories, viewer: Viewer | null, metric
       async (ids) => byId(await repos.jobs.findRuleSets(ids)),
       none,
     ),
+
+    /** Exceptions by id, unfiltered: the exception service checks each one's project before showing it. */
+    exceptionById: batchLoader<Exception | null>("exceptionById", metrics, async (ids) => byId(await repos.exceptions.findByIds(ids)), none),
+
+    /** Comments of each exception, oldest first (reached only through an authorized exception). */
+    commentsByException: batchLoader<ExceptionComment[]>(
+      "commentsByException",
+      metrics,
+      async (ids) => groupBy(ids, await repos.exceptions.commentsOf(ids), (c) => c.exceptionId),
+      () => [],
+    ),
+
+    /** Match groups by id (reached only through an authorized exception); null once taken apart. */
+    matchGroupById: batchLoader<MatchGroup | null>("matchGroupById", metrics, async (ids) => byId(await repos.exceptions.findGroups(ids)), none),
 
     latestJobByProject: batchLoader<ReconciliationJob | null>(
       "latestJobByProject",

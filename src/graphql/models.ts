@@ -99,3 +99,8 @@ export interface SourceRecord {
 }
 
 export type MatchGroupConnection = Connection<MatchGroup>;
+
+/** An exception, a comment on one, and what manual work returns (modules/exceptions/). */
+export type { ExceptionRow as Exception, ExceptionComment } from "../modules/exceptions/exception-repository.js";
+export type { MatchWorkResult } from "../modules/exceptions/match-work-service.js";
+export type ExceptionConnection = Connection<import("../modules/exceptions/exception-repository.js").ExceptionRow>;

@@ -14,6 +14,7 @@ import { jobResolvers } from "../modules/jobs/job-resolvers.js";
 import { exportResolvers } from "../modules/exports/export-resolvers.js";
 import { scheduleResolvers } from "../modules/schedules/schedule-resolvers.js";
 import { statsResolvers } from "../modules/stats/stats-resolvers.js";
+import { exceptionResolvers } from "../modules/exceptions/exception-resolvers.js";
 import { UploadScalar } from "./upload-scalar.js";
 import type { Resolvers } from "./resolver-types.js";
 import { DateTime, Decimal, JSONScalar } from "./scalars.js";
@@ -30,6 +31,7 @@ export const resolvers: Resolvers[] = [
   uploadResolvers,
   jobResolvers,
   exportResolvers,
+  exceptionResolvers,
   cacheResolvers,
   scheduleResolvers,
   statsResolvers,

@@ -35,6 +35,11 @@ export interface ReconcileOptions {
   finalizeBefore?: number;
   /** Polled regularly (at least every few thousand pairs); when it returns true, throw `ReconcileCancelled`. */
   shouldStop?: () => boolean;
+  /**
+   * Pairs that must never be grouped (a reviewer rejected them): consulted wherever a pass or the discrepancy stage
+   * considers a left and a right record together; a group with any excluded pair is never proposed.
+   */
+  excludePair?: (left: EngineRecord, right: EngineRecord) => boolean;
 }
 
 /** What one call yields: the groups (every finalized record in exactly one), the carry, and groups per pass. */
@@ -69,7 +74,7 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const rightFree = new Uint8Array(sides.right.length).fill(1);
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
-    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays };
+    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays, excludePair: options.excludePair };
     const found = runPass(ctx);
     append(groups, found);
     return found.length;
@@ -100,7 +105,7 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
     append(
       groups,
       discrepancyStage(sides.left, sides.right, leftOpen, rightOpen, rules.discrepancies, tick, (l, r) =>
-        l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore,
+        (l.record.bookedDate < finalizeBefore || r.record.bookedDate < finalizeBefore) && !options.excludePair?.(l.record, r.record),
       ),
     );
     // Records the stage paired (open before, closed now) are no longer free (nor carried).

@@ -3,7 +3,7 @@
  * comparators, both prepared sides with their "still free" flags, scoring of a candidate (a pair or a group), and
  * the outcome rules (AUTO → MATCHED; SUGGEST → SUGGESTED or REFERENCE_MISMATCH; near-ties → SUGGESTED).
  */
-import type { EngineGroup, FieldScore, GroupKind } from "./types.js";
+import type { EngineGroup, EngineRecord, FieldScore, GroupKind } from "./types.js";
 import type { Pass } from "./rules.js";
 import { compileComparator, isAmountComparator, verdictTicks, type CompiledComparator, type Prepared, type Verdict } from "./comparators.js";
 
@@ -43,6 +43,8 @@ export interface PassContext {
   readonly tick: (units?: number) => void;
   /** The rule set's `maxDateSpanDays`: no group holds two records booked further apart. */
   readonly maxDateSpanDays: number;
+  /** Pairs a reviewer rejected (ReconcileOptions.excludePair): never put in one group by a pass. */
+  readonly excludePair?: (left: EngineRecord, right: EngineRecord) => boolean;
 }
 
 /** A pass's compiled comparators in rule order, and the order to test them in: required ones first. */

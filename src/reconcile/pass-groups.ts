@@ -52,6 +52,7 @@ function withinSpan(ctx: PassContext, lefts: readonly Prepared[], rights: readon
 function pushCandidate(ctx: PassContext, candidates: CandidateList, lefts: Prepared[], rights: Prepared[]): void {
   ctx.tick(lefts.length * rights.length);
   if (!withinSpan(ctx, lefts, rights)) return;
+  if (ctx.excludePair && lefts.some((l) => rights.some((r) => ctx.excludePair!(l.record, r.record)))) return;
   const confidence = candidateConfidence(ctx.scorer, lefts, rights);
   if (confidence < 0 || confidence < ctx.pass.minConfidence) return;
   let delta = 0n;

@@ -90,6 +90,8 @@ export function zipPass(ctx: PassContext): EngineGroup[] {
       const lag = right.record.bookedDate - left.record.bookedDate;
       if (lag > span) i = lefts.next[i]!;
       else if (lag < -span) j = rights.next[j]!;
+      // A rejected pair: the left record is passed over (the right one may still pair with the next left).
+      else if (ctx.excludePair?.(left.record, right.record)) i = lefts.next[i]!;
       else {
         groups.push(emitGroup(ctx, [left], [right], false, scoreOf(left, right)));
         i = lefts.next[i]!;
@@ -158,6 +160,7 @@ export function scoredPairPass(ctx: PassContext): EngineGroup[] {
       const right = ctx.right[r]!;
       const lag = right.record.bookedDate - left.record.bookedDate;
       if (lag > ctx.maxDateSpanDays || lag < -ctx.maxDateSpanDays) continue;
+      if (ctx.excludePair?.(left.record, right.record)) continue;
       const confidence = pairConfidence(ctx.scorer, left, right);
       if (confidence >= 0 && confidence >= ctx.pass.minConfidence) candidates.pushPair(left.index, r, confidence, lag, right.record.amount - left.record.amount);
     }

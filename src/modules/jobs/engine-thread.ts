@@ -18,6 +18,8 @@ export interface EngineThreadData {
   stopFlag: SharedArrayBuffer;
   /** Pairs of the first pass PostgreSQL made (exact-pushdown.ts): they count in the summary. */
   pushed: { hits: number[]; amounts: { currency: string; amount: string; pairs: number }[] } | null;
+  /** Pairs reviewers rejected, as keys of external ids (exceptions/rejected-pairs.ts): never proposed again. */
+  excludedPairs?: string[];
 }
 
 /** One block: both sides' records as COPY text lines of record-stream.ts, in (booked date, id) order. */

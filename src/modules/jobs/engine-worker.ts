@@ -13,8 +13,10 @@ import type { EngineRecord } from "../../reconcile/types.js";
 import { createSummary, groupCopyLine, groupIdFactory } from "./job-results.js";
 import { parseRecords } from "./record-stream.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
+import { excludePairPredicate } from "../exceptions/rejected-pairs.js";
 
-const { jobId, projectId, rules: rawRules, persist, stopFlag, pushed } = workerData as EngineThreadData;
+const { jobId, projectId, rules: rawRules, persist, stopFlag, pushed, excludedPairs } = workerData as EngineThreadData;
+const excludePair = excludePairPredicate(excludedPairs);
 const rules = parseRuleSet(rawRules);
 const stop = new Int32Array(stopFlag);
 const summary = createSummary(rules.passes.map((pass) => pass.name));
@@ -53,6 +55,7 @@ parentPort!.on("message", (request: ThreadRequest) => {
       carryFrom: request.carryFrom ?? undefined,
       finalizeBefore: request.finalizeBefore ?? undefined,
       shouldStop: () => Atomics.load(stop, 0) === 1,
+      excludePair,
     });
     carryLeft = result.carry.left;
     carryRight = result.carry.right;

@@ -19,6 +19,7 @@
 import type pg from "pg";
 import { isId } from "../../graphql/validate.js";
 import type { Comparator, Pass, RuleSet } from "../../reconcile/rules.js";
+import { dropRejectedPushedPairs } from "../exceptions/rejected-pairs.js";
 
 const TEXT_COLUMNS: Record<string, string> = {
   reference: "reference",
@@ -106,6 +107,8 @@ export async function pushDownFirstPass(
        GROUP BY ${key.columns.map((c) => `l."${c}"`).join(", ")}
        HAVING count(*) = 1 AND abs((array_agg(r.booked_date - l.booked_date))[1]) <= $3::int`.replace(/\$(\d)/g, (_, n: string) => [`'${job.leftSourceId}'`, `'${job.rightSourceId}'`, String(rules.maxDateSpanDays)][Number(n) - 1]!),
     );
+    // Pairs a reviewer rejected are left to the engine, which will not pair them (exceptions/rejected-pairs.ts).
+    await dropRejectedPushedPairs(pool, table, job);
     // The record streams anti-join on it (hash joins: no index needed).
     await client.query(`ANALYZE ${table}`);
     const { rows } = await client.query<{ currency: string; amount: string; pairs: number }>(

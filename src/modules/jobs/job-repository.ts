@@ -18,7 +18,8 @@ export const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id 
   j.unmatched_right_count AS "unmatchedRightCount", j.summary, j.error, j.dry_run AS "dryRun",
   j.created_at AS "createdAt", j.started_at AS "startedAt", j.finished_at AS "finishedAt"`);
 
-const GROUP_COLUMNS = raw(`g.id, g.job_id AS "jobId", g.project_id AS "projectId", g.left_record_ids AS "leftRecordIds",
+/** The columns of a `MatchGroup` (models.ts) from `match_groups g`. */
+export const GROUP_COLUMNS = raw(`g.id, g.job_id AS "jobId", g.project_id AS "projectId", g.left_record_ids AS "leftRecordIds",
   g.right_record_ids AS "rightRecordIds", g.kind::text AS kind, g.outcome::text AS outcome, g.status::text AS status,
   g.confidence::text AS confidence, g.ambiguous, g.rule, g.pass, g.amount_delta::text AS "amountDelta",
   g.date_delta_days AS "dateDeltaDays", g.duplicate_of AS "duplicateOf", g.score_breakdown AS "scoreBreakdown"`);

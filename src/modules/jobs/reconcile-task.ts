@@ -28,6 +28,8 @@ import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, 
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
 import { GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
+import { openJobExceptions } from "../exceptions/exception-sql.js";
+import { excludedPairKeys } from "../exceptions/rejected-pairs.js";
 
 export interface ReconcileTaskData {
   jobId: string;
@@ -174,6 +176,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         rules: job.rules,
         persist: !job.dryRun,
         pushed: pushdown && { hits: pushdown.hits, amounts: pushdown.amounts },
+        excludedPairs: await excludedPairKeys(pool, job),
       }, { heapLimitMb: engineHeapLimitMb(blockRecords) });
       const engine = thread;
       await writer.query("BEGIN");
@@ -247,6 +250,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       openCopy = null;
       phaseMillis.persistWait = performance.now() - waitStarted;
       const summary = await engine.finish(roundMillis(phaseMillis));
+      // The job's exceptions, in the transaction that commits its groups (exceptions/exception-sql.ts).
+      if (!job.dryRun) await openJobExceptions(writer, job.id);
       const { rowCount } = await writer.query(
         `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
            matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
