@@ -126,8 +126,10 @@ export function createLoaders(repos: Repositories, viewer: Viewer | null, metric
     /** The latest COMPLETED non-dry-run job of each pair of sources of each project (statistics). */
     latestJobsPerPair: batchLoader<ReconciliationJob[]>("latestJobsPerPair", metrics, (ids) => repos.stats.latestJobsPerPair(ids), () => []),
 
-    /** Exceptions of those jobs by age bucket. */
+    /** Open exceptions of those jobs by age bucket. */
     exceptionAges: batchLoader<AgeBucketCount[]>("exceptionAges", metrics, (ids) => repos.stats.exceptionAges(ids), () => []),
+    /** Open exceptions of each job, by job id. */
+    openExceptionsByJob: batchLoader<number>("openExceptionsByJob", metrics, (ids) => repos.stats.openExceptionsByJob(ids), () => 0),
 
     /** Each project's reconciliation schedule (null when it has none). */
     scheduleByProject: batchLoader<ReconciliationSchedule | null>(

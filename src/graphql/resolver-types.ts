@@ -1258,7 +1258,7 @@ export type ProjectStats = {
   autoMatchRate?: Maybe<Scalars['Float']['output']>;
   /** The auto-match rate of each completed, non-dry-run job of the project, oldest first. */
   autoMatchRateHistory: Array<AutoMatchRatePoint>;
-  /** Exceptions (discrepancy and unmatched groups of `pairs`' jobs) by age: days since the earliest booked date of their records. */
+  /** Open exceptions (not RESOLVED) of `pairs`' jobs by age: days since the earliest booked date of their records. */
   exceptionsByAge: Array<ExceptionAgeBucket>;
   /** The most recent job. */
   lastJob?: Maybe<ReconciliationJob>;
@@ -1272,7 +1272,7 @@ export type ProjectStats = {
    * @deprecated Jobs do not set a record's status. Use `outcomes` (MATCHED) or `pairs`.
    */
   matchedRecords: Scalars['Int']['output'];
-  /** Exceptions of `pairs`' jobs: their discrepancy and unmatched groups. */
+  /** Open exceptions (not RESOLVED) of `pairs`' jobs. */
   openExceptions: Scalars['Int']['output'];
   /** The outcome totals of `pairs` added up (a data source in two pairs counts in both). */
   outcomes: Array<OutcomeTotal>;
@@ -1322,7 +1322,7 @@ export type ProjectSummary = {
   latestAutoMatchRate?: Maybe<Scalars['Float']['output']>;
   /** The project's latest completed, non-dry-run job (any pair of sources), if any. */
   latestCompletedJob?: Maybe<ReconciliationJob>;
-  /** Exceptions of the latest completed job of each pair of sources: their discrepancy and unmatched groups. */
+  /** Open exceptions (not RESOLVED) of the latest completed job of each pair of sources. */
   openExceptions: Scalars['Int']['output'];
 };
 
@@ -1750,7 +1750,7 @@ export type SourcePairStats = {
   job: ReconciliationJob;
   /** The left data source. */
   leftSource: DataSource;
-  /** Exceptions: the job's discrepancy and unmatched groups. */
+  /** The job's open exceptions (not RESOLVED). */
   openExceptions: Scalars['Int']['output'];
   /** Groups, records and per-currency amounts per outcome. */
   outcomes: Array<OutcomeTotal>;

@@ -116,6 +116,13 @@ describe("automatic runs with a worker", () => {
     expect(first.data!.project.summary).toEqual({ latestAutoMatchRate: summary.autoMatchRate, openExceptions: exceptions, latestCompletedJob: { id: job!.id } });
     for (const total of stats.outcomes) for (const amount of total.amounts) expect(amount.left).toMatch(/^-?\d+\.\d{4}$/);
 
+    // Resolving an exception: it is no longer open, in the statistics (cached before) and the summary.
+    const exceptionId = ok(await t.graphql(`query($p: ID!) { exceptions(projectId: $p, first: 1) { edges { node { id } } } }`, { p: p.projectId }, analyst.token))
+      .exceptions.edges[0].node.id;
+    ok(await t.graphql(`mutation($ids: [ID!]!) { resolveExceptions(ids: $ids, reason: "explained by the bank") { id } }`, { ids: [exceptionId] }, analyst.token));
+    const afterResolve = ok(await t.graphql(STATS, { p: p.projectId }, analyst.token));
+    expect([afterResolve.projectStats.openExceptions, afterResolve.project.summary.openExceptions, afterResolve.projectStats.pairs[0].openExceptions]).toEqual([exceptions - 1, exceptions - 1, exceptions - 1]);
+
     // New uploads on both sides: a second job runs by itself, and the statistics follow without a flush.
     const files = generateFiles(200, 12);
     await uploadCsv(t, analyst.token, p.ledgerId, files.ledger, "ledger-2.csv");

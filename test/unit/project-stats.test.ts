@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ReconciliationJob } from "../../src/graphql/models.js";
 import type { JobSummary } from "../../src/modules/jobs/job-results.js";
-import { combinedAutoMatchRate, combineOutcomes, openExceptionsOf, ruleHits } from "../../src/modules/stats/project-stats.js";
+import { combinedAutoMatchRate, combineOutcomes, ruleHits } from "../../src/modules/stats/project-stats.js";
 
 function job(summary: Partial<JobSummary>): ReconciliationJob {
   return { summary } as unknown as ReconciliationJob;
@@ -44,11 +44,6 @@ describe("project statistics from job summaries", () => {
     expect(combinedAutoMatchRate([first, second])).toBe(Number((20 / 30).toFixed(6)));
     expect(combinedAutoMatchRate([])).toBeNull();
     expect(combinedAutoMatchRate([job({})])).toBe(0);
-  });
-
-  it("counts discrepancy and unmatched groups as exceptions, not matches or suggestions", () => {
-    expect(openExceptionsOf(first)).toBe(3);
-    expect(openExceptionsOf(second)).toBe(0);
   });
 
   it("sums rule hits by pass name, most first", () => {

@@ -39,16 +39,6 @@ export function summaryOf(job: ReconciliationJob): JobSummary {
   };
 }
 
-const EXCEPTIONS = new Set<string>(EXCEPTION_OUTCOMES);
-
-/**
- * Exceptions of a job: its discrepancy and unmatched groups.
- * TODO(exceptions): count the exceptions table's open exceptions of the job once it lands.
- */
-export function openExceptionsOf(job: ReconciliationJob): number {
-  return summaryOf(job).outcomes.reduce((sum, total) => sum + (EXCEPTIONS.has(total.outcome) ? total.groups : 0), 0);
-}
-
 /** Outcome totals of several jobs added up: groups and records per outcome, amounts per outcome and currency. */
 export function combineOutcomes(jobs: readonly ReconciliationJob[]): OutcomeTotal[] {
   const byOutcome = new Map<string, { total: OutcomeTotal; amounts: Map<string, { left: bigint; right: bigint }> }>();

@@ -1,9 +1,9 @@
 /**
  * The reads behind a project's reconciliation statistics, one statement per batch of projects. Their source is
  * the latest COMPLETED, non-dry-run job of each pair of data sources (left, right) of a project: its stored summary
- * (counts and per-currency amounts per outcome, per-pass hits, auto-match rate) and, for exception ages, its match
- * groups. Every read registers `Project:<id>:stats` (invalidated by each job event of the project, by job and match
- * group writes) and `Project:<id>:records` (by completed uploads).
+ * (counts and per-currency amounts per outcome, per-pass hits, auto-match rate) and, for open exceptions, its rows in
+ * `exceptions`. Every read registers `Project:<id>:stats` (invalidated by each job event of the project, by job and
+ * match group writes), `Project:<id>:records` (by completed uploads) and `Project:<id>:exceptions` (exception work).
  */
 import type { SqlReader } from "../../db/sql.js";
 import { sql } from "../../db/sql.js";
@@ -52,6 +52,7 @@ function latestPerPair(projectIds: readonly string[]) {
 function registerReads(projectIds: readonly string[]) {
   readTagsOf(tags.projectStats, projectIds);
   readTagsOf(tags.projectRecords, projectIds);
+  readTagsOf(tags.projectExceptions, projectIds); // exception work changes open counts and ages
 }
 
 export function createStatsRepository({ read }: { read: SqlReader }) {
@@ -89,26 +90,18 @@ export function createStatsRepository({ read }: { read: SqlReader }) {
     },
 
     /**
-     * Exceptions (discrepancy and unmatched groups) of the latest job of each pair, by age: days from the earliest
-     * booked date of the group's records (the job's finish if none is left) to today (UTC).
-     * TODO(exceptions): once the exceptions table lands, count its open exceptions instead of these groups (a
-     * resolved or written-off exception is no longer open; these groups cannot tell).
+     * Open exceptions (not RESOLVED) of the latest job of each pair, by age: days from the exception's booked date
+     * (the oldest of its records) to today (UTC). `groups` counts exceptions, `records` the records they hold.
      */
     async exceptionAges(projectIds: readonly string[]): Promise<Map<string, AgeBucketCount[]>> {
       registerReads(projectIds);
       const rows = await read<{ projectId: string; age: number; groups: number; records: number }[]>(sql`
         WITH latest AS (${latestPerPair(projectIds)})
-        SELECT e."projectId", e.age, count(*)::int AS groups, sum(e.records)::int AS records
-        FROM (
-          SELECT latest."projectId",
-            (current_date - COALESCE(
-              (SELECT min(r.booked_date) FROM records r WHERE r.id = ANY(g.left_record_ids || g.right_record_ids)),
-              (latest."finishedAt" AT TIME ZONE 'UTC')::date))::int AS age,
-            cardinality(g.left_record_ids) + cardinality(g.right_record_ids) AS records
-          FROM latest JOIN match_groups g ON g.job_id = latest.id
-          WHERE g.outcome = ANY(${EXCEPTION_OUTCOMES}::"MatchOutcome"[])
-        ) e
-        GROUP BY e."projectId", e.age`);
+        SELECT latest."projectId", (current_date - e.booked_date)::int AS age, count(*)::int AS groups,
+          sum(COALESCE(cardinality(e.left_record_ids), 0) + COALESCE(cardinality(e.right_record_ids), 0))::int AS records
+        FROM latest JOIN exceptions e ON e.job_id = latest.id
+        WHERE e.status <> 'RESOLVED'
+        GROUP BY latest."projectId", age`);
       const byProject = new Map(projectIds.map((id) => [id, AGE_BUCKETS.map((bucket) => ({ ...bucket, groups: 0, records: 0 }))]));
       for (const row of rows) {
         const buckets = byProject.get(row.projectId);
@@ -118,6 +111,16 @@ export function createStatsRepository({ read }: { read: SqlReader }) {
         bucket.records += row.records;
       }
       return byProject;
+    },
+
+    /** Open exceptions (not RESOLVED) of each job (exception writes announce their job's tag). */
+    async openExceptionsByJob(jobIds: readonly string[]): Promise<Map<string, number>> {
+      readTagsOf(tags.job, jobIds);
+      const rows = await read<{ jobId: string; open: number }[]>(sql`
+        SELECT e.job_id AS "jobId", count(*)::int AS open FROM exceptions e
+        WHERE e.job_id = ANY(${jobIds}::uuid[]) AND e.status <> 'RESOLVED'
+        GROUP BY e.job_id`);
+      return new Map(rows.map((row) => [row.jobId, row.open]));
     },
   };
 }

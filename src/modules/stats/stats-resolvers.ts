@@ -5,7 +5,11 @@
  */
 import { BadUserInputError } from "../../graphql/errors.js";
 import type { Resolvers } from "../../graphql/resolver-types.js";
-import { combinedAutoMatchRate, combineOutcomes, openExceptionsOf, ruleHits, summaryOf } from "./project-stats.js";
+import type { AgeBucketCount } from "./stats-repository.js";
+import { combinedAutoMatchRate, combineOutcomes, ruleHits, summaryOf } from "./project-stats.js";
+
+/** Open exceptions in all age buckets. */
+const openExceptions = (buckets: readonly AgeBucketCount[]) => buckets.reduce((sum, bucket) => sum + bucket.groups, 0);
 
 export const statsResolvers: Resolvers = {
   Project: {
@@ -22,8 +26,7 @@ export const statsResolvers: Resolvers = {
     },
     ruleHits: async ({ projectId }, _, ctx) => ruleHits(await ctx.loaders.latestJobsPerPair.load(projectId)),
     exceptionsByAge: ({ projectId }, _, ctx) => ctx.loaders.exceptionAges.load(projectId),
-    openExceptions: async ({ projectId }, _, ctx) =>
-      (await ctx.loaders.latestJobsPerPair.load(projectId)).reduce((sum, job) => sum + openExceptionsOf(job), 0),
+    openExceptions: async ({ projectId }, _, ctx) => openExceptions(await ctx.loaders.exceptionAges.load(projectId)),
   },
   SourcePairStats: {
     leftSource: async (job, _, ctx) => (await ctx.loaders.dataSourceById.load(job.leftSourceId))!,
@@ -32,7 +35,7 @@ export const statsResolvers: Resolvers = {
     autoMatchRate: (job) => summaryOf(job).autoMatchRate,
     outcomes: (job) => summaryOf(job).outcomes,
     passes: (job) => summaryOf(job).passes,
-    openExceptions: (job) => openExceptionsOf(job),
+    openExceptions: (job, _, ctx) => ctx.loaders.openExceptionsByJob.load(job.id),
   },
   AutoMatchRatePoint: {
     job: async (point, _, ctx) => (await ctx.loaders.jobById.load(point.jobId))!,
@@ -43,8 +46,6 @@ export const statsResolvers: Resolvers = {
       const [latest] = await ctx.loaders.latestJobsPerPair.load(projectId);
       return latest ? summaryOf(latest).autoMatchRate : null;
     },
-    // TODO(exceptions): the exceptions table's open exceptions once it lands (see stats-repository.ts).
-    openExceptions: async ({ projectId }, _, ctx) =>
-      (await ctx.loaders.latestJobsPerPair.load(projectId)).reduce((sum, job) => sum + openExceptionsOf(job), 0),
+    openExceptions: async ({ projectId }, _, ctx) => openExceptions(await ctx.loaders.exceptionAges.load(projectId)),
   },
 };
