@@ -221,7 +221,7 @@ async function main(): Promise<number> {
     }
     if (q.wrongMatched.length) console.log(`wrong MATCHED groups (first ${q.wrongMatched.length}):\n  ${q.wrongMatched.join("\n  ")}`);
 
-    console.log(`\nrecords: ledger ${files.leftLines.toLocaleString("en")}, bank ${files.rightLines.toLocaleString("en")} (RECON_WORKERS=${process.env.RECON_WORKERS ?? 1}, RECON_JOB_BLOCK_RECORDS=${process.env.RECON_JOB_BLOCK_RECORDS ?? 100000})`);
+    console.log(`\nrecords: ledger ${files.leftLines.toLocaleString("en")}, bank ${files.rightLines.toLocaleString("en")} (RECON_WORKERS=${process.env.RECON_WORKERS ?? 1}, RECON_JOB_BLOCK_RECORDS=${process.env.RECON_JOB_BLOCK_RECORDS ?? 80000})`);
     console.log(`floor (SQL FULL JOIN, exact key) ${floorRun.seconds.toFixed(2).padStart(8)} s   ${Object.entries(floorRun.counts).map(([k, n]) => `${k} ${n}`).join(", ")}`);
     console.log(`recon job end to end             ${seconds.toFixed(2).padStart(8)} s   ${[...q.groups].map(([k, n]) => `${k} ${n}`).join(", ")}`);
     console.log(`ratio recon / floor: ${ratioToFloor.toFixed(2)}x (target <= 6x)`);

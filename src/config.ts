@@ -131,7 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitBurst: integer(env, "RECON_RATE_LIMIT_BURST", 200, 1),
     jobs: {
       workers: integer(env, "RECON_WORKERS", 1),
-      blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 100_000, 1000),
+      blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 80_000, 1000),
       recoverySeconds: integer(env, "RECON_JOB_RECOVERY_SECONDS", 10, 1),
     },
     cache: {
