@@ -97,7 +97,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   // what it cached of a job when the job announces a change (and everything after missing announcements).
   const jobEvents = createJobEvents({ url: dbServer.url, logger, reconnected: () => void cache.flush() });
   jobEvents.subscribeAll((jobId, projectId) => {
-    if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId), tags.projectStats(projectId)], source: "job-event" });
+    // A job's completion also carries forward or settles earlier jobs' exceptions of the project.
+    if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId), tags.projectStats(projectId), tags.projectExceptions(projectId)], source: "job-event" });
   });
   const queue = await createQueue({ url: dbServer.url, logger });
   // Per viewer across all instances when they share Redis, per instance otherwise.

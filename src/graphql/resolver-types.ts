@@ -293,12 +293,16 @@ export type Exception = {
   assignee?: Maybe<User>;
   /** Booking date of its oldest record (YYYY-MM-DD); the age counts from it. */
   bookedDate: Scalars['String']['output'];
-  /** Comments, oldest first. */
+  /** The earlier job's exception this one continues (same records, still open when this job completed); that one is RESOLVED as SUPERSEDED. */
+  carriedFromId?: Maybe<Scalars['ID']['output']>;
+  /** Comments, oldest first (carried forward with it). */
   comments: Array<ExceptionComment>;
   /** When it opened. */
   createdAt: Scalars['DateTime']['output'];
   /** ISO 4217 code of `amount` (the left side's for a CURRENCY_MISMATCH). */
   currency: Scalars['String']['output'];
+  /** When the first exception of its carry-forward chain opened: `createdAt` unless an earlier job's exception for the same records was carried into this one. */
+  firstOpenedAt: Scalars['DateTime']['output'];
   /** Its group as it is now; null once manual work took the group apart. */
   group?: Maybe<MatchGroup>;
   /** Stable identifier (the id of the group it was opened for). */
@@ -311,6 +315,8 @@ export type Exception = {
   labels: Array<Scalars['String']['output']>;
   /** Left records. */
   leftRecords: Array<SourceRecord>;
+  /** Whole days since `firstOpenedAt` (UTC): how long these records have been waiting, across jobs. */
+  openDays: Scalars['Int']['output'];
   /** Not resolved and past `slaDueAt`. */
   overdue: Scalars['Boolean']['output'];
   /** The project. */
@@ -2314,15 +2320,18 @@ export type ExceptionResolvers<ContextType = GraphQLContext, ParentType extends 
   amount?: Resolver<ResolversTypes['Decimal'], ParentType, ContextType>;
   assignee?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
   bookedDate?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  carriedFromId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   comments?: Resolver<Array<ResolversTypes['ExceptionComment']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   currency?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  firstOpenedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   group?: Resolver<Maybe<ResolversTypes['MatchGroup']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   job?: Resolver<ResolversTypes['ReconciliationJob'], ParentType, ContextType>;
   jobId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   labels?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
   leftRecords?: Resolver<Array<ResolversTypes['SourceRecord']>, ParentType, ContextType>;
+  openDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   overdue?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   projectId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   resolution?: Resolver<Maybe<ResolversTypes['ExceptionResolution']>, ParentType, ContextType>;

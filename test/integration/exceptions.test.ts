@@ -472,31 +472,6 @@ describe("manual work on a job's groups", () => {
     expect(fail(await t.graphql(UNMATCH, { id: matched.id }, analyst.token))).toMatchObject({ code: "NOT_FOUND" });
     await expectInvariant(jobId);
   });
-
-  it("rejectMatch puts the records back as unmatched and the next jobs never propose the pair again", async () => {
-    const s1 = await groupOf(jobId, "L4");
-    const result = ok(await t.graphql(REJECT, { id: s1.id, reason: "different customers" }, analyst.token)).rejectMatch;
-    expect(result.openedExceptions.map((e: any) => [e.type, externalIdsOf(e)])).toEqual([["UNMATCHED_LEFT", "L4"], ["UNMATCHED_RIGHT", "B4"]]);
-    expect((await audit(s1.id))[0]).toMatchObject({ action: "match.reject", reason: "different customers", after: { status: "REJECTED", rejectedPairs: 1 } });
-    expect(fail(await t.graphql(REJECT, { id: (await groupOf(jobId, "L8")).id }, analyst.token))).toMatchObject({ code: "BAD_USER_INPUT", message: expect.stringContaining("is CONFIRMED") });
-    await expectInvariant(jobId);
-
-    // The same rules again: the engine does not suggest L4/B4; the other suggestions stay.
-    const again = await groupsOf(await runJob());
-    expect(again).toContain("UNMATCHED_LEFT PROPOSED L4|");
-    expect(again).toContain("UNMATCHED_RIGHT PROPOSED |B4");
-    expect(again).toContain("SUGGESTED PROPOSED L9|B11");
-    // An exact amount-and-currency first pass runs in PostgreSQL: the pair is left out there too (60.00 is still paired).
-    const exact = { passes: [{ name: "amount", mode: "AUTO", comparators: [{ field: "amount", type: "exact" }, { field: "currency", type: "equal" }] }] };
-    const pushed = await groupsOf(await runJob({ rules: exact }));
-    expect(pushed).toContain("MATCHED CONFIRMED L8|B10");
-    expect(pushed).toContain("UNMATCHED_LEFT PROPOSED L4|");
-    expect(pushed).toContain("UNMATCHED_RIGHT PROPOSED |B4");
-    // Sources swapped (the bank on the left): still not proposed.
-    const swapped = await groupsOf(await runJob({ leftSourceId: bankId, rightSourceId: ledgerId }));
-    expect(swapped).toContain("UNMATCHED_LEFT PROPOSED B4|");
-    expect(swapped).toContain("UNMATCHED_RIGHT PROPOSED |L4");
-  });
 });
 
 describe("who may do what", () => {
@@ -585,6 +560,34 @@ describe("two people acting at once", () => {
     expect(loser).toMatchObject({ code: "BAD_USER_INPUT", field: "leftRecordIds[0]", message: expect.stringContaining("not available") });
     expect(await groupsOf(jobId)).toContain("MATCHED CONFIRMED L1|B1");
     await expectInvariant(jobId);
+  });
+});
+
+// Last before deleting: the jobs this runs carry forward (and so resolve) the first job's open exceptions.
+describe("rejected pairs", () => {
+  it("rejectMatch puts the records back as unmatched and the next jobs never propose the pair again", async () => {
+    const s1 = await groupOf(jobId, "L4");
+    const result = ok(await t.graphql(REJECT, { id: s1.id, reason: "different customers" }, analyst.token)).rejectMatch;
+    expect(result.openedExceptions.map((e: any) => [e.type, externalIdsOf(e)])).toEqual([["UNMATCHED_LEFT", "L4"], ["UNMATCHED_RIGHT", "B4"]]);
+    expect((await audit(s1.id))[0]).toMatchObject({ action: "match.reject", reason: "different customers", after: { status: "REJECTED", rejectedPairs: 1 } });
+    expect(fail(await t.graphql(REJECT, { id: (await groupOf(jobId, "L8")).id }, analyst.token))).toMatchObject({ code: "BAD_USER_INPUT", message: expect.stringContaining("is CONFIRMED") });
+    await expectInvariant(jobId);
+
+    // The same rules again: the engine does not suggest L4/B4; the other suggestions stay.
+    const again = await groupsOf(await runJob());
+    expect(again).toContain("UNMATCHED_LEFT PROPOSED L4|");
+    expect(again).toContain("UNMATCHED_RIGHT PROPOSED |B4");
+    expect(again).toContain("SUGGESTED PROPOSED L9|B11");
+    // An exact amount-and-currency first pass runs in PostgreSQL: the pair is left out there too (60.00 is still paired).
+    const exact = { passes: [{ name: "amount", mode: "AUTO", comparators: [{ field: "amount", type: "exact" }, { field: "currency", type: "equal" }] }] };
+    const pushed = await groupsOf(await runJob({ rules: exact }));
+    expect(pushed).toContain("MATCHED CONFIRMED L8|B10");
+    expect(pushed).toContain("UNMATCHED_LEFT PROPOSED L4|");
+    expect(pushed).toContain("UNMATCHED_RIGHT PROPOSED |B4");
+    // Sources swapped (the bank on the left): still not proposed.
+    const swapped = await groupsOf(await runJob({ leftSourceId: bankId, rightSourceId: ledgerId }));
+    expect(swapped).toContain("UNMATCHED_LEFT PROPOSED B4|");
+    expect(swapped).toContain("UNMATCHED_RIGHT PROPOSED |L4");
   });
 });
 

@@ -39,6 +39,11 @@ export interface ExceptionRow {
   resolutionGroupId: string | null;
   resolvedAt: Date | null;
   resolvedById: string | null;
+  /** When the first exception of its carry-forward chain opened, and the whole days since (UTC). */
+  firstOpenedAt: Date;
+  openDays: number;
+  /** The earlier job's exception this one continues, if carried forward. */
+  carriedFromId: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -109,7 +114,8 @@ const COLUMNS = raw(`e.id, e.job_id AS "jobId", e.project_id AS "projectId", e.t
   ${EXCEPTION_SEVERITY_RANK.text} AS "severityRank", e.sla_due_at AS "slaDueAt", e.assignee_id::text AS "assigneeId", e.labels,
   e.resolution::text AS resolution, e.resolution_amount::text AS "resolutionAmount",
   e.resolution_group_id::text AS "resolutionGroupId", e.resolved_at AS "resolvedAt", e.resolved_by::text AS "resolvedById",
-  e.created_at AS "createdAt", e.updated_at AS "updatedAt"`);
+  e.first_opened_at AS "firstOpenedAt", (${TODAY_UTC} - (e.first_opened_at AT TIME ZONE 'UTC')::date) AS "openDays",
+  e.carried_from_id::text AS "carriedFromId", e.created_at AS "createdAt", e.updated_at AS "updatedAt"`);
 
 const LOCKED_GROUP = raw(`g.id::text, g.job_id::text AS "jobId", g.project_id::text AS "projectId", g.outcome::text AS outcome,
   g.status::text AS status, g.kind::text AS kind, g.rule, g.left_record_ids::text[] AS "leftRecordIds",
