@@ -577,7 +577,8 @@ describe("rejected pairs", () => {
     const again = await groupsOf(await runJob());
     expect(again).toContain("UNMATCHED_LEFT PROPOSED L4|");
     expect(again).toContain("UNMATCHED_RIGHT PROPOSED |B4");
-    expect(again).toContain("SUGGESTED PROPOSED L9|B11");
+    // (L9/B11 may have been rejected by the race test above: whichever of confirm and reject won.)
+    expect(again).toContain("SUGGESTED PROPOSED L10|B12");
     // An exact amount-and-currency first pass runs in PostgreSQL: the pair is left out there too (60.00 is still paired).
     const exact = { passes: [{ name: "amount", mode: "AUTO", comparators: [{ field: "amount", type: "exact" }, { field: "currency", type: "equal" }] }] };
     const pushed = await groupsOf(await runJob({ rules: exact }));
