@@ -16,6 +16,10 @@
  *   RECON_WORKERS, RECON_JOB_BLOCK_RECORDS       passed on to the server
  *   BENCH_RECONCILE_WORKER=process               run the job in a worker process (`npm run worker`, the server
  *                                                with RECON_WORKERS=0) and report that process's memory
+ *   BENCH_RECONCILE_NODE_ARGS                    more flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_RECONCILE_DATABASE=<name>              keep the loaded data in database <name> and reuse it on the next run
+ *                                                (same BENCH_RECONCILE_RECORDS): the load is skipped and the earlier
+ *                                                runs' jobs are deleted first (their exceptions would be carried forward)
  */
 import { createWriteStream, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +35,8 @@ import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
 const LOG = process.env.BENCH_RECONCILE_LOG ?? join(tmpdir(), "recon-bench-reconcile.log");
-const NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=32"];
+// BENCH_RECONCILE_NODE_ARGS adds flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+const NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=32", ...(process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [])];
 const JOB_FIELDS = "id status phase processed total attempts error summary { leftRecords rightRecords autoMatchRate phaseMillis outcomes { outcome groups leftRecords rightRecords } passes { pass name groups } }";
 
 /** Writes the ledger and the bank statement to temp files; returns their paths, line counts and the truth. */
@@ -64,6 +69,17 @@ async function floor(db: pg.Client, leftSource: string, rightSource: string): Pr
   const { rows } = await db.query<{ outcome: string; n: string }>("SELECT outcome, count(*) AS n FROM floor_groups GROUP BY outcome");
   await db.query("DROP TABLE floor_groups");
   return { seconds: best, counts: Object.fromEntries(rows.map((row) => [row.outcome, Number(row.n)])) };
+}
+
+/** The project and sources an earlier run loaded into a reused database, or null when it holds none. */
+async function loadedSources(db: pg.Client): Promise<{ project: string; ledger: string; bank: string } | null> {
+  const { rows } = await db.query<{ project: string; ledger: string; bank: string }>(
+    `SELECT p.id AS project, l.id AS ledger, b.id AS bank FROM projects p
+     JOIN data_sources l ON l.project_id = p.id AND l.name = 'Ledger' AND l.record_count > 0
+     JOIN data_sources b ON b.project_id = p.id AND b.name = 'Bank' AND b.record_count > 0
+     WHERE p.name = 'Bench reconcile' ORDER BY p.created_at DESC LIMIT 1`,
+  );
+  return rows[0] ?? null;
 }
 
 /** Follows job `id` with the `jobProgress` subscription until it ends; resolves with its last state. */
@@ -153,7 +169,8 @@ const ratio = (part: number, whole: number) => (whole ? (part / whole).toFixed(4
 async function main(): Promise<number> {
   console.log(`generating ${RECORDS.toLocaleString("en")} ledger lines (seed 42)…`);
   const files = writeFiles(RECORDS);
-  const database = await createBenchDatabase(`bench_reconcile_${Date.now()}`);
+  const reused = process.env.BENCH_RECONCILE_DATABASE;
+  const database = await createBenchDatabase(reused ?? `bench_reconcile_${Date.now()}`, { reuse: reused !== undefined });
   const log = createWriteStream(LOG);
   const db = new pg.Client({ connectionString: database.url });
   await db.connect();
@@ -163,17 +180,25 @@ async function main(): Promise<number> {
     // Untimed: the project, both sources and their records, through the API as the admin.
     let { gql, login } = graphqlClient(app.url);
     let token = await login();
-    const project = (await gql(`mutation { createProject(input: { name: "Bench reconcile" }) { id } }`, {}, token)).createProject.id;
-    const newSource = async (name: string) =>
-      (await gql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: project, n: name, m: COLUMN_MAPPING }, token)).createDataSource.id as string;
-    const ledger = await newSource("Ledger");
-    const bank = await newSource("Bank");
-    console.log("loading both files through the upload route (untimed)…");
-    for (const [source, path] of [[ledger, files.left], [bank, files.right]] as const) {
-      const upload = await uploadFile(app.url, token, source, path);
-      if (upload.rowsRejected) throw new Error(`upload rejected ${upload.rowsRejected} rows`);
+    const loaded = database.existed ? await loadedSources(db) : null;
+    let project: string, ledger: string, bank: string;
+    if (loaded) {
+      ({ project, ledger, bank } = loaded);
+      console.log(`reusing the data loaded in ${reused} (earlier jobs deleted)…`);
+      await db.query("DELETE FROM reconciliation_jobs WHERE project_id = $1", [project]);
+    } else {
+      project = (await gql(`mutation { createProject(input: { name: "Bench reconcile" }) { id } }`, {}, token)).createProject.id;
+      const newSource = async (name: string) =>
+        (await gql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: project, n: name, m: COLUMN_MAPPING }, token)).createDataSource.id as string;
+      ledger = await newSource("Ledger");
+      bank = await newSource("Bank");
+      console.log("loading both files through the upload route (untimed)…");
+      for (const [source, path] of [[ledger, files.left], [bank, files.right]] as const) {
+        const upload = await uploadFile(app.url, token, source, path);
+        if (upload.rowsRejected) throw new Error(`upload rejected ${upload.rowsRejected} rows`);
+      }
     }
-    await db.query("VACUUM ANALYZE records");
+    await db.query("VACUUM ANALYZE");
 
     console.log("floor: SQL FULL JOIN on (reference, amount, currency), best of 2…");
     const floorRun = await floor(db, ledger, bank);
@@ -238,7 +263,7 @@ async function main(): Promise<number> {
     log.end();
     unlinkSync(files.left);
     unlinkSync(files.right);
-    await database.drop();
+    if (!reused) await database.drop();
   }
 }
 

@@ -30,9 +30,10 @@ export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 /**
  * Creates database `name` on the server of DATABASE_URL (default local), builds dist/ and migrates it with
  * `db:migrate` in a process of its own (as a deployment runs them), so that the server's memory is its steady
- * state: it loads the migration engine only when something is pending. `drop()` removes the database.
+ * state: it loads the migration engine only when something is pending. `drop()` removes the database. With
+ * `reuse`, an existing database of that name is kept and only migrated (`existed` says which happened).
  */
-export async function createBenchDatabase(name: string) {
+export async function createBenchDatabase(name: string, options: { reuse?: boolean } = {}) {
   const serverUrl = withDatabaseName(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres", "postgres");
   const url = withDatabaseName(serverUrl, name);
   // A connection per statement: bench:load restarts the server between creating and dropping.
@@ -45,11 +46,21 @@ export async function createBenchDatabase(name: string) {
       await admin.end();
     }
   };
-  await onServer(`CREATE DATABASE ${name}`);
+  // Reused (bench:reconcile's BENCH_RECONCILE_DATABASE): created on first use, migrated every time.
+  let existed = false;
+  if (options.reuse) {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    existed = (await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount === 1;
+    await admin.end();
+  }
+  if (!existed) await onServer(`CREATE DATABASE ${name}`);
   execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "ignore" });
   execFileSync(process.execPath, ["dist/src/cli/migrate.js"], { env: { ...process.env, DATABASE_URL: url }, stdio: "ignore" });
   return {
     url,
+    /** Whether the database was there before (only when reused). */
+    existed,
     async drop() {
       await onServer(`DROP DATABASE IF EXISTS ${name}`);
     },
