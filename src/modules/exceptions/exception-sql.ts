@@ -16,7 +16,9 @@ const OUTCOMES = `ARRAY[${EXCEPTION_TYPES.map((type) => `'${type}'`).join(", ")}
 /**
  * Inserts one OPEN exception per exception group of job `$1` (all of them, or only the ids in `$2`). One statement:
  * each group's records are summed through the records' primary key. The exposure is |amountDelta| for an
- * AMOUNT_MISMATCH and the larger side's |sum| otherwise; the currency is the left side's when there is one.
+ * AMOUNT_MISMATCH and the larger side's |sum| otherwise; the currency is the left side's when there is one. The
+ * groups are read one outcome at a time through (job_id, outcome, id): right after a job's COPY the planner knows
+ * nothing of its million groups and would otherwise read them all and filter (0.3 s at 1M groups).
  */
 export function openExceptionsSql(onlyGroups: boolean): string {
   const rank = severityRankSql("x.amount", "x.currency", "x.booked");
@@ -24,7 +26,9 @@ export function openExceptionsSql(onlyGroups: boolean): string {
     INSERT INTO exceptions (id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date, sla_due_at)
     SELECT g.id, g.job_id, g.project_id, g.outcome, g.left_record_ids, g.right_record_ids, x.amount, x.currency, x.booked,
       now() + ${slaIntervalSql(rank)}
-    FROM match_groups g
+    FROM unnest(${OUTCOMES}) AS o(outcome)
+    -- OFFSET 0 keeps this a scan per outcome (PostgreSQL would otherwise flatten it into a join it may hash).
+    CROSS JOIN LATERAL (SELECT * FROM match_groups g WHERE g.job_id = $1::uuid AND g.outcome = o.outcome OFFSET 0) g
     CROSS JOIN LATERAL (
       SELECT CASE WHEN g.outcome = 'AMOUNT_MISMATCH' THEN abs(g.amount_delta)
                ELSE greatest(abs(coalesce(sum(r.amount) FILTER (WHERE r.id = ANY(g.left_record_ids)), 0)),
@@ -33,7 +37,7 @@ export function openExceptionsSql(onlyGroups: boolean): string {
         min(r.booked_date) AS booked
       FROM records r WHERE r.id = ANY(g.left_record_ids || g.right_record_ids)
     ) x
-    WHERE g.job_id = $1::uuid AND g.outcome = ANY(${OUTCOMES}) AND x.currency IS NOT NULL
+    WHERE x.currency IS NOT NULL
       ${onlyGroups ? "AND g.id = ANY($2::uuid[])" : ""}`;
 }
 

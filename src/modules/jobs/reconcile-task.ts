@@ -181,6 +181,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const engine = thread;
       await writer.query("BEGIN");
       await writer.query("SET LOCAL statement_timeout = 0");
+      // PostgreSQL's JIT compiles each big statement of a job afresh: about 0.3 s apiece here, never repaid.
+      await writer.query("SET LOCAL jit = off");
       // The pushed-down pairs are inserted first (the statement runs while the engine works); then the COPY.
       const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
       pushedInsert?.catch(() => {});
