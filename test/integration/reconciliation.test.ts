@@ -151,6 +151,19 @@ describe("a reconciliation job", () => {
     expect(rows[0].distinct_ids).toBe(records[0].n);
   });
 
+  it("opens exactly one exception per discrepancy or unmatched group, block after block, with the group's records", async () => {
+    // Exceptions are opened after each block's groups are written (many blocks here): none missing, none twice.
+    const { rows } = await db.query(
+      `SELECT g.id AS group_id, e.id AS exception_id, e.type = g.outcome AS same_type,
+         e.left_record_ids = g.left_record_ids AND e.right_record_ids = g.right_record_ids AS same_records
+       FROM match_groups g FULL JOIN (SELECT * FROM exceptions WHERE job_id = $1) e ON e.id = g.id
+       WHERE (g.job_id = $1 AND g.outcome NOT IN ('MATCHED', 'SUGGESTED')) OR e.id IS NOT NULL`,
+      [jobId],
+    );
+    expect(rows.length).toBeGreaterThan(100);
+    expect(rows.filter((row) => !row.group_id || !row.exception_id || !row.same_type || !row.same_records)).toEqual([]);
+  });
+
   it("finds the generated truth: auto matches are right, and nearly all matchable pairs are found", async () => {
     const groups = await groupsOf(jobId);
     let correct = 0;

@@ -14,13 +14,14 @@ export const EXCEPTION_TYPES = OUTCOME_ORDER.filter((outcome): outcome is Except
 const OUTCOMES = `ARRAY[${EXCEPTION_TYPES.map((type) => `'${type}'`).join(", ")}]::"MatchOutcome"[]`;
 
 /**
- * Inserts one OPEN exception per exception group of job `$1` (all of them, or only the ids in `$2`). One statement:
+ * Inserts one OPEN exception per exception group of job `$1`: all of them, only the ids in `$2` ("ids"), or those
+ * whose id is greater than `$2` ("after": the job runner opens a block's as soon as they are written). One statement:
  * each group's records are summed through the records' primary key. The exposure is |amountDelta| for an
  * AMOUNT_MISMATCH and the larger side's |sum| otherwise; the currency is the left side's when there is one. The
  * groups are read one outcome at a time through (job_id, outcome, id): right after a job's COPY the planner knows
  * nothing of its million groups and would otherwise read them all and filter (0.3 s at 1M groups).
  */
-export function openExceptionsSql(onlyGroups: boolean): string {
+export function openExceptionsSql(scope: "ids" | "after"): string {
   const rank = severityRankSql("x.amount", "x.currency", "x.booked");
   return `
     INSERT INTO exceptions (id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date, sla_due_at)
@@ -28,7 +29,9 @@ export function openExceptionsSql(onlyGroups: boolean): string {
       now() + ${slaIntervalSql(rank)}
     FROM unnest(${OUTCOMES}) AS o(outcome)
     -- OFFSET 0 keeps this a scan per outcome (PostgreSQL would otherwise flatten it into a join it may hash).
-    CROSS JOIN LATERAL (SELECT * FROM match_groups g WHERE g.job_id = $1::uuid AND g.outcome = o.outcome OFFSET 0) g
+    CROSS JOIN LATERAL (
+      SELECT * FROM match_groups g WHERE g.job_id = $1::uuid AND g.outcome = o.outcome ${scope === "after" ? "AND g.id > $2::uuid" : ""} OFFSET 0
+    ) g
     CROSS JOIN LATERAL (
       SELECT CASE WHEN g.outcome = 'AMOUNT_MISMATCH' THEN abs(g.amount_delta)
                ELSE greatest(abs(coalesce(sum(r.amount) FILTER (WHERE r.id = ANY(g.left_record_ids)), 0)),
@@ -38,7 +41,7 @@ export function openExceptionsSql(onlyGroups: boolean): string {
       FROM records r WHERE r.id = ANY(g.left_record_ids || g.right_record_ids)
     ) x
     WHERE x.currency IS NOT NULL
-      ${onlyGroups ? "AND g.id = ANY($2::uuid[])" : ""}`;
+      ${scope === "ids" ? "AND g.id = ANY($2::uuid[])" : ""}`;
 }
 
 /** A new group id of job `jobParam`: the job's prefix, then 2^62 + the next manual_match_group_seq number. */
@@ -109,13 +112,20 @@ const AUDIT_SQL = `
 type Querier = { query(text: string, values: unknown[]): Promise<{ rowCount?: number | null; rows?: unknown[] }> };
 
 /**
- * Opens the exceptions of a job whose groups were just written, on the job's own transaction (the call the job
- * runner makes before marking the job COMPLETED; dry runs keep no groups and make none), then carries forward the
- * open exceptions of earlier jobs of the same pair of sources: continued by this job's exception for the same
+ * Opens the exceptions of the groups of a running job written since the last call (ids above `afterId`; the nil
+ * uuid the first time), on the job's own transaction: the job runner calls it after each block's groups, so that
+ * opening them overlaps matching the next block (dry runs keep no groups and make none). Commits with the job.
+ */
+export async function openBlockExceptions(client: Querier, jobId: string, afterId: string): Promise<void> {
+  await client.query(openExceptionsSql("after"), [jobId, afterId]);
+}
+
+/**
+ * Carries forward, once all of a job's exceptions are open and on its transaction (before it is marked COMPLETED),
+ * the open exceptions of earlier jobs of the same pair of sources: continued by this job's exception for the same
  * records, or settled (matched by this job, or superseded). All of it commits with the job's results or not at all.
  */
-export async function openJobExceptions(client: Querier, jobId: string): Promise<{ carried: number; settled: number }> {
-  await client.query(openExceptionsSql(false), [jobId]);
+export async function carryForwardExceptions(client: Querier, jobId: string): Promise<{ carried: number; settled: number }> {
   // Most jobs have no earlier open exceptions to carry: one index probe spares both statements' scan of this job's.
   const { rows } = await client.query(`SELECT EXISTS (${EARLIER_OPEN}) AS "any"`, [jobId]);
   if (!(rows?.[0] as { any?: boolean } | undefined)?.any) return { carried: 0, settled: 0 };

@@ -42,6 +42,8 @@ export interface BlockResult {
   matchMillis: number;
   /** Time the thread spent turning the block's bytes into records. */
   parseMillis: number;
+  /** The id of the block's last group (ids ascend within a job); null for dry runs and blocks without groups. */
+  lastGroupId: string | null;
 }
 
 export type ThreadReply =

@@ -65,17 +65,19 @@ parentPort!.on("message", (request: ThreadRequest) => {
     summary.add(result.groups, byId);
     const outcomes: Record<string, number> = {};
     let copyText = "";
+    let lastGroupId: string | null = null;
     for (const group of result.groups) {
       outcomes[group.outcome] = (outcomes[group.outcome] ?? 0) + 1;
       if (!persist) continue;
-      copyText += groupCopyLine(group, nextId(), jobId, projectId) + "\n";
+      lastGroupId = nextId();
+      copyText += groupCopyLine(group, lastGroupId, jobId, projectId) + "\n";
       if (copyText.length >= CHUNK_CHARS) {
         sendGroups(copyText);
         copyText = "";
       }
     }
     if (copyText) sendGroups(copyText);
-    reply({ type: "block", outcomes, counts: summary.counts(), matchMillis: performance.now() - started, parseMillis });
+    reply({ type: "block", outcomes, counts: summary.counts(), matchMillis: performance.now() - started, parseMillis, lastGroupId });
   } catch (error) {
     reply({ type: "error", cancelled: error instanceof ReconcileCancelled, message: error instanceof Error ? error.message : String(error), name: error instanceof Error ? error.name : "Error" });
   }

@@ -28,7 +28,7 @@ import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, 
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
 import { GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
-import { openJobExceptions } from "../exceptions/exception-sql.js";
+import { carryForwardExceptions, openBlockExceptions } from "../exceptions/exception-sql.js";
 import { excludedPairKeys } from "../exceptions/rejected-pairs.js";
 
 export interface ReconcileTaskData {
@@ -36,6 +36,8 @@ export interface ReconcileTaskData {
 }
 
 export const RECONCILE_TASK_NAME = "reconcile";
+
+const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 
 /** The advisory-lock key a worker holds while it runs `jobId`. */
 const lockKey = (jobId: string) => `recon:job:${jobId}`;
@@ -120,7 +122,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
   async function run(job: ClaimedJob, writer: pg.PoolClient): Promise<void> {
     const rules: RuleSet = parseRuleSet(job.rules);
     const reach = maxDateReach(rules);
-    const phaseMillis: Record<string, number> = { exact: 0, parse: 0, match: 0, persist: 0 };
+    const phaseMillis: Record<string, number> = { exact: 0, parse: 0, match: 0, persist: 0, exceptions: 0 };
     let counts = { matchedCount: 0, suggestedCount: 0, discrepancyCount: 0, unmatchedLeftCount: 0, unmatchedRightCount: 0 };
     let cancelled = false;
     let processed = 0;
@@ -161,9 +163,14 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     };
 
     const streams: RecordStream[] = [];
-    // The COPY into match_groups while it is open: a failure must abort it before the ROLLBACK, which the
-    // connection would otherwise queue behind the COPY forever (the worker stuck, the job's lock held).
-    let openCopy: CopyStreamQuery | null = null;
+    // What runs on the writer connection: the chain of queued writes, and the COPY into match_groups while one is
+    // open. A failure must abort that COPY before the ROLLBACK, which the connection would otherwise queue behind
+    // it forever (the worker stuck, the job's lock held), and keep queued writes from starting after it.
+    const writes: { chain: Promise<void>; copy: { stream: CopyStreamQuery; failed: Promise<never> } | null; stopped: boolean } = {
+      chain: Promise.resolve(),
+      copy: null,
+      stopped: false,
+    };
     try {
       // An exact-key first pass runs in PostgreSQL for one-to-one keys; only the other records are streamed.
       const started = performance.now();
@@ -183,38 +190,69 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("SET LOCAL statement_timeout = 0");
       // PostgreSQL's JIT compiles each big statement of a job afresh: about 0.3 s apiece here, never repaid.
       await writer.query("SET LOCAL jit = off");
-      // The pushed-down pairs are inserted first (the statement runs while the engine works); then the COPY.
+      // The pushed-down pairs are inserted first (the statement runs while the engine works); then the groups.
       const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
       pushedInsert?.catch(() => {});
-      const copy = job.dryRun ? null : writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
-      openCopy = copy;
-      const copyFailed = copy ? new Promise<never>((_, reject) => copy.on("error", reject)) : null;
-      copyFailed?.catch(() => {});
       const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
       const left = await openRecordStream(pool, job.leftSourceId, exclusion("left_id"));
       streams.push(left);
       const right = await openRecordStream(pool, job.rightSourceId, exclusion("right_id"));
       streams.push(right);
 
+      // The groups go in one COPY per block; after each, the block's exceptions are opened (one INSERT … SELECT)
+      // while the engine matches the next block, rather than all of them once the last block is done.
+      let openedAfter = NIL_UUID;
       let matching: Promise<BlockResult> | null = null;
-      let writing: Promise<void> = pushedInsert ? pushedInsert.then(() => {}) : Promise.resolve();
-      writing.catch(() => {});
-      /** Queues a chunk of groups for the COPY (not awaited: writing overlaps matching and reading). */
+      writes.chain = pushedInsert ? pushedInsert.then(() => {}) : Promise.resolve();
+      writes.chain.catch(() => {});
+      /** Queues a step on the writer connection (not awaited: writing overlaps matching and reading). */
+      const queueWrite = (step: () => Promise<void>) => {
+        // Once the job has stopped nothing more may reach the connection: a COPY begun after the ROLLBACK would
+        // run outside the transaction.
+        writes.chain = writes.chain.then(() => {
+          if (writes.stopped) throw new Error("reconciliation job stopped");
+          return step();
+        });
+        // Observed at the end (await writes.chain); this keeps a failure from being an unhandled rejection.
+        writes.chain.catch(() => {});
+      };
+      /** Queues a chunk of groups for the block's COPY (started by its first chunk). */
       const write = (chunk: Uint8Array) => {
-        if (!copy) return;
-        writing = writing.then(() => {
+        if (job.dryRun) return;
+        queueWrite(() => {
           const persistStarted = performance.now();
-          return Promise.race([writeChunk(copy, chunk), copyFailed!]).then(() => {
+          if (!writes.copy) {
+            const stream = writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
+            const failed = new Promise<never>((_, reject) => stream.on("error", reject));
+            failed.catch(() => {});
+            writes.copy = { stream, failed };
+          }
+          return Promise.race([writeChunk(writes.copy.stream, chunk), writes.copy.failed]).then(() => {
             phaseMillis.persist! += performance.now() - persistStarted;
           });
         });
-        // Observed at the end (await writing); this keeps a failed COPY from being an unhandled rejection.
-        writing.catch(() => {});
+      };
+      /** Queues the end of the block's COPY and the opening of its exceptions (groups above `openedAfter`). */
+      const closeBlock = (lastGroupId: string | null) => {
+        if (job.dryRun || lastGroupId === null) return;
+        const after = openedAfter;
+        openedAfter = lastGroupId;
+        queueWrite(async () => {
+          const started = performance.now();
+          if (writes.copy) {
+            const { stream } = writes.copy;
+            await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+            writes.copy = null;
+          }
+          await openBlockExceptions(writer, job.id, after);
+          phaseMillis.exceptions! += performance.now() - started;
+        });
       };
       /** Takes the last block's result: counters and metrics (its groups went to `write` as they came). */
       const collect = async () => {
         const result = await matching!;
         matching = null;
+        closeBlock(result.lastGroupId);
         phaseMillis.match! += result.matchMillis;
         phaseMillis.parse! += result.parseMillis;
         counts = result.counts;
@@ -247,13 +285,11 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       phase = "persist";
       await checkpoint(true);
       const waitStarted = performance.now();
-      await writing;
-      if (copy) await new Promise<void>((resolve, reject) => copy.end((error?: Error | null) => (error ? reject(error) : resolve())));
-      openCopy = null;
+      await writes.chain;
       phaseMillis.persistWait = performance.now() - waitStarted;
+      // Earlier jobs' open exceptions, once all of this job's are open, in the transaction that commits its groups.
+      if (!job.dryRun) await carryForwardExceptions(writer, job.id);
       const summary = await engine.finish(roundMillis(phaseMillis));
-      // The job's exceptions, in the transaction that commits its groups (exceptions/exception-sql.ts).
-      if (!job.dryRun) await openJobExceptions(writer, job.id);
       const { rowCount } = await writer.query(
         `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
            matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
@@ -267,11 +303,14 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("COMMIT");
       logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...counts }, "reconciliation job completed");
     } catch (error) {
-      if (openCopy) {
+      writes.stopped = true;
+      if (writes.copy) {
         // CopyFail: PostgreSQL ends the COPY with an error, and the connection takes the ROLLBACK.
-        openCopy.on("error", () => {});
-        openCopy.destroy(new Error("reconciliation job stopped"));
+        writes.copy.stream.on("error", () => {});
+        writes.copy.stream.destroy(new Error("reconciliation job stopped"));
       }
+      // The step under way settles (a chunk's write fails with its COPY; a statement finishes); the rest are skipped.
+      await writes.chain.catch(() => {});
       await writer.query("ROLLBACK").catch(() => {});
       await Promise.all(streams.map((stream) => stream.close().catch(() => {})));
       if (error instanceof JobCancelled || error instanceof EngineStopped || cancelled) {
