@@ -190,9 +190,6 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("SET LOCAL statement_timeout = 0");
       // PostgreSQL's JIT compiles each big statement of a job afresh: about 0.3 s apiece here, never repaid.
       await writer.query("SET LOCAL jit = off");
-      // The pushed-down pairs are inserted first (the statement runs while the engine works); then the groups.
-      const pushedInsert = pushdown && !job.dryRun ? insertPushedGroups(writer, pushdown.table, job, rules) : null;
-      pushedInsert?.catch(() => {});
       const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
       const left = await openRecordStream(pool, job.leftSourceId, exclusion("left_id"));
       streams.push(left);
@@ -202,9 +199,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       // The groups go in one COPY per block; after each, the block's exceptions are opened (one INSERT … SELECT)
       // while the engine matches the next block, rather than all of them once the last block is done.
       let openedAfter = NIL_UUID;
+      let pushedQueued = false;
       let matching: Promise<BlockResult> | null = null;
-      writes.chain = pushedInsert ? pushedInsert.then(() => {}) : Promise.resolve();
-      writes.chain.catch(() => {});
       /** Queues a step on the writer connection (not awaited: writing overlaps matching and reading). */
       const queueWrite = (step: () => Promise<void>) => {
         // Once the job has stopped nothing more may reach the connection: a COPY begun after the ROLLBACK would
@@ -264,6 +260,13 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         const started = performance.now();
         const block = await readBlock(left, right, throwIfCancelled);
         phaseMillis.parse! += performance.now() - started;
+        // The pushed-down pairs are the first write (the statement runs while the engine works), issued once the
+        // first block is in: until then the record streams' sorts have the cores, and the engine waits on them.
+        if (pushdown && !job.dryRun && !pushedQueued) {
+          pushedQueued = true;
+          const table = pushdown.table;
+          queueWrite(() => insertPushedGroups(writer, table, job, rules).then(() => {}));
+        }
         processed += block.records;
         metrics.reconcileRecordsTotal.inc(block.records);
         if (matching) await collect();
