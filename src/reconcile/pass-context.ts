@@ -215,6 +215,8 @@ export function emitGroup(
     kind: kindOf(lefts.length, rights.length),
     leftIds: lefts.map((p) => p.record.id),
     rightIds: rights.map((p) => p.record.id),
+    leftRecords: lefts.map((p) => p.record),
+    rightRecords: rights.map((p) => p.record),
     confidence,
     pass: ctx.passNumber,
     rule: ctx.pass.name,

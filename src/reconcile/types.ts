@@ -58,6 +58,9 @@ export interface EngineGroup {
   kind: GroupKind;
   leftIds: string[];
   rightIds: string[];
+  /** The records themselves, in the order of leftIds / rightIds (the job summary sums their amounts). */
+  leftRecords: readonly EngineRecord[];
+  rightRecords: readonly EngineRecord[];
   /** 0..1, rounded to 4 decimals; 0 for unmatched. */
   confidence: number;
   /** 1-based index of the pass that produced the group; 0 for the discrepancy/duplicate/unmatched stages. */

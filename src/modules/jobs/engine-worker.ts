@@ -59,10 +59,7 @@ parentPort!.on("message", (request: ThreadRequest) => {
     });
     carryLeft = result.carry.left;
     carryRight = result.carry.right;
-    const byId = new Map<string, EngineRecord>();
-    for (const record of left) byId.set(record.id, record);
-    for (const record of right) byId.set(record.id, record);
-    summary.add(result.groups, byId);
+    summary.add(result.groups);
     const outcomes: Record<string, number> = {};
     let copyText = "";
     let lastGroupId: string | null = null;

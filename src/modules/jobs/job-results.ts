@@ -4,7 +4,7 @@
  * counts and per-currency amounts per outcome, auto-match rate, per-pass hits — accumulated as groups go by.
  */
 import type { Writable } from "node:stream";
-import type { EngineGroup, EngineRecord, Outcome } from "../../reconcile/types.js";
+import type { EngineGroup, FieldScore, Outcome } from "../../reconcile/types.js";
 import { scaledAmount } from "./record-stream.js";
 
 /** 123400n → "12.3400" (scaled by 10^4, exact). */
@@ -41,13 +41,27 @@ function perfect(group: EngineGroup): boolean {
   return group.pass > 0 && group.confidence === 1 && group.breakdown.every((score) => score.passed && score.similarity === 1);
 }
 
-/** Breakdown JSON, stringified once per distinct array (the engine shares one array among a pass's exact matches). */
-const breakdownJson = new WeakMap<object, string>();
+/** The JSON of a breakdown, written directly (JSON.stringify of these small objects was a tenth of a job's thread). */
+function breakdownJson(breakdown: readonly FieldScore[]): string {
+  let json = "[";
+  for (let i = 0; i < breakdown.length; i++) {
+    const { comparator, similarity, weight, passed, detail } = breakdown[i]!;
+    if (i > 0) json += ",";
+    json += `{"comparator":${JSON.stringify(comparator)},"similarity":${JSON.stringify(similarity)},"weight":${JSON.stringify(weight)},"passed":${passed},"detail":${JSON.stringify(detail)}}`;
+  }
+  return json + "]";
+}
+
+/**
+ * The breakdown column of a group. The engine shares one breakdown array among consecutive groups of a pass (its
+ * exact matches), so the last array's text is remembered; a WeakMap of every array cost more than it saved.
+ */
+let lastBreakdown: { of: readonly FieldScore[]; text: string } | null = null;
 function breakdownText(group: EngineGroup): string {
   if (perfect(group)) return "\\N";
-  let text = breakdownJson.get(group.breakdown);
-  if (text === undefined) breakdownJson.set(group.breakdown, (text = copyText(JSON.stringify(group.breakdown))));
-  return text;
+  if (group.breakdown.length === 0) return "[]";
+  if (lastBreakdown?.of !== group.breakdown) lastBreakdown = { of: group.breakdown, text: copyText(breakdownJson(group.breakdown)) };
+  return lastBreakdown.text;
 }
 
 /** One COPY line for a group. AUTO matches are CONFIRMED; everything else awaits review. */
@@ -102,6 +116,13 @@ export interface JobSummary {
 
 const DISCREPANCY_OUTCOMES = new Set<Outcome>(["AMOUNT_MISMATCH", "DATE_LAG", "REFERENCE_MISMATCH", "CURRENCY_MISMATCH", "DUPLICATE"]);
 
+/** The running sums of an outcome's records in `currency`. */
+function sumsOf(tally: OutcomeTally, currency: string): { left: bigint; right: bigint } {
+  let sums = tally.amounts.get(currency);
+  if (!sums) tally.amounts.set(currency, (sums = { left: 0n, right: 0n }));
+  return sums;
+}
+
 /** Accumulates the summary of a job from its groups, block after block. */
 export function createSummary(passNames: readonly string[]) {
   const tallies = new Map<Outcome, OutcomeTally>();
@@ -110,8 +131,8 @@ export function createSummary(passNames: readonly string[]) {
   let rightRecords = 0;
 
   return {
-    /** Counts `groups`; `recordsById` must hold every record they name. */
-    add(groups: readonly EngineGroup[], recordsById: ReadonlyMap<string, EngineRecord>): void {
+    /** Counts `groups`. */
+    add(groups: readonly EngineGroup[]): void {
       for (const group of groups) {
         let tally = tallies.get(group.outcome);
         if (!tally) tallies.set(group.outcome, (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
@@ -121,14 +142,8 @@ export function createSummary(passNames: readonly string[]) {
         leftRecords += group.leftIds.length;
         rightRecords += group.rightIds.length;
         if (group.pass > 0 && group.pass <= passHits.length) passHits[group.pass - 1]!++;
-        for (const [ids, side] of [[group.leftIds, "left"], [group.rightIds, "right"]] as const) {
-          for (const id of ids) {
-            const record = recordsById.get(id)!;
-            let sums = tally.amounts.get(record.currency);
-            if (!sums) tally.amounts.set(record.currency, (sums = { left: 0n, right: 0n }));
-            sums[side] += record.amount;
-          }
-        }
+        for (const record of group.leftRecords) sumsOf(tally, record.currency).left += record.amount;
+        for (const record of group.rightRecords) sumsOf(tally, record.currency).right += record.amount;
       }
     },
 
