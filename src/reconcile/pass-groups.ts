@@ -237,12 +237,12 @@ function sortedByAbs(pool: Prepared[], abs: Float64Array): Prepared[] {
  */
 function bestSubsetsOfNumbers(pool: Prepared[], abs: Float64Array, lo: number, hi: number, target: number, maxLegs: number, tick: (units?: number) => void): Prepared[][] {
   const n = pool.length;
-  const values = new Float64Array(n);
+  const values = scratch.values.length >= n ? scratch.values : (scratch.values = new Float64Array(n));
   for (let i = 0; i < n; i++) values[i] = abs[pool[i]!.index]!;
   const largest = values[n - 1]!;
   // next[d]: the next pool position to try at depth d; sums[d]: the sum of the picks above depth d.
-  const next = new Int32Array(maxLegs);
-  const sums = new Float64Array(maxLegs);
+  if (scratch.next.length < maxLegs) [scratch.next, scratch.sums] = [new Int32Array(maxLegs), new Float64Array(maxLegs)];
+  const { next, sums } = scratch;
   let budget = SUBSET_BUDGET;
   for (let size = 2; size <= Math.min(maxLegs, n); size++) {
     const found: { picks: number[]; miss: number }[] = [];
@@ -296,6 +296,12 @@ function bestSubsetsOfNumbers(pool: Prepared[], abs: Float64Array, lo: number, h
   }
   return [];
 }
+
+/**
+ * Working arrays of `bestSubsetsOfNumbers`, reused from one search to the next (a pass makes one search per free
+ * record: allocating them each time was a good part of the engine's garbage). Grown when a pool or maxLegs is larger.
+ */
+const scratch = { values: new Float64Array(SUBSET_POOL), next: new Int32Array(5), sums: new Float64Array(5) };
 
 /** The first position in [from, to) of the ascending `values` whose value exceeds `limit` (`to` when none). */
 function firstAbove(values: Float64Array, from: number, to: number, limit: number): number {
