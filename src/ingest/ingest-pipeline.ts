@@ -196,8 +196,9 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
   const { rows } = await client.query(
     `WITH v AS MATERIALIZED (${validatedRowsSql(table, layout)}),
      accepted AS (
+       -- Under REJECT_FILE, one invalid row anywhere (here, or dropped by the framer: $5) means none is accepted.
        SELECT * FROM v WHERE cardinality(v.errors) = 0
-         AND ($4::text = 'SKIP_INVALID_ROWS' OR NOT EXISTS (SELECT 1 FROM v bad WHERE cardinality(bad.errors) > 0))
+         AND ($4::text = 'SKIP_INVALID_ROWS' OR (NOT $5::boolean AND NOT EXISTS (SELECT 1 FROM v bad WHERE cardinality(bad.errors) > 0)))
      ),
      inserted AS (
        INSERT INTO records (id, project_id, data_source_id, file_id, external_id, amount, currency, booked_date, value_date,
@@ -217,7 +218,7 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
      SELECT (SELECT count(*) FROM inserted)::int AS ingested,
             (SELECT count(*) FROM v WHERE cardinality(v.errors) > 0)::int AS rejected,
             (SELECT count(*) FROM issues)::int AS issues`,
-    [target.projectId, target.dataSourceId, target.fileId, target.policy],
+    [target.projectId, target.dataSourceId, target.fileId, target.policy, staged.fieldCountRejected > 0],
   );
   const rowsRejected = rows[0].rejected + staged.fieldCountRejected;
   if (staged.fieldCountIssues.length) {

@@ -122,6 +122,17 @@ describe("ingest", () => {
     expect(await records(result.id)).toEqual([]);
   });
 
+  it("ingests nothing under REJECT_FILE when the only invalid row is one the framer dropped (wrong field count)", async () => {
+    const source = await createSource("Strict ragged");
+    const result = ok(await upload(source, "ragged-row.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
+    expect(result).toMatchObject({ status: "FAILED", rowsRead: 3, rowsIngested: 0, rowsRejected: 1 });
+    expect(result.rowErrors.edges.map((edge: any) => edge.node)).toEqual([
+      { line: 3, column: "(row)", reason: "expected 6 fields, found 7", severity: "ERROR" },
+    ]);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
+    expect(rows[0].n).toBe(0);
+  });
+
   it("refuses the same file twice unless forced", async () => {
     const source = await createSource("Twice");
     ok(await upload(source, "good.csv"));
