@@ -1669,7 +1669,7 @@ export type RowIssue = {
   column: Scalars['String']['output'];
   /** Line of the file where the row starts (1-based, counting every line). */
   line: Scalars['Int']['output'];
-  /** What is wrong, quoting the value. */
+  /** What is wrong, quoting the value; for bytes that are not text in the file's encoding, the first such byte and its line and character (counted from 1 at the line's start). */
   reason: Scalars['String']['output'];
   /** ERROR (not ingested) or WARNING (ingested). */
   severity: RowIssueSeverity;

@@ -19,7 +19,7 @@ import type { DataSourceRepository } from "../modules/data-sources/data-source-r
 import type { ProjectService } from "../modules/projects/project-service.js";
 import type { IssuePosition, UploadRepository } from "../modules/uploads/upload-repository.js";
 import { parseColumnMapping } from "./column-mapping.js";
-import { IngestError, ingestFile, previewFile } from "./ingest-pipeline.js";
+import { IngestError, ingestFile, previewFile, type PreviewRow } from "./ingest-pipeline.js";
 import type { ChangeFeed } from "../db/change-feed.js";
 import { tags } from "../cache/tags.js";
 import type { ScheduleService } from "../modules/schedules/schedule-service.js";
@@ -180,13 +180,18 @@ export function createIngestService(deps: {
       const client = await pool.connect();
       try {
         const result = await previewFile(client, mapping, body, { maxBytes: limits.maxUploadBytes, limit: PREVIEW_ROWS });
-        // Rows with the wrong number of fields never reach the staging table: show them as rows with their error.
-        const ragged = result.fieldCountIssues.map((issue) => ({
-          line: issue.line, externalId: "", amount: null, currency: null, bookedDate: null, valueDate: null,
-          reference: "", description: "", counterparty: "", extras: {},
-          errors: [{ line: issue.line, column: "(row)", reason: issue.reason, severity: "ERROR" as const }],
-        }));
-        const rows = [...result.rows, ...ragged].sort((a, b) => a.line - b.line).slice(0, PREVIEW_ROWS);
+        // Rows the framer dropped (wrong number of fields, bytes invalid in the encoding) never reach the staging
+        // table: show each as a row with its errors, as an ingest lists them.
+        const dropped = new Map<number, PreviewRow>();
+        for (const issue of result.framerIssues) {
+          let row = dropped.get(issue.line);
+          if (!row) {
+            row = { line: issue.line, externalId: "", amount: null, currency: null, bookedDate: null, valueDate: null, reference: "", description: "", counterparty: "", extras: {}, errors: [] };
+            dropped.set(issue.line, row);
+          }
+          row.errors.push({ line: issue.line, column: issue.column, reason: issue.reason, severity: "ERROR" });
+        }
+        const rows = [...result.rows, ...dropped.values()].sort((a, b) => a.line - b.line).slice(0, PREVIEW_ROWS);
         const invalidRows = rows.filter((row) => row.errors.length > 0).length;
         return { header: result.header, rows, validRows: rows.length - invalidRows, invalidRows };
       } catch (error) {

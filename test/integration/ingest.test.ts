@@ -39,6 +39,40 @@ async function multipart(query: string, variables: Record<string, unknown>, cont
 const upload = (source: string, name: string, options: { content?: Buffer; policy?: string; force?: boolean; token?: string } = {}) =>
   multipart(UPLOAD, { source, policy: options.policy, force: options.force }, options.content ?? fixture(name), name, options.token ?? analyst.token);
 
+/** The file as the body of `PUT /data-sources/<id>/file` (the CLI's and curl's route), with optional extra headers. */
+async function put(source: string, name: string, options: { content?: Buffer; policy?: string; headers?: Record<string, string>; token?: string } = {}) {
+  const target = new URL(`/data-sources/${source}/file`, t.url);
+  target.searchParams.set("name", name);
+  if (options.policy) target.searchParams.set("policy", options.policy);
+  return fetch(target, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${options.token ?? analyst.token}`, "content-type": "text/csv", ...options.headers },
+    body: new Uint8Array(options.content ?? fixture(name)),
+  });
+}
+
+const UPLOAD_READ = `query($id: ID!) { fileUpload(id: $id) {
+  id status fileName rowsRead rowsIngested rowsRejected rowsFlagged error errorLine
+  rowErrors(first: 100) { totalCount edges { node { line column reason severity } } }
+} }`;
+
+/** An upload read back through GraphQL, as a client following it would. */
+async function readUpload(id: string) {
+  return ok(await t.graphql(UPLOAD_READ, { id }, analyst.token)).fileUpload;
+}
+
+/** Uploads a file through the multipart mutation or the PUT route; the upload as GraphQL reads it afterwards. */
+async function uploadVia(route: "multipart" | "PUT", source: string, name: string, policy?: string) {
+  if (route === "multipart") return ok(await upload(source, name, { policy })).uploadDataSourceFile;
+  const response = await put(source, name, { policy });
+  expect(response.status).toBe(200);
+  const { upload: summary } = (await response.json()) as { upload: { id: string } };
+  return readUpload(summary.id);
+}
+
+const issuesOf = (result: any) => result.rowErrors.edges.map((edge: any) => edge.node);
+const WIN1252_HINT = "(is the file Windows-1252? then set the column mapping's encoding to WIN1252)";
+
 async function createSource(name: string, columnMapping?: unknown): Promise<string> {
   const data = ok(
     await t.graphql(
@@ -133,6 +167,58 @@ describe("ingest", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it("names the first invalid row, its line and column in a REJECT_FILE refusal", async () => {
+    const source = await createSource("Strict first");
+    const result = ok(await upload(source, "mixed-errors.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
+    expect(result.error).toBe("6 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line 3, column amount: 'ten' is not a number; see rowErrors");
+    expect(result.errorLine).toBe(3);
+  });
+
+  describe.each(["multipart", "PUT"] as const)("bytes that are not text in the declared encoding (%s)", (route) => {
+    const utf8Issues = [
+      { line: 3, column: "description", reason: `byte 0xE9 at line 3, character 32 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+      { line: 4, column: "reference", reason: `byte 0xE2 at line 4, character 27 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+      // A quoted field over two lines: the row starts on line 5, the byte is on line 6.
+      { line: 5, column: "description", reason: `byte 0xFF at line 6, character 7 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+    ];
+
+    it("SKIP_INVALID_ROWS: rejects each such row with its line, column and character, and ingests the rest", async () => {
+      const source = await createSource(`UTF-8 skip ${route}`);
+      const result = await uploadVia(route, source, "invalid-utf8.csv");
+      expect(result).toMatchObject({ status: "COMPLETED", rowsRead: 5, rowsIngested: 2, rowsRejected: 3, error: null, errorLine: null });
+      expect(issuesOf(result)).toEqual(utf8Issues);
+      expect((await records(result.id)).map((row) => [row.external_id, row.description, row.row_number])).toEqual([
+        ["U-1", "Café crème", 2],
+        ["U-5", "€ 5", 7],
+      ]);
+    });
+
+    it("REJECT_FILE: ingests nothing, lists every such row, and names the first in the error", async () => {
+      const source = await createSource(`UTF-8 reject ${route}`);
+      const result = await uploadVia(route, source, "invalid-utf8.csv", "REJECT_FILE");
+      expect(result).toMatchObject({ status: "FAILED", rowsRead: 5, rowsIngested: 0, rowsRejected: 3, errorLine: 3 });
+      expect(result.error).toBe(`3 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line 3, column description: ${utf8Issues[0].reason}; see rowErrors`);
+      expect(issuesOf(result)).toEqual(utf8Issues);
+      expect(await records(result.id)).toEqual([]);
+    });
+
+    it("Windows-1252: rejects a row holding one of the five bytes it leaves undefined, under either policy", async () => {
+      const mapping = { encoding: "WIN1252", delimiter: ";" };
+      const issue = { line: 3, column: "description", reason: "byte 0x81 at line 3, character 39 is not a character in Windows-1252", severity: "ERROR" };
+      const skipped = await uploadVia(route, await createSource(`Windows skip ${route}`, mapping), "invalid-win1252.csv");
+      expect(skipped).toMatchObject({ status: "COMPLETED", rowsIngested: 2, rowsRejected: 1 });
+      expect(issuesOf(skipped)).toEqual([issue]);
+      expect((await records(skipped.id)).map((row) => [row.external_id, row.description])).toEqual([
+        ["W-1", "Café € 5"],
+        ["W-3", "œuvre"],
+      ]);
+      const rejected = await uploadVia(route, await createSource(`Windows reject ${route}`, mapping), "invalid-win1252.csv", "REJECT_FILE");
+      expect(rejected).toMatchObject({ status: "FAILED", rowsIngested: 0, rowsRejected: 1, errorLine: 3 });
+      expect(rejected.error).toContain(`the first is line 3, column description: ${issue.reason}`);
+      expect(await records(rejected.id)).toEqual([]);
+    });
+  });
+
   it("refuses the same file twice unless forced", async () => {
     const source = await createSource("Twice");
     ok(await upload(source, "good.csv"));
@@ -149,6 +235,7 @@ describe("ingest", () => {
     ["empty.csv", "empty.csv", /empty/, null],
     ["header-only.csv", "header-only.csv", /no data rows/, null],
     ["missing-columns.csv", "missing-columns.csv", /amount \("amount"\)/, 1],
+    ["invalid-utf8-header.csv", "invalid-utf8-header.csv", /^line 1: byte 0xE4 at character 36 of the header \(its field 6\) is not valid UTF-8 \(is the file Windows-1252\?/, 1],
     ["a line over 1 MiB", Buffer.from(`id,amount,currency,date,reference,description\nL-1,1.00,EUR,2026-10-01,R,${"x".repeat(1024 * 1024 + 10)}\n`), /longer than 1048576 bytes/, 2],
   ];
   it.each(structural)("fails %s as a whole with a clear error and the line", async (name, file, message, line) => {
@@ -224,6 +311,36 @@ describe("ingest", () => {
     expect(preview.rows[1].errors).toEqual([{ column: "amount", reason: "'ten' is not a number" }]);
     const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
     expect(rows[0].n).toBe(0);
+  });
+
+  it("previews rows with bytes invalid in the encoding as an ingest reports them", async () => {
+    const source = await createSource("Preview encoding");
+    const response = await multipart(
+      `mutation($source: ID!, $file: Upload!) { previewDataSourceFile(dataSourceId: $source, file: $file) {
+        validRows invalidRows rows { line externalId description errors { line column reason severity } } } }`,
+      { source },
+      fixture("invalid-utf8.csv"),
+      "invalid-utf8.csv",
+      analyst.token,
+    );
+    const preview = ok(response).previewDataSourceFile;
+    expect(preview).toMatchObject({ validRows: 2, invalidRows: 3 });
+    expect(preview.rows.map((row: any) => [row.line, row.externalId, row.errors.map((error: any) => `${error.line} ${error.column}: ${error.reason}`)])).toEqual([
+      [2, "U-1", []],
+      [3, "", [`3 description: byte 0xE9 at line 3, character 32 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [4, "", [`4 reference: byte 0xE2 at line 4, character 27 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [5, "", [`5 description: byte 0xFF at line 6, character 7 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [7, "U-5", []],
+    ]);
+    // The same through a trial mapping that reads the file as Windows-1252: every byte is text then.
+    const asWindows = ok(await multipart(
+      `mutation($source: ID!, $file: Upload!, $m: JSON) { previewDataSourceFile(dataSourceId: $source, file: $file, columnMapping: $m) { validRows invalidRows } }`,
+      { source, m: { encoding: "WIN1252" } },
+      fixture("invalid-utf8.csv"),
+      "invalid-utf8.csv",
+      analyst.token,
+    )).previewDataSourceFile;
+    expect(asWindows).toEqual({ validRows: 5, invalidRows: 0 });
   });
 
   it("refuses uploads from viewers and outsiders, and refuses an invalid column mapping by field", async () => {
