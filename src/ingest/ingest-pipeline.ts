@@ -209,8 +209,24 @@ function rejectedFileMessage(rowsRejected: number, first: { line: number; column
   return `${rowsRejected} invalid row(s): nothing was ingested (policy REJECT_FILE)${where}; see rowErrors`;
 }
 
+/** Refuses a file already ingested into the data source (same SHA-256, COMPLETED), unless forced. */
+async function refuseDuplicate(client: pg.PoolClient, target: IngestTarget, sha256: string): Promise<void> {
+  if (target.force) return;
+  const { rows: earlier } = await client.query(
+    `SELECT id, file_name, completed_at FROM uploaded_files
+     WHERE data_source_id = $1 AND sha256 = $2 AND status = 'COMPLETED' AND id <> $3 LIMIT 1`,
+    [target.dataSourceId, sha256, target.fileId],
+  );
+  if (earlier.length) {
+    throw new IngestError(
+      "DUPLICATE_FILE",
+      `This file was already ingested into the data source (upload ${earlier[0].id}, "${earlier[0].file_name}", ${earlier[0].completed_at.toISOString()}); upload it with force: true to ingest it again`,
+    );
+  }
+}
+
 /** Validates a staged file and ingests it. Runs inside the caller's transaction; returns the outcome. */
-async function ingestStaged(client: pg.PoolClient, staged: Staged, target: IngestTarget): Promise<IngestOutcome> {
+async function ingestStaged(client: pg.PoolClient, staged: Staged, target: IngestTarget, sha256: string): Promise<IngestOutcome> {
   const { table, layout } = staged;
   // Record ids: the upload's first 64 bits, then the line number. Unique, and ascending within a file, so the
   // primary-key index grows at its right edge instead of taking a random insert per row.
@@ -283,20 +299,6 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
     await client.query("RESET enable_nestloop");
   }
 
-  const sha256 = staged.meter.hash.digest("hex");
-  if (!target.force) {
-    const { rows: earlier } = await client.query(
-      `SELECT id, file_name, completed_at FROM uploaded_files
-       WHERE data_source_id = $1 AND sha256 = $2 AND status = 'COMPLETED' AND id <> $3 LIMIT 1`,
-      [target.dataSourceId, sha256, target.fileId],
-    );
-    if (earlier.length) {
-      throw new IngestError(
-        "DUPLICATE_FILE",
-        `This file was already ingested into the data source (upload ${earlier[0].id}, "${earlier[0].file_name}", ${earlier[0].completed_at.toISOString()}); upload it with force: true to ingest it again`,
-      );
-    }
-  }
   return {
     status: rejectAll ? "FAILED" : "COMPLETED",
     sha256,
@@ -310,24 +312,40 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
   };
 }
 
+/** What an ingest reports while it runs. */
+export interface IngestHooks {
+  /** Bytes and rows read so far, as the file streams in. */
+  onProgress(progress: IngestProgress): void;
+  /**
+   * Called once, when the whole input has been read and staged and the file is not a duplicate: from here on the
+   * ingest needs nothing more from its sender (validation, inserts and COMMIT follow). Not called when the ingest
+   * fails before.
+   */
+  onReceived?(progress: IngestProgress): void;
+}
+
 /**
- * Ingests `input` as upload `target.fileId` on `client` in one transaction, holding the upload's advisory lock
- * while it runs. Commits the records, the row issues and the upload's final state together.
+ * Ingests `input` as upload `target.fileId` on `client` in one transaction. Commits the records, the row issues and
+ * the upload's final state together. The caller holds the upload's advisory lock (`uploadLockKey`) on `client`'s
+ * session for as long as the upload is PROCESSING: that is how crash recovery tells a live ingest from a dead one.
  */
 export async function ingestFile(
   client: pg.PoolClient,
   target: IngestTarget,
   mapping: ColumnMapping,
   input: Readable,
-  onProgress: (progress: IngestProgress) => void,
+  hooks: IngestHooks,
 ): Promise<IngestOutcome> {
   await client.query("BEGIN");
   try {
     // A large file's statements run for minutes: the per-statement timeout for requests does not apply here.
     await client.query("SET LOCAL statement_timeout = 0");
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [uploadLockKey(target.fileId)]);
-    const staged = await stage(client, mapping, input, { maxBytes: target.maxBytes, onProgress });
-    const outcome = await ingestStaged(client, staged, target);
+    const staged = await stage(client, mapping, input, { maxBytes: target.maxBytes, onProgress: hooks.onProgress });
+    // Known as soon as the file is in: refused before minutes of validation, and before an early answer.
+    const sha256 = staged.meter.hash.digest("hex");
+    await refuseDuplicate(client, target, sha256);
+    hooks.onReceived?.({ bytesRead: staged.meter.bytes, rowsRead: staged.rowsRead });
+    const outcome = await ingestStaged(client, staged, target, sha256);
     await client.query(
       `UPDATE uploaded_files SET status = $2::"UploadStatus", sha256 = $3, size_bytes = $4, bytes_read = $4, rows_read = $5,
          rows_ingested = $6, rows_rejected = $7, rows_flagged = $8, error = $9, error_line = $10, completed_at = now()
