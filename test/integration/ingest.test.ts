@@ -590,7 +590,7 @@ describe("crash recovery", () => {
       VALUES (gen_random_uuid(), $1, $2, $3, 'crashed.csv', '', 'PROCESSING') RETURNING id`;
     const dead = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
     const alive = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
-    // A live ingest holds its upload's advisory lock for its whole transaction (as ingestFile does).
+    // A live ingest holds its upload's advisory lock while it runs (the ingest service holds it on its session).
     const live = await db.connect();
     await live.query("BEGIN");
     await live.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`upload:${alive}`]);
