@@ -19,6 +19,7 @@ import { applyMigrations } from "./db/schema-engine.js";
 import { createTrustedDocuments, loadManifest } from "./graphql/trusted-documents.js";
 import { createRateLimiter } from "./http/rate-limit.js";
 import { createHttpServer, type HttpServerOptions } from "./http/server.js";
+import { RECOVERY_INTERVAL_MS } from "./ingest/ingest-service.js";
 import { createSharedRateLimiter } from "./http/shared-rate-limit.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
@@ -123,7 +124,14 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     exportLinks: createExportLinks(secret, config.exportLinkTtlSeconds),
   });
   await ensureFirstAdmin(container, config);
-  await container.services.ingest.recoverInterrupted();
+  const { ingest } = container.services;
+  await ingest.recoverInterrupted();
+  // And again from time to time: an upload answered early (Prefer: respond-async) whose instance was killed must
+  // end FAILED for the client following it, even if no instance restarts.
+  const uploadRecovery = setInterval(() => {
+    ingest.recoverInterrupted().catch((error) => logger.warn({ err: error }, "could not look for interrupted uploads"));
+  }, RECOVERY_INTERVAL_MS);
+  uploadRecovery.unref();
   const workers = await startWorkers(container, config.jobs);
   const http = await createHttpServer(container, options);
   await new Promise<void>((resolve, reject) => {
@@ -142,6 +150,11 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       await cache.stopWarming();
       await warmingAtStart;
       await http.close();
+      clearInterval(uploadRecovery);
+      // Ingests answered early (202) outlive their requests, so the HTTP server's drain did not wait for them:
+      // they finish, or, if the process is killed first, roll back and are marked FAILED by recovery.
+      if (ingest.running > 0) logger.info({ ingests: ingest.running }, "waiting for running ingests to finish");
+      await ingest.drain();
       // Running jobs get a moment to finish; one that does not is rolled back and picked up by another worker.
       await workers.stop();
       await queue.stop();

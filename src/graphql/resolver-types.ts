@@ -851,7 +851,10 @@ export type Mutation = {
   /**
    * Streams a CSV file into a data source (multipart request). Resolves when the ingest has finished; rows that
    * fail validation are listed in `rowErrors`. A file that cannot be read as a whole fails with INVALID_FILE and
-   * the line; a file ingested before fails with DUPLICATE_FILE unless `force` is true.
+   * the line; a file ingested before fails with DUPLICATE_FILE unless `force` is true. With the HTTP header
+   * `Prefer: respond-async`, resolves as soon as the whole file has been received (status PROCESSING; the response
+   * then carries `Preference-Applied: respond-async`): follow it with `fileUpload(id)` until COMPLETED or FAILED —
+   * a problem found after that ends in FAILED with its `error`.
    */
   uploadDataSourceFile: FileUpload;
   /** Closes an exception by a write-off or an adjustment (MANAGER or ADMIN). */
@@ -1669,7 +1672,7 @@ export type RowIssue = {
   column: Scalars['String']['output'];
   /** Line of the file where the row starts (1-based, counting every line). */
   line: Scalars['Int']['output'];
-  /** What is wrong, quoting the value. */
+  /** What is wrong, quoting the value; for bytes that are not text in the file's encoding, the first such byte and its line and character (counted from 1 at the line's start). */
   reason: Scalars['String']['output'];
   /** ERROR (not ingested) or WARNING (ingested). */
   severity: RowIssueSeverity;

@@ -26,7 +26,7 @@ import { currentRequestScope, runInRequestScope, type RequestScope } from "../ob
 import { cachedCompressed, COMPRESS_MIN_BYTES, compressBody, preferredEncoding } from "./compression.js";
 import { parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { documentIdInSearch, documentIdToPersistedQuery, type OperationParams } from "../graphql/trusted-documents.js";
-import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, requestIdOf } from "./request-utils.js";
+import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, prefersRespondAsync, readBody, requestIdOf } from "./request-utils.js";
 
 /**
  * Limits on one GraphQL operation (graphql-armor); see createGraphQLRoute. Cost: armor multiplies a list's cost by
@@ -160,7 +160,15 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
   await apollo.start();
 
   /** Apollo's answer to one request, with the note its cache plugin left. */
-  async function execute(httpGraphQLRequest: HTTPGraphQLRequest, viewer: Viewer | null, tokenSent: boolean, requestId: string, note: CacheNote, clientAddress: string | null = null) {
+  async function execute(
+    httpGraphQLRequest: HTTPGraphQLRequest,
+    viewer: Viewer | null,
+    tokenSent: boolean,
+    requestId: string,
+    note: CacheNote,
+    clientAddress: string | null = null,
+    respondAsync?: GraphQLContext["respondAsync"],
+  ) {
     return apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest,
       context: async () => {
@@ -169,7 +177,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
             extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
           });
         }
-        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note, clientAddress };
+        return { viewer, services, loaders: createLoaders(repos, viewer, metrics), requestId, cacheNote: note, clientAddress, respondAsync };
       },
     });
   }
@@ -322,7 +330,10 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
           res.setHeader("x-cache", "MISS");
         } else {
           if (!bypass) cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
-          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false }, req.socket.remoteAddress ?? null);
+          // An upload may be answered once its file is in, before the ingest commits (see upload-resolvers.ts).
+          const respondAsync = multipart ? { requested: prefersRespondAsync(req), applied: false } : undefined;
+          result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false }, req.socket.remoteAddress ?? null, respondAsync);
+          if (respondAsync?.applied) res.setHeader("preference-applied", "respond-async");
           res.setHeader("x-cache", "BYPASS");
         }
         res.statusCode = result.status ?? 200;

@@ -76,3 +76,13 @@ export function requestIdOf(req: IncomingMessage): string {
   const incoming = req.headers["x-request-id"];
   return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
+
+/**
+ * Whether the request's `Prefer` header (RFC 7240) asks for `respond-async`: the client would rather have a
+ * `202 Accepted` and follow the work than wait for it. Other preferences (and `wait=`) are ignored.
+ */
+export function prefersRespondAsync(req: IncomingMessage): boolean {
+  const header = req.headers.prefer;
+  if (!header) return false;
+  return (Array.isArray(header) ? header.join(",") : header).split(",").some((preference) => preference.split(";")[0].split("=")[0].trim().toLowerCase() === "respond-async");
+}

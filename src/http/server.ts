@@ -18,7 +18,7 @@ import { MultipartError } from "./multipart.js";
 import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, requestIdOf } from "./request-utils.js";
 import { attachSubscriptions } from "./subscriptions.js";
 import { countsInListener, createRateLimiter, rateKey, sendRateLimited } from "./rate-limit.js";
-import { createUploadRoute, UPLOAD_ROUTE } from "./upload-route.js";
+import { createUploadRoute, UPLOAD_ROUTE, UPLOAD_STATUS_ROUTE } from "./upload-route.js";
 import { createExportRoute, EXPORT_ROUTE } from "./export-route.js";
 
 export { MAX_BODY_BYTES } from "./request-utils.js";
@@ -84,6 +84,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     const route =
       path === "/graphql" || path === "/healthz" || path === "/readyz" || path === "/metrics" ? path
         : UPLOAD_ROUTE.test(path) ? "/data-sources/:id/file"
+        : UPLOAD_STATUS_ROUTE.test(path) ? "/uploads/:id"
         : EXPORT_ROUTE.test(path) ? "/exports/job-results/:id.csv"
         : path.startsWith(GRAPHIQL_ASSET_PREFIX) ? `${GRAPHIQL_ASSET_PREFIX}*`
         : "other";
@@ -124,6 +125,7 @@ export async function createHttpServer(container: Container, options: HttpServer
     res.setHeader("x-request-id", requestId);
     const path = (req.url ?? "/").split("?")[0];
     const uploadTarget = UPLOAD_ROUTE.exec(path);
+    const uploadStatusTarget = UPLOAD_STATUS_ROUTE.exec(path);
     const exportTarget = EXPORT_ROUTE.exec(path);
     try {
       if (closing) {
@@ -138,7 +140,9 @@ export async function createHttpServer(container: Container, options: HttpServer
         const upload = req.headers["content-type"]?.toLowerCase().startsWith("multipart/form-data");
         await (upload ? runInRequestScope(scope, () => graphql(req, res, scope)) : graphql(req, res, scope, preread));
       } else if (uploadTarget) {
-        await runInRequestScope({ requestId, sqlStatements: 0 }, () => upload(req, res, decodeURIComponent(uploadTarget[1])));
+        await runInRequestScope({ requestId, sqlStatements: 0 }, () => upload.put(req, res, decodeURIComponent(uploadTarget[1])));
+      } else if (uploadStatusTarget) {
+        await runInRequestScope({ requestId, sqlStatements: 0 }, () => upload.status(req, res, decodeURIComponent(uploadStatusTarget[1])));
       } else if (exportTarget) {
         await runInRequestScope({ requestId, sqlStatements: 0 }, () => download(req, res, decodeURIComponent(exportTarget[1])));
       } else if (path === "/healthz") {

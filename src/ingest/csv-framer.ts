@@ -13,6 +13,13 @@
  *   confusing; memory stays bounded by one record whatever the file size;
  * - row shape: the first record fixes the field count; a record with another count is dropped and reported through
  *   `onRowError` (the rest of the file goes on), so COPY never fails on "missing data" or "extra data";
+ * - the encoding: a record holding bytes that are not text in the declared encoding (malformed UTF-8; in
+ *   Windows-1252 the five bytes it leaves undefined, 0x81 0x8D 0x8F 0x90 0x9D, which PostgreSQL refuses to convert)
+ *   is dropped and reported through `onRowError` with its field and the line and character of the first such byte,
+ *   so COPY never fails on the encoding either; in the header it is a `CsvStructureError`. The check costs one
+ *   native pass per chunk (`isUtf8`, or five `indexOf`s): only records a chunk's check does not cover (those cut by
+ *   a chunk boundary) or that lie in a chunk that failed it are checked one by one, and only an invalid record is
+ *   walked byte by byte, to say where;
  * - the header: skipped rows, the BOM and an optional header record are consumed here, with the header's fields
  *   unescaped for the caller to match column names.
  *
@@ -24,11 +31,16 @@
  * bytes is exact for both encodings. The line-number prefix also means no output line can be COPY's `\.`
  * end-of-data marker.
  */
+import { isUtf8 } from "node:buffer";
 import { Transform, type TransformCallback } from "node:stream";
 
-/** A record that was dropped; `line` is the record's first physical line. */
+/**
+ * A record that was dropped; `line` is the record's first physical line. `field` is the 0-based field the problem
+ * is in, when it is in one (an invalid byte); absent for the record as a whole (a wrong field count).
+ */
 export interface CsvRowError {
   line: number;
+  field?: number;
   reason: string;
 }
 
@@ -48,7 +60,10 @@ export interface CsvFramerOptions {
    * consume it as the header, false to treat it as data (default: no header).
    */
   isHeader?: (fields: string[]) => boolean;
-  /** Called for each dropped record (wrong field count); the stream goes on. */
+  /**
+   * Called for each problem of a dropped record (a wrong field count; bytes that are not text in `encoding`), in
+   * file order; the stream goes on.
+   */
   onRowError?: (error: CsvRowError) => void;
 }
 
@@ -79,7 +94,7 @@ export interface CsvFramer extends Transform {
   readonly bytesRead: number;
   /** Data records emitted. */
   readonly records: number;
-  /** Records dropped for a wrong field count (each reported through `onRowError`). */
+  /** Records dropped for a wrong field count or invalid bytes (each reported through `onRowError`). */
   readonly rejected: number;
   /** Physical lines seen (a last line without a line ending counts). */
   readonly lines: number;
@@ -97,6 +112,70 @@ const WIN1252_C1 =
 function decode(bytes: Buffer, encoding: "UTF8" | "WIN1252"): string {
   if (encoding === "UTF8") return bytes.toString("utf8");
   return bytes.toString("latin1").replace(/[\u0080-\u009f]/g, (c) => WIN1252_C1[c.charCodeAt(0) - 0x80]);
+}
+
+/** The bytes Windows-1252 leaves undefined: PostgreSQL's WIN1252 conversion refuses them. */
+const WIN1252_UNDEFINED = [0x81, 0x8d, 0x8f, 0x90, 0x9d];
+
+/** Whether `bytes` is text in `encoding` as PostgreSQL will check it (native passes only). */
+function isText(bytes: Buffer, encoding: "UTF8" | "WIN1252"): boolean {
+  if (encoding === "UTF8") return isUtf8(bytes);
+  for (const byte of WIN1252_UNDEFINED) if (bytes.indexOf(byte) !== -1) return false;
+  return true;
+}
+
+/**
+ * Index of the first byte of `bytes` that does not start a character of `encoding` (for UTF-8, the first byte of
+ * the first ill-formed sequence, by Unicode's table of well-formed sequences), or -1. A byte-by-byte walk: only
+ * for a record already known to be invalid.
+ */
+export function firstInvalidByte(bytes: Buffer, encoding: "UTF8" | "WIN1252"): number {
+  const n = bytes.length;
+  if (encoding === "WIN1252") {
+    for (let i = 0; i < n; i++) if (WIN1252_UNDEFINED.includes(bytes[i])) return i;
+    return -1;
+  }
+  const continuation = (at: number, low = 0x80, high = 0xbf) => at < n && bytes[at] >= low && bytes[at] <= high;
+  for (let i = 0; i < n; ) {
+    const b = bytes[i];
+    if (b < 0x80) i += 1;
+    else if (b >= 0xc2 && b <= 0xdf && continuation(i + 1)) i += 2;
+    else if (b >= 0xe0 && b <= 0xef && continuation(i + 1, b === 0xe0 ? 0xa0 : 0x80, b === 0xed ? 0x9f : 0xbf) && continuation(i + 2)) i += 3;
+    else if (b >= 0xf0 && b <= 0xf4 && continuation(i + 1, b === 0xf0 ? 0x90 : 0x80, b === 0xf4 ? 0x8f : 0xbf) && continuation(i + 2) && continuation(i + 3)) i += 4;
+    else return i;
+  }
+  return -1;
+}
+
+/** Where byte `at` of a record sits: its 0-based field, and its 1-based line offset and character within that line. */
+function positionIn(record: Buffer, at: number, delimiter: number, quote: number, encoding: "UTF8" | "WIN1252") {
+  let field = 0;
+  let lines = 0;
+  let lineStart = 0;
+  let inQuote = false;
+  for (let i = 0; i < at; i++) {
+    const c = record[i];
+    // Toggling on every quote is exact for finding delimiters: a doubled quote inside quotes toggles twice.
+    if (c === quote) inQuote = !inQuote;
+    else if (c === delimiter && !inQuote) field++;
+    else if (c === LF) {
+      lines++;
+      lineStart = i + 1;
+    }
+  }
+  // Characters, as an editor counts its columns: in UTF-8 every byte before `at` is well-formed, so characters are
+  // the bytes that are not continuation bytes; in Windows-1252 one byte is one character.
+  let character = 1;
+  for (let i = lineStart; i < at; i++) if (encoding === "WIN1252" || (record[i] & 0xc0) !== 0x80) character++;
+  return { field, lines, character };
+}
+
+/** What is wrong with an invalid byte, for a row error or the header's structure error. */
+function invalidByteReason(byte: number, where: string, encoding: "UTF8" | "WIN1252"): string {
+  const hex = `0x${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  return encoding === "UTF8"
+    ? `byte ${hex} at ${where} is not valid UTF-8 (is the file Windows-1252? then set the column mapping's encoding to WIN1252)`
+    : `byte ${hex} at ${where} is not a character in Windows-1252`;
 }
 
 /** Splits one record's text into unescaped fields with PostgreSQL's CSV rules (quotes may open mid-field). */
@@ -166,6 +245,11 @@ class Framer extends Transform implements CsvFramer {
   private crPending = false;
   private carry: Buffer[] = [];
   private carryBytes = 0;
+
+  // The chunk being scanned was checked for the encoding from `verifiedFrom` (just after its first LF) to just after
+  // its last LF, with result `verified`; a record wholly in that range needs no check of its own.
+  private verifiedFrom = 0;
+  private verified = false;
 
   private expectedFields = 0;
   private headerFields: string[] | null = null;
@@ -277,6 +361,13 @@ class Framer extends Transform implements CsvFramer {
     const nul = chunk.indexOf(0);
     const end = nul === -1 ? n : nul;
     let i = 0;
+
+    // One native check for the records that lie between the chunk's first and last line feed: both are ASCII, so
+    // that range starts and ends between characters and is valid exactly when all of it is text.
+    const firstLf = chunk.indexOf(LF);
+    const lastLf = firstLf === -1 ? -1 : chunk.lastIndexOf(LF);
+    this.verifiedFrom = firstLf + 1;
+    this.verified = lastLf > firstLf && isText(chunk.subarray(firstLf + 1, lastLf + 1), this.encoding);
 
     if (this.crPending && end > 0) {
       if (chunk[0] !== LF) throw this.strayCarriageReturn(this.line);
@@ -410,15 +501,35 @@ class Framer extends Transform implements CsvFramer {
       this.firstLine = this.recordLine;
       this.expectedFields = fields;
       if (this.isHeader([...parsed])) {
+        // Column names in another encoding would be garbled, and the rows below them most likely too.
+        const bad = isText(body, this.encoding) ? -1 : firstInvalidByte(body, this.encoding);
+        if (bad !== -1) {
+          const at = positionIn(body, bad, this.delimiter, this.quote, this.encoding);
+          const where = `character ${at.character} of the header (its field ${at.field + 1})`;
+          throw new CsvStructureError(this.recordLine + at.lines, invalidByteReason(body[bad], where, this.encoding));
+        }
         this.headerFields = parsed;
         this.clearCarry();
         return;
       }
     } else if (fields !== this.expectedFields) {
       this.dropped++;
+      const line = this.recordLine;
+      this.onRowError({ line, reason: `expected ${this.expectedFields} fields, found ${fields}` });
+      // Its bytes too, so that one upload names every problem of the row.
+      const body = Buffer.concat([...this.carry, chunk.subarray(start, bodyEnd)], length);
       this.clearCarry();
-      this.onRowError({ line: this.recordLine, reason: `expected ${this.expectedFields} fields, found ${fields}` });
+      if (!isText(body, this.encoding)) this.reportInvalidBytes(body, line);
       return;
+    }
+    if (carried > 0 || !this.verified || start < this.verifiedFrom) {
+      const body = carried > 0 ? Buffer.concat([...this.carry, chunk.subarray(start, bodyEnd)], length) : chunk.subarray(start, bodyEnd);
+      if (!isText(body, this.encoding)) {
+        this.dropped++;
+        this.clearCarry();
+        this.reportInvalidBytes(body, this.recordLine);
+        return;
+      }
     }
 
     // <line><delimiter><carried bytes><chunk[start, bodyEnd)>\n
@@ -448,6 +559,13 @@ class Framer extends Transform implements CsvFramer {
     this.outPos = pos;
     this.emitted++;
     this.clearCarry();
+  }
+
+  /** Reports the first byte of a record (first line `line`) that is not text in the encoding. */
+  private reportInvalidBytes(record: Buffer, line: number) {
+    const bad = firstInvalidByte(record, this.encoding);
+    const at = positionIn(record, bad, this.delimiter, this.quote, this.encoding);
+    this.onRowError({ line, field: at.field, reason: invalidByteReason(record[bad], `line ${line + at.lines}, character ${at.character}`, this.encoding) });
   }
 
   private clearCarry() {

@@ -16,7 +16,7 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { looksLikeHeader, resolveColumns, type ColumnMapping, type MappedField } from "./column-mapping.js";
-import { createCsvFramer, CsvStructureError } from "./csv-framer.js";
+import { createCsvFramer, CsvStructureError, type CsvFramer } from "./csv-framer.js";
 import { copySql, ISSUE_SEPARATOR, stagingTableSql, validatedRowsSql } from "./validation-sql.js";
 
 /** At most this many row issues are stored per upload (counts stay exact beyond it). */
@@ -58,6 +58,8 @@ export interface IngestOutcome {
   rowsRejected: number;
   rowsFlagged: number;
   error: string | null;
+  /** The line `error` is about (under REJECT_FILE: the first invalid row's). */
+  errorLine: number | null;
 }
 
 /** Counts bytes and hashes them on the way through; fails the stream beyond `maxBytes`. */
@@ -85,13 +87,23 @@ class Meter extends Transform {
 /** The advisory-lock key an ingest holds for its upload: free means nobody is ingesting it any more. */
 export const uploadLockKey = (fileId: string) => `upload:${fileId}`;
 
+/** A problem of a row the framer dropped before COPY (a wrong field count, bytes invalid in the encoding). */
+export interface FramerIssue {
+  line: number;
+  /** The column by header name (or `column N`), or `(row)` for the row as a whole. */
+  column: string;
+  reason: string;
+}
+
 interface Staged {
   table: string;
   layout: { mapping: ColumnMapping; positions: Map<MappedField, number>; columnCount: number; header: string[] | null };
   meter: Meter;
   rowsRead: number;
-  fieldCountIssues: { line: number; reason: string }[];
-  fieldCountRejected: number;
+  /** The first MAX_STORED_ISSUES problems of the rows the framer dropped, in file order. */
+  framerIssues: FramerIssue[];
+  /** Rows the framer dropped (exact). */
+  framerRejected: number;
 }
 
 /**
@@ -104,15 +116,18 @@ async function stage(
   input: Readable,
   options: { maxBytes: number; onProgress?: (progress: IngestProgress) => void; recordLimit?: number },
 ): Promise<Staged> {
-  const fieldCountIssues: { line: number; reason: string }[] = [];
-  const framer = createCsvFramer({
+  const framerIssues: FramerIssue[] = [];
+  const framer: CsvFramer = createCsvFramer({
     delimiter: mapping.delimiter,
     quote: mapping.quote,
     skipRows: mapping.skipRows,
     encoding: mapping.encoding,
     isHeader: (fields) => looksLikeHeader(mapping, fields),
-    onRowError: (issue) => {
-      if (fieldCountIssues.length < MAX_STORED_ISSUES) fieldCountIssues.push(issue);
+    onRowError: ({ line, field, reason }) => {
+      if (framerIssues.length >= MAX_STORED_ISSUES) return;
+      // Named as the validation SQL names columns (the header is read before any data row).
+      const column = field === undefined ? "(row)" : framer.header?.[field] || `column ${field + 1}`;
+      framerIssues.push({ line, column, reason });
     },
   });
   const meter = new Meter(options.maxBytes, (bytes) => options.onProgress?.({ bytesRead: bytes, rowsRead: framer.records }));
@@ -157,8 +172,8 @@ async function stage(
       layout: { mapping, positions: resolved.positions, columnCount, header },
       meter,
       rowsRead: framer.records + framer.rejected,
-      fieldCountIssues,
-      fieldCountRejected: framer.rejected,
+      framerIssues,
+      framerRejected: framer.rejected,
     };
   } catch (error) {
     input.unpipe?.();
@@ -176,7 +191,8 @@ function translate(error: unknown): unknown {
   // The multipart parser enforces the same size limit on the way in.
   if (pgError.code === "PAYLOAD_TOO_LARGE") return new IngestError("PAYLOAD_TOO_LARGE", pgError.message ?? "The file is too large");
   if (pgError.code === "22021" || pgError.code === "22P04" || pgError.code === "22P05") {
-    // Invalid byte sequence or bad COPY data. The COPY line is our framed line; its first field is the file line.
+    // Invalid byte sequence or bad COPY data. The framer drops rows with bytes invalid in the declared encoding
+    // before COPY, so this is a fallback (a database whose encoding cannot hold every character, for one).
     // PostgreSQL numbers the framed lines it received; that is the data row's position, not the file line.
     const copyLine = /COPY staging_\w+, line (\d+)/.exec(pgError.where ?? "")?.[1];
     return new IngestError(
@@ -187,8 +203,30 @@ function translate(error: unknown): unknown {
   return error;
 }
 
+/** Why a file was refused under REJECT_FILE: how many rows, and the first of them with its line and column. */
+function rejectedFileMessage(rowsRejected: number, first: { line: number; column: string; reason: string } | undefined): string {
+  const where = first ? `; the first is line ${first.line}, ${first.column === "(row)" ? "the row as a whole" : `column ${first.column}`}: ${first.reason}` : "";
+  return `${rowsRejected} invalid row(s): nothing was ingested (policy REJECT_FILE)${where}; see rowErrors`;
+}
+
+/** Refuses a file already ingested into the data source (same SHA-256, COMPLETED), unless forced. */
+async function refuseDuplicate(client: pg.PoolClient, target: IngestTarget, sha256: string): Promise<void> {
+  if (target.force) return;
+  const { rows: earlier } = await client.query(
+    `SELECT id, file_name, completed_at FROM uploaded_files
+     WHERE data_source_id = $1 AND sha256 = $2 AND status = 'COMPLETED' AND id <> $3 LIMIT 1`,
+    [target.dataSourceId, sha256, target.fileId],
+  );
+  if (earlier.length) {
+    throw new IngestError(
+      "DUPLICATE_FILE",
+      `This file was already ingested into the data source (upload ${earlier[0].id}, "${earlier[0].file_name}", ${earlier[0].completed_at.toISOString()}); upload it with force: true to ingest it again`,
+    );
+  }
+}
+
 /** Validates a staged file and ingests it. Runs inside the caller's transaction; returns the outcome. */
-async function ingestStaged(client: pg.PoolClient, staged: Staged, target: IngestTarget): Promise<IngestOutcome> {
+async function ingestStaged(client: pg.PoolClient, staged: Staged, target: IngestTarget, sha256: string): Promise<IngestOutcome> {
   const { table, layout } = staged;
   // Record ids: the upload's first 64 bits, then the line number. Unique, and ascending within a file, so the
   // primary-key index grows at its right edge instead of taking a random insert per row.
@@ -196,8 +234,9 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
   const { rows } = await client.query(
     `WITH v AS MATERIALIZED (${validatedRowsSql(table, layout)}),
      accepted AS (
+       -- Under REJECT_FILE, one invalid row anywhere (here, or dropped by the framer: $5) means none is accepted.
        SELECT * FROM v WHERE cardinality(v.errors) = 0
-         AND ($4::text = 'SKIP_INVALID_ROWS' OR NOT EXISTS (SELECT 1 FROM v bad WHERE cardinality(bad.errors) > 0))
+         AND ($4::text = 'SKIP_INVALID_ROWS' OR (NOT $5::boolean AND NOT EXISTS (SELECT 1 FROM v bad WHERE cardinality(bad.errors) > 0)))
      ),
      inserted AS (
        INSERT INTO records (id, project_id, data_source_id, file_id, external_id, amount, currency, booked_date, value_date,
@@ -211,24 +250,34 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
        INSERT INTO upload_row_issues (file_id, line, "column", reason, severity)
        SELECT $3::uuid, v.line_no, split_part(e, E'${ISSUE_SEPARATOR}', 1), split_part(e, E'${ISSUE_SEPARATOR}', 2), 'ERROR'
        FROM v CROSS JOIN LATERAL unnest(v.errors) e
-       LIMIT ${MAX_STORED_ISSUES - staged.fieldCountIssues.length}
+       LIMIT ${MAX_STORED_ISSUES - staged.framerIssues.length}
        RETURNING 1
      )
      SELECT (SELECT count(*) FROM inserted)::int AS ingested,
             (SELECT count(*) FROM v WHERE cardinality(v.errors) > 0)::int AS rejected,
             (SELECT count(*) FROM issues)::int AS issues`,
-    [target.projectId, target.dataSourceId, target.fileId, target.policy],
+    [target.projectId, target.dataSourceId, target.fileId, target.policy, staged.framerRejected > 0],
   );
-  const rowsRejected = rows[0].rejected + staged.fieldCountRejected;
-  if (staged.fieldCountIssues.length) {
+  const rowsRejected = rows[0].rejected + staged.framerRejected;
+  const issues = staged.framerIssues;
+  if (issues.length) {
     await client.query(
       `INSERT INTO upload_row_issues (file_id, line, "column", reason, severity)
-       SELECT $1, line, '(row)', reason, 'ERROR' FROM unnest($2::int[], $3::text[]) AS i(line, reason)`,
-      [target.fileId, staged.fieldCountIssues.map((issue) => issue.line), staged.fieldCountIssues.map((issue) => issue.reason)],
+       SELECT $1, line, "column", reason, 'ERROR' FROM unnest($2::int[], $3::text[], $4::text[]) AS i(line, "column", reason)`,
+      [target.fileId, issues.map((issue) => issue.line), issues.map((issue) => issue.column), issues.map((issue) => issue.reason)],
     );
   }
   const rejectAll = target.policy === "REJECT_FILE" && rowsRejected > 0;
   const rowsIngested = rejectAll ? 0 : rows[0].ingested;
+  // A refused file names its first invalid row, so the message alone says where to start.
+  let firstIssue: { line: number; column: string; reason: string } | undefined;
+  if (rejectAll) {
+    const { rows: first } = await client.query(
+      `SELECT line, "column", reason FROM upload_row_issues WHERE file_id = $1 AND severity = 'ERROR' ORDER BY line, id LIMIT 1`,
+      [target.fileId],
+    );
+    firstIssue = first[0];
+  }
 
   // Duplicate external ids within the data source are ingested, and flagged on every row of this file they touch.
   let rowsFlagged = 0;
@@ -250,20 +299,6 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
     await client.query("RESET enable_nestloop");
   }
 
-  const sha256 = staged.meter.hash.digest("hex");
-  if (!target.force) {
-    const { rows: earlier } = await client.query(
-      `SELECT id, file_name, completed_at FROM uploaded_files
-       WHERE data_source_id = $1 AND sha256 = $2 AND status = 'COMPLETED' AND id <> $3 LIMIT 1`,
-      [target.dataSourceId, sha256, target.fileId],
-    );
-    if (earlier.length) {
-      throw new IngestError(
-        "DUPLICATE_FILE",
-        `This file was already ingested into the data source (upload ${earlier[0].id}, "${earlier[0].file_name}", ${earlier[0].completed_at.toISOString()}); upload it with force: true to ingest it again`,
-      );
-    }
-  }
   return {
     status: rejectAll ? "FAILED" : "COMPLETED",
     sha256,
@@ -272,33 +307,50 @@ async function ingestStaged(client: pg.PoolClient, staged: Staged, target: Inges
     rowsIngested,
     rowsRejected,
     rowsFlagged,
-    error: rejectAll ? `${rowsRejected} invalid row(s): nothing was ingested (policy REJECT_FILE); see rowErrors` : null,
+    error: rejectAll ? rejectedFileMessage(rowsRejected, firstIssue) : null,
+    errorLine: firstIssue?.line ?? null,
   };
 }
 
+/** What an ingest reports while it runs. */
+export interface IngestHooks {
+  /** Bytes and rows read so far, as the file streams in. */
+  onProgress(progress: IngestProgress): void;
+  /**
+   * Called once, when the whole input has been read and staged and the file is not a duplicate: from here on the
+   * ingest needs nothing more from its sender (validation, inserts and COMMIT follow). Not called when the ingest
+   * fails before.
+   */
+  onReceived?(progress: IngestProgress): void;
+}
+
 /**
- * Ingests `input` as upload `target.fileId` on `client` in one transaction, holding the upload's advisory lock
- * while it runs. Commits the records, the row issues and the upload's final state together.
+ * Ingests `input` as upload `target.fileId` on `client` in one transaction. Commits the records, the row issues and
+ * the upload's final state together. The caller holds the upload's advisory lock (`uploadLockKey`) on `client`'s
+ * session for as long as the upload is PROCESSING: that is how crash recovery tells a live ingest from a dead one.
  */
 export async function ingestFile(
   client: pg.PoolClient,
   target: IngestTarget,
   mapping: ColumnMapping,
   input: Readable,
-  onProgress: (progress: IngestProgress) => void,
+  hooks: IngestHooks,
 ): Promise<IngestOutcome> {
   await client.query("BEGIN");
   try {
     // A large file's statements run for minutes: the per-statement timeout for requests does not apply here.
     await client.query("SET LOCAL statement_timeout = 0");
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [uploadLockKey(target.fileId)]);
-    const staged = await stage(client, mapping, input, { maxBytes: target.maxBytes, onProgress });
-    const outcome = await ingestStaged(client, staged, target);
+    const staged = await stage(client, mapping, input, { maxBytes: target.maxBytes, onProgress: hooks.onProgress });
+    // Known as soon as the file is in: refused before minutes of validation, and before an early answer.
+    const sha256 = staged.meter.hash.digest("hex");
+    await refuseDuplicate(client, target, sha256);
+    hooks.onReceived?.({ bytesRead: staged.meter.bytes, rowsRead: staged.rowsRead });
+    const outcome = await ingestStaged(client, staged, target, sha256);
     await client.query(
       `UPDATE uploaded_files SET status = $2::"UploadStatus", sha256 = $3, size_bytes = $4, bytes_read = $4, rows_read = $5,
-         rows_ingested = $6, rows_rejected = $7, rows_flagged = $8, error = $9, completed_at = now()
+         rows_ingested = $6, rows_rejected = $7, rows_flagged = $8, error = $9, error_line = $10, completed_at = now()
        WHERE id = $1`,
-      [target.fileId, outcome.status, outcome.sha256, outcome.bytesRead, outcome.rowsRead, outcome.rowsIngested, outcome.rowsRejected, outcome.rowsFlagged, outcome.error],
+      [target.fileId, outcome.status, outcome.sha256, outcome.bytesRead, outcome.rowsRead, outcome.rowsIngested, outcome.rowsRejected, outcome.rowsFlagged, outcome.error, outcome.errorLine],
     );
     if (outcome.rowsIngested > 0) {
       await client.query(
@@ -334,7 +386,7 @@ export async function previewFile(
   mapping: ColumnMapping,
   input: Readable,
   options: { maxBytes: number; limit: number },
-): Promise<{ rows: PreviewRow[]; header: string[] | null; fieldCountIssues: { line: number; reason: string }[] }> {
+): Promise<{ rows: PreviewRow[]; header: string[] | null; framerIssues: FramerIssue[] }> {
   await client.query("BEGIN");
   try {
     const staged = await stage(client, mapping, input, { maxBytes: options.maxBytes, recordLimit: options.limit });
@@ -345,7 +397,7 @@ export async function previewFile(
     );
     return {
       header: staged.layout.header,
-      fieldCountIssues: staged.fieldCountIssues.filter((issue) => rows.length < options.limit || issue.line <= rows.at(-1).line_no),
+      framerIssues: staged.framerIssues.filter((issue) => rows.length < options.limit || issue.line <= rows.at(-1).line_no),
       rows: rows.map((row) => ({
         line: row.line_no,
         externalId: row.external_id,

@@ -3,10 +3,12 @@
  * records, row issues and upload states are read back. One fixture per case in test/fixtures/ingest/.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
+import { holdIngests, waitUntilFinal } from "../helpers/ingest.js";
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "../fixtures/ingest", name));
 
@@ -23,14 +25,14 @@ const UPLOAD = `mutation Upload($source: ID!, $file: Upload!, $policy: IngestPol
 }`;
 
 /** Sends one operation with one file, as the GraphQL multipart request spec says. */
-async function multipart(query: string, variables: Record<string, unknown>, content: Buffer, fileName: string, token: string): Promise<GraphQLResponse> {
+async function multipart(query: string, variables: Record<string, unknown>, content: Buffer, fileName: string, token: string, headers: Record<string, string> = {}): Promise<GraphQLResponse> {
   const form = new FormData();
   form.append("operations", JSON.stringify({ query, variables: { ...variables, file: null } }));
   form.append("map", JSON.stringify({ 0: ["variables.file"] }));
   form.append("0", new Blob([new Uint8Array(content)], { type: "text/csv" }), fileName);
   const response = await fetch(t.url, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}`, "apollo-require-preflight": "true" },
+    headers: { authorization: `Bearer ${token}`, "apollo-require-preflight": "true", ...headers },
     body: form,
   });
   return { status: response.status, headers: response.headers, ...((await response.json()) as object) };
@@ -38,6 +40,42 @@ async function multipart(query: string, variables: Record<string, unknown>, cont
 
 const upload = (source: string, name: string, options: { content?: Buffer; policy?: string; force?: boolean; token?: string } = {}) =>
   multipart(UPLOAD, { source, policy: options.policy, force: options.force }, options.content ?? fixture(name), name, options.token ?? analyst.token);
+/** good.csv again into a source, forced. */
+const upload_ = (source: string) => upload(source, "good.csv", { force: true });
+
+/** The file as the body of `PUT /data-sources/<id>/file` (the CLI's and curl's route), with optional extra headers. */
+async function put(source: string, name: string, options: { content?: Buffer; policy?: string; headers?: Record<string, string>; token?: string } = {}) {
+  const target = new URL(`/data-sources/${source}/file`, t.url);
+  target.searchParams.set("name", name);
+  if (options.policy) target.searchParams.set("policy", options.policy);
+  return fetch(target, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${options.token ?? analyst.token}`, "content-type": "text/csv", ...options.headers },
+    body: new Uint8Array(options.content ?? fixture(name)),
+  });
+}
+
+const UPLOAD_READ = `query($id: ID!) { fileUpload(id: $id) {
+  id status fileName rowsRead rowsIngested rowsRejected rowsFlagged error errorLine
+  rowErrors(first: 100) { totalCount edges { node { line column reason severity } } }
+} }`;
+
+/** An upload read back through GraphQL, as a client following it would. */
+async function readUpload(id: string) {
+  return ok(await t.graphql(UPLOAD_READ, { id }, analyst.token)).fileUpload;
+}
+
+/** Uploads a file through the multipart mutation or the PUT route; the upload as GraphQL reads it afterwards. */
+async function uploadVia(route: "multipart" | "PUT", source: string, name: string, policy?: string) {
+  if (route === "multipart") return ok(await upload(source, name, { policy })).uploadDataSourceFile;
+  const response = await put(source, name, { policy });
+  expect(response.status).toBe(200);
+  const { upload: summary } = (await response.json()) as { upload: { id: string } };
+  return readUpload(summary.id);
+}
+
+const issuesOf = (result: any) => result.rowErrors.edges.map((edge: any) => edge.node);
+const WIN1252_HINT = "(is the file Windows-1252? then set the column mapping's encoding to WIN1252)";
 
 async function createSource(name: string, columnMapping?: unknown): Promise<string> {
   const data = ok(
@@ -122,6 +160,69 @@ describe("ingest", () => {
     expect(await records(result.id)).toEqual([]);
   });
 
+  it("ingests nothing under REJECT_FILE when the only invalid row is one the framer dropped (wrong field count)", async () => {
+    const source = await createSource("Strict ragged");
+    const result = ok(await upload(source, "ragged-row.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
+    expect(result).toMatchObject({ status: "FAILED", rowsRead: 3, rowsIngested: 0, rowsRejected: 1 });
+    expect(result.rowErrors.edges.map((edge: any) => edge.node)).toEqual([
+      { line: 3, column: "(row)", reason: "expected 6 fields, found 7", severity: "ERROR" },
+    ]);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("names the first invalid row, its line and column in a REJECT_FILE refusal", async () => {
+    const source = await createSource("Strict first");
+    const result = ok(await upload(source, "mixed-errors.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
+    expect(result.error).toBe("6 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line 3, column amount: 'ten' is not a number; see rowErrors");
+    expect(result.errorLine).toBe(3);
+  });
+
+  describe.each(["multipart", "PUT"] as const)("bytes that are not text in the declared encoding (%s)", (route) => {
+    const utf8Issues = [
+      { line: 3, column: "description", reason: `byte 0xE9 at line 3, character 32 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+      { line: 4, column: "reference", reason: `byte 0xE2 at line 4, character 27 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+      // A quoted field over two lines: the row starts on line 5, the byte is on line 6.
+      { line: 5, column: "description", reason: `byte 0xFF at line 6, character 7 is not valid UTF-8 ${WIN1252_HINT}`, severity: "ERROR" },
+    ];
+
+    it("SKIP_INVALID_ROWS: rejects each such row with its line, column and character, and ingests the rest", async () => {
+      const source = await createSource(`UTF-8 skip ${route}`);
+      const result = await uploadVia(route, source, "invalid-utf8.csv");
+      expect(result).toMatchObject({ status: "COMPLETED", rowsRead: 5, rowsIngested: 2, rowsRejected: 3, error: null, errorLine: null });
+      expect(issuesOf(result)).toEqual(utf8Issues);
+      expect((await records(result.id)).map((row) => [row.external_id, row.description, row.row_number])).toEqual([
+        ["U-1", "Café crème", 2],
+        ["U-5", "€ 5", 7],
+      ]);
+    });
+
+    it("REJECT_FILE: ingests nothing, lists every such row, and names the first in the error", async () => {
+      const source = await createSource(`UTF-8 reject ${route}`);
+      const result = await uploadVia(route, source, "invalid-utf8.csv", "REJECT_FILE");
+      expect(result).toMatchObject({ status: "FAILED", rowsRead: 5, rowsIngested: 0, rowsRejected: 3, errorLine: 3 });
+      expect(result.error).toBe(`3 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line 3, column description: ${utf8Issues[0].reason}; see rowErrors`);
+      expect(issuesOf(result)).toEqual(utf8Issues);
+      expect(await records(result.id)).toEqual([]);
+    });
+
+    it("Windows-1252: rejects a row holding one of the five bytes it leaves undefined, under either policy", async () => {
+      const mapping = { encoding: "WIN1252", delimiter: ";" };
+      const issue = { line: 3, column: "description", reason: "byte 0x81 at line 3, character 39 is not a character in Windows-1252", severity: "ERROR" };
+      const skipped = await uploadVia(route, await createSource(`Windows skip ${route}`, mapping), "invalid-win1252.csv");
+      expect(skipped).toMatchObject({ status: "COMPLETED", rowsIngested: 2, rowsRejected: 1 });
+      expect(issuesOf(skipped)).toEqual([issue]);
+      expect((await records(skipped.id)).map((row) => [row.external_id, row.description])).toEqual([
+        ["W-1", "Café € 5"],
+        ["W-3", "œuvre"],
+      ]);
+      const rejected = await uploadVia(route, await createSource(`Windows reject ${route}`, mapping), "invalid-win1252.csv", "REJECT_FILE");
+      expect(rejected).toMatchObject({ status: "FAILED", rowsIngested: 0, rowsRejected: 1, errorLine: 3 });
+      expect(rejected.error).toContain(`the first is line 3, column description: ${issue.reason}`);
+      expect(await records(rejected.id)).toEqual([]);
+    });
+  });
+
   it("refuses the same file twice unless forced", async () => {
     const source = await createSource("Twice");
     ok(await upload(source, "good.csv"));
@@ -138,6 +239,7 @@ describe("ingest", () => {
     ["empty.csv", "empty.csv", /empty/, null],
     ["header-only.csv", "header-only.csv", /no data rows/, null],
     ["missing-columns.csv", "missing-columns.csv", /amount \("amount"\)/, 1],
+    ["invalid-utf8-header.csv", "invalid-utf8-header.csv", /^line 1: byte 0xE4 at character 36 of the header \(its field 6\) is not valid UTF-8 \(is the file Windows-1252\?/, 1],
     ["a line over 1 MiB", Buffer.from(`id,amount,currency,date,reference,description\nL-1,1.00,EUR,2026-10-01,R,${"x".repeat(1024 * 1024 + 10)}\n`), /longer than 1048576 bytes/, 2],
   ];
   it.each(structural)("fails %s as a whole with a clear error and the line", async (name, file, message, line) => {
@@ -215,6 +317,36 @@ describe("ingest", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it("previews rows with bytes invalid in the encoding as an ingest reports them", async () => {
+    const source = await createSource("Preview encoding");
+    const response = await multipart(
+      `mutation($source: ID!, $file: Upload!) { previewDataSourceFile(dataSourceId: $source, file: $file) {
+        validRows invalidRows rows { line externalId description errors { line column reason severity } } } }`,
+      { source },
+      fixture("invalid-utf8.csv"),
+      "invalid-utf8.csv",
+      analyst.token,
+    );
+    const preview = ok(response).previewDataSourceFile;
+    expect(preview).toMatchObject({ validRows: 2, invalidRows: 3 });
+    expect(preview.rows.map((row: any) => [row.line, row.externalId, row.errors.map((error: any) => `${error.line} ${error.column}: ${error.reason}`)])).toEqual([
+      [2, "U-1", []],
+      [3, "", [`3 description: byte 0xE9 at line 3, character 32 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [4, "", [`4 reference: byte 0xE2 at line 4, character 27 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [5, "", [`5 description: byte 0xFF at line 6, character 7 is not valid UTF-8 ${WIN1252_HINT}`]],
+      [7, "U-5", []],
+    ]);
+    // The same through a trial mapping that reads the file as Windows-1252: every byte is text then.
+    const asWindows = ok(await multipart(
+      `mutation($source: ID!, $file: Upload!, $m: JSON) { previewDataSourceFile(dataSourceId: $source, file: $file, columnMapping: $m) { validRows invalidRows } }`,
+      { source, m: { encoding: "WIN1252" } },
+      fixture("invalid-utf8.csv"),
+      "invalid-utf8.csv",
+      analyst.token,
+    )).previewDataSourceFile;
+    expect(asWindows).toEqual({ validRows: 5, invalidRows: 0 });
+  });
+
   it("refuses uploads from viewers and outsiders, and refuses an invalid column mapping by field", async () => {
     const source = await createSource("Guarded");
     const outsider = await t.createUser("ANALYST");
@@ -275,6 +407,182 @@ describe("ingest", () => {
   });
 });
 
+describe("answering early (Prefer: respond-async)", () => {
+  const asyncHeaders = { prefer: "respond-async" };
+  const final = (id: string) => waitUntilFinal(() => readUpload(id));
+
+  it("answers 202 once the file is in, then commits in the background; Location and fileUpload follow it", async () => {
+    const source = await createSource("Async PUT");
+    const release = await holdIngests(db);
+    let id: string;
+    try {
+      const response = await put(source, "good.csv", { headers: asyncHeaders });
+      expect(response.status).toBe(202);
+      expect(response.headers.get("preference-applied")).toBe("respond-async");
+      const { upload } = (await response.json()) as { upload: Record<string, any> };
+      id = upload.id;
+      // The whole file was read before the answer; nothing is committed yet.
+      expect(upload).toMatchObject({ status: "PROCESSING", bytesRead: fixture("good.csv").length, rowsRead: 4, rowsIngested: 0, error: null });
+      expect(response.headers.get("location")).toBe(`/uploads/${id}`);
+      const monitor = await fetch(new URL(response.headers.get("location")!, t.url), { headers: { authorization: `Bearer ${analyst.token}` } });
+      expect(monitor.status).toBe(200);
+      expect(((await monitor.json()) as any).upload).toMatchObject({ id, status: "PROCESSING", rowsRead: 4 });
+      expect(await readUpload(id)).toMatchObject({ status: "PROCESSING", rowsIngested: 0 });
+      expect(await records(id)).toEqual([]);
+    } finally {
+      await release();
+    }
+    expect(await final(id)).toMatchObject({ status: "COMPLETED", rowsRead: 4, rowsIngested: 4, rowsRejected: 0, error: null });
+    expect((await records(id)).map((row) => row.external_id)).toEqual(["T-1", "T-2", "T-3", "T-4"]);
+    const monitor = await fetch(new URL(`/uploads/${id}`, t.url), { headers: { authorization: `Bearer ${analyst.token}` } });
+    expect(((await monitor.json()) as any).upload).toMatchObject({ status: "COMPLETED", rowsIngested: 4, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    // An upload one may not see reads as missing.
+    const outsider = await t.createUser("ANALYST");
+    expect((await fetch(new URL(`/uploads/${id}`, t.url), { headers: { authorization: `Bearer ${outsider.token}` } })).status).toBe(404);
+  });
+
+  it("ends FAILED, with the line in its error, when the file turns out invalid after the 202 (REJECT_FILE)", async () => {
+    const source = await createSource("Async reject");
+    const good = (i: number) => `L-${i},${i}.00,EUR,2026-10-01,R${i},row ${i}\n`;
+    const rows = Array.from({ length: 500 }, (_, i) => good(i)).join("");
+    const content = Buffer.from(`id,amount,currency,date,reference,description\n${rows}L-bad,ten,EUR,2026-10-01,RX,bad amount\n${good(501)}`);
+    const release = await holdIngests(db);
+    let id: string;
+    try {
+      const response = await put(source, "late-error.csv", { content, policy: "REJECT_FILE", headers: asyncHeaders });
+      expect(response.status).toBe(202);
+      id = ((await response.json()) as any).upload.id;
+    } finally {
+      await release();
+    }
+    const upload = await final(id);
+    expect(upload).toMatchObject({ status: "FAILED", rowsRead: 502, rowsIngested: 0, rowsRejected: 1, errorLine: 502 });
+    expect(upload.error).toBe("1 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line 502, column amount: 'ten' is not a number; see rowErrors");
+    expect(issuesOf(upload)).toEqual([{ line: 502, column: "amount", reason: "'ten' is not a number", severity: "ERROR" }]);
+    expect(await records(id)).toEqual([]);
+  });
+
+  it("answers problems found while the file streams at once, as without the preference", async () => {
+    const source = await createSource("Async broken");
+    const response = await put(source, "unterminated-quote.csv", { headers: asyncHeaders });
+    expect(response.status).toBe(422);
+    expect(response.headers.get("preference-applied")).toBeNull();
+    const body = (await response.json()) as any;
+    expect(body.errors[0]).toMatchObject({ message: expect.stringMatching(/unterminated quoted field/), extensions: { code: "INVALID_FILE", line: 3 } });
+    ok(await upload(source, "good.csv"));
+    const duplicate = await put(source, "good.csv", { headers: asyncHeaders });
+    expect(duplicate.status).toBe(409);
+  });
+
+  it("keeps the per-instance ingest limit until the ingest is over, not until the answer", async () => {
+    const sources = [await createSource("Async limit 1"), await createSource("Async limit 2"), await createSource("Async limit 3")];
+    const release = await holdIngests(db);
+    const ids: string[] = [];
+    try {
+      for (const source of sources.slice(0, 2)) {
+        const response = await put(source, "good.csv", { headers: asyncHeaders });
+        expect(response.status).toBe(202);
+        ids.push(((await response.json()) as any).upload.id);
+      }
+      // Both answered, both still ingesting: the limit (2) is reached.
+      const refused = await put(sources[2], "good.csv", { headers: asyncHeaders });
+      expect(refused.status).toBe(429);
+      expect(((await refused.json()) as any).errors[0].extensions.code).toBe("TOO_MANY_INGESTS");
+    } finally {
+      await release();
+    }
+    for (const id of ids) expect(await final(id)).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+    const now = await put(sources[2], "good.csv", { headers: asyncHeaders });
+    expect([200, 202]).toContain(now.status);
+  });
+
+  it("answers the multipart mutation as soon as its file is in, saying so with Preference-Applied", async () => {
+    const source = await createSource("Async multipart");
+    const release = await holdIngests(db);
+    let id: string;
+    try {
+      const response = await multipart(UPLOAD, { source }, fixture("good.csv"), "good.csv", analyst.token, asyncHeaders);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("preference-applied")).toBe("respond-async");
+      const answered = ok(response).uploadDataSourceFile;
+      expect(answered).toMatchObject({ status: "PROCESSING", rowsRead: 4, rowsIngested: 0 });
+      id = answered.id;
+    } finally {
+      await release();
+    }
+    expect(await final(id)).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+    // Without the preference, the mutation answers when the ingest is over, as before.
+    const waited = await multipart(UPLOAD, { source, force: true }, fixture("good.csv"), "good.csv", analyst.token);
+    expect(waited.headers.get("preference-applied")).toBeNull();
+    expect(ok(waited).uploadDataSourceFile).toMatchObject({ status: "COMPLETED" });
+  });
+
+  it("ends FAILED, with nothing written, when the ingest's database connection is lost after the 202", async () => {
+    const source = await createSource("Async lost");
+    const release = await holdIngests(db);
+    let id: string;
+    try {
+      const response = await put(source, "good.csv", { headers: asyncHeaders });
+      expect(response.status).toBe(202);
+      id = ((await response.json()) as any).upload.id;
+      // The ingest waits on the held lock in its validating statement: cut its connection there.
+      let pid: number | undefined;
+      for (let tries = 0; !pid && tries < 100; tries++) {
+        const { rows } = await db.query("SELECT pid FROM pg_locks WHERE relation = 'upload_row_issues'::regclass AND NOT granted");
+        pid = rows[0]?.pid;
+        if (!pid) await sleep(20);
+      }
+      expect(pid).toBeDefined();
+      await db.query("SELECT pg_terminate_backend($1)", [pid]);
+    } finally {
+      await release();
+    }
+    const upload = await final(id);
+    expect(upload).toMatchObject({ status: "FAILED", rowsIngested: 0 });
+    expect(upload.error).toBe("The database cannot be reached; retry shortly (nothing of the file was ingested)");
+    expect(await records(id)).toEqual([]);
+    // Its slot was given back.
+    ok(await upload_(source));
+  });
+
+  it("makes shutdown wait for ingests answered early", async () => {
+    const second = await startTestApp({ LOG_LEVEL: "silent" }, { database: t.db });
+    const source = await createSource("Async shutdown");
+    const release = await holdIngests(db);
+    let closed = false;
+    let closing: Promise<void> | undefined;
+    let id: string;
+    try {
+      const target = new URL(`/data-sources/${source}/file?name=good.csv`, second.url);
+      const response = await fetch(target, { method: "PUT", headers: { authorization: `Bearer ${analyst.token}`, ...asyncHeaders }, body: new Uint8Array(fixture("good.csv")) });
+      expect(response.status).toBe(202);
+      id = ((await response.json()) as any).upload.id;
+      closing = second.close().then(() => void (closed = true));
+      await sleep(300);
+      expect(closed).toBe(false);
+    } finally {
+      await release();
+    }
+    await closing;
+    expect(await readUpload(id)).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+  });
+
+  it("does not let recovery (on any instance) touch an ingest that is running, answered early or not", async () => {
+    const source = await createSource("Async recovery");
+    const release = await holdIngests(db);
+    let id: string;
+    try {
+      const response = await put(source, "good.csv", { headers: asyncHeaders });
+      id = ((await response.json()) as any).upload.id;
+      await t.app.container.services.ingest.recoverInterrupted();
+      expect(await readUpload(id)).toMatchObject({ status: "PROCESSING" });
+    } finally {
+      await release();
+    }
+    expect(await final(id)).toMatchObject({ status: "COMPLETED" });
+  });
+});
+
 describe("crash recovery", () => {
   it("marks uploads whose ingest died as FAILED at start, and leaves a running one alone", async () => {
     const source = await createSource("Crashed");
@@ -282,7 +590,7 @@ describe("crash recovery", () => {
       VALUES (gen_random_uuid(), $1, $2, $3, 'crashed.csv', '', 'PROCESSING') RETURNING id`;
     const dead = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
     const alive = (await db.query(insert, [projectId, source, analyst.id])).rows[0].id;
-    // A live ingest holds its upload's advisory lock for its whole transaction (as ingestFile does).
+    // A live ingest holds its upload's advisory lock while it runs (the ingest service holds it on its session).
     const live = await db.connect();
     await live.query("BEGIN");
     await live.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`upload:${alive}`]);

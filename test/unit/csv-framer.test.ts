@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import fc from "fast-check";
 import { parseString } from "fast-csv";
 import { describe, expect, it } from "vitest";
-import { createCsvFramer, CsvStructureError, type CsvFramer, type CsvFramerOptions, type CsvRowError } from "../../src/ingest/csv-framer.js";
+import { createCsvFramer, CsvStructureError, firstInvalidByte, type CsvFramer, type CsvFramerOptions, type CsvRowError } from "../../src/ingest/csv-framer.js";
 
 interface Framed {
   output: string;
@@ -82,6 +82,7 @@ async function frameEveryWay(input: string | Buffer, options: CsvFramerOptions =
 }
 
 const header = (first: string) => (fields: string[]) => fields[0] === first;
+const WIN1252_HINT = "(is the file Windows-1252? then set the column mapping's encoding to WIN1252)";
 
 interface Case {
   name: string;
@@ -124,6 +125,8 @@ const cases: Case[] = [
   {
     name: "keeps bytes that only look like the start of a BOM",
     input: Buffer.from([0xef, 0xbb, 0x41, 0x0a]),
+    // In UTF-8 these bytes are invalid (see the encoding cases); in Windows-1252 they are text, "ï»A".
+    options: { encoding: "WIN1252" },
     output: Buffer.from([0x31, 0x2c, 0xef, 0xbb, 0x41, 0x0a]).toString("utf8"),
   },
   {
@@ -322,6 +325,89 @@ const cases: Case[] = [
     input: 'a,b\n1,5" pipe\n2,x\n',
     error: { line: 2, message: "line 2: unterminated quoted field (opened on line 2, still open at end of file)" },
   },
+  // Encodings: a record with bytes that are not text in the declared encoding is dropped and reported with its
+  // field and the line and character (counted as an editor counts columns) of the first such byte.
+  {
+    name: "drops a record with a byte that is not UTF-8, naming its field, line and character",
+    input: Buffer.concat([Buffer.from("id,amount,text\n1,2,ok\n2,3,Caf"), Buffer.from([0xe9]), Buffer.from(" cr\n3,4,ok\n")]),
+    options: { isHeader: header("id") },
+    output: "2,1,2,ok\n4,3,4,ok\n",
+    rowErrors: [{ line: 3, field: 2, reason: `byte 0xE9 at line 3, character 8 is not valid UTF-8 ${WIN1252_HINT}` }],
+    expectStats: { records: 2, rejected: 1, lines: 4 },
+  },
+  {
+    name: "counts characters, not bytes, before the invalid byte",
+    input: Buffer.concat([Buffer.from("1,€uro 😀 "), Buffer.from([0xff]), Buffer.from("\n")]),
+    output: "",
+    rowErrors: [{ line: 1, field: 1, reason: `byte 0xFF at line 1, character 10 is not valid UTF-8 ${WIN1252_HINT}` }],
+  },
+  {
+    name: "names the physical line of an invalid byte inside a multi-line quoted field, and the record's first line",
+    input: Buffer.concat([Buffer.from('id,text\n1,"first, line\nsecond '), Buffer.from([0xc3, 0x28]), Buffer.from('"\n2,ok\n')]),
+    options: { isHeader: header("id") },
+    output: "4,2,ok\n",
+    rowErrors: [{ line: 2, field: 1, reason: `byte 0xC3 at line 3, character 8 is not valid UTF-8 ${WIN1252_HINT}` }],
+  },
+  {
+    name: "refuses what PostgreSQL refuses: an incomplete character, a surrogate, an overlong form, a stray continuation byte",
+    input: Buffer.concat([
+      Buffer.from("a,b\n1,"), Buffer.from([0xe2, 0x82]), Buffer.from("\n2,"), Buffer.from([0xed, 0xa0, 0x80]),
+      Buffer.from("\n3,"), Buffer.from([0xc0, 0xaf]), Buffer.from("\n4,"), Buffer.from([0x80]), Buffer.from("\n5,€\n"),
+    ]),
+    output: "1,a,b\n6,5,€\n",
+    rowErrors: [
+      { line: 2, field: 1, reason: `byte 0xE2 at line 2, character 3 is not valid UTF-8 ${WIN1252_HINT}` },
+      { line: 3, field: 1, reason: `byte 0xED at line 3, character 3 is not valid UTF-8 ${WIN1252_HINT}` },
+      { line: 4, field: 1, reason: `byte 0xC0 at line 4, character 3 is not valid UTF-8 ${WIN1252_HINT}` },
+      { line: 5, field: 1, reason: `byte 0x80 at line 5, character 3 is not valid UTF-8 ${WIN1252_HINT}` },
+    ],
+    expectStats: { records: 2, rejected: 4 },
+  },
+  {
+    name: "counts a line after a BOM from its first character",
+    input: Buffer.concat([Buffer.from("\ufeff1,"), Buffer.from([0xff]), Buffer.from("\n2,3\n")]),
+    output: "2,2,3\n",
+    rowErrors: [{ line: 1, field: 1, reason: `byte 0xFF at line 1, character 3 is not valid UTF-8 ${WIN1252_HINT}` }],
+    expectStats: { bytesRead: 11 },
+  },
+  {
+    name: "reports both problems of a record with another field count and an invalid byte",
+    input: Buffer.concat([Buffer.from("a,b\n1,2,"), Buffer.from([0xff]), Buffer.from("\n")]),
+    output: "1,a,b\n",
+    rowErrors: [
+      { line: 2, reason: "expected 2 fields, found 3" },
+      { line: 2, field: 2, reason: `byte 0xFF at line 2, character 5 is not valid UTF-8 ${WIN1252_HINT}` },
+    ],
+    expectStats: { records: 1, rejected: 1 },
+  },
+  {
+    name: "ignores the bytes of skipped rows (they never reach PostgreSQL)",
+    input: Buffer.concat([Buffer.from("Kontoauszug M"), Buffer.from([0xe4]), Buffer.from("rz\nid,x\n1,2\n")]),
+    options: { skipRows: 1, isHeader: header("id") },
+    output: "3,1,2\n",
+  },
+  {
+    name: "drops a record with a byte Windows-1252 leaves undefined, and keeps its other high bytes",
+    input: Buffer.concat([Buffer.from("a;b\n1;"), Buffer.from([0xe9, 0x80, 0x9f]), Buffer.from("\n2;x"), Buffer.from([0x81]), Buffer.from("\n3;"), Buffer.from([0x8d, 0x8f, 0x90, 0x9d]), Buffer.from("\n")]),
+    options: { delimiter: ";", encoding: "WIN1252" },
+    output: Buffer.concat([Buffer.from("1;a;b\n2;1;"), Buffer.from([0xe9, 0x80, 0x9f]), Buffer.from("\n")]).toString("utf8"),
+    rowErrors: [
+      { line: 3, field: 1, reason: "byte 0x81 at line 3, character 4 is not a character in Windows-1252" },
+      { line: 4, field: 1, reason: "byte 0x8D at line 4, character 3 is not a character in Windows-1252" },
+    ],
+  },
+  {
+    name: "refuses a header with a byte that is not UTF-8, naming the line, character and field",
+    input: Buffer.concat([Buffer.from("\ufeffid,W"), Buffer.from([0xe4]), Buffer.from("hrung\n1,EUR\n")]),
+    options: { isHeader: header("id") },
+    error: { line: 1, message: `line 1: byte 0xE4 at character 5 of the header (its field 2) is not valid UTF-8 ${WIN1252_HINT}` },
+  },
+  {
+    name: "refuses a header with a byte Windows-1252 leaves undefined",
+    input: Buffer.concat([Buffer.from("title\nid;"), Buffer.from([0x90]), Buffer.from("\n1;2\n")]),
+    options: { skipRows: 1, delimiter: ";", encoding: "WIN1252", isHeader: header("id") },
+    error: { line: 2, message: "line 2: byte 0x90 at character 4 of the header (its field 2) is not a character in Windows-1252" },
+  },
   {
     name: "refuses a carriage return that does not end a line",
     input: "a,b\n1,2\r3,4\n",
@@ -349,6 +435,34 @@ describe("createCsvFramer", () => {
     const run = await frame(input, { maxRecordBytes: 4096 }, [1000]);
     expect(run.error?.message).toMatch(/^line 2: record longer than 4096 bytes \(a quoted field opened on line 2/);
     expect(run.framer.bytesRead).toBeLessThan(4096 + 2 * 1000);
+  });
+
+  it("finds an invalid byte split from its record by a chunk boundary, and does not take a split character for one", async () => {
+    // "1,€" then "2,Caf<E2 82>" (an incomplete character) then "3,ok": cut inside the euro sign, then between E2 and 82.
+    const input = Buffer.concat([Buffer.from("a,b\n1,€\n2,Caf"), Buffer.from([0xe2, 0x82]), Buffer.from("!\n3,ok\n")]);
+    const euro = input.indexOf("€") + 1;
+    const bad = input.indexOf(0xe2, euro + 2) + 1;
+    for (const sizes of [[euro, bad - euro, 64], [bad, 64], [euro, 64]]) {
+      const run = await frame(input, {}, sizes);
+      expect(run.error, `chunk sizes ${sizes}`).toBeNull();
+      expect(run.output, `chunk sizes ${sizes}`).toBe("1,a,b\n2,1,€\n4,3,ok\n");
+      expect(run.rowErrors, `chunk sizes ${sizes}`).toEqual([{ line: 3, field: 1, reason: `byte 0xE2 at line 3, character 6 is not valid UTF-8 ${WIN1252_HINT}` }]);
+    }
+  });
+
+  it("finds the first invalid byte of a record as PostgreSQL's check would (well-formed UTF-8 per Unicode's table)", () => {
+    const at = (...bytes: number[]) => firstInvalidByte(Buffer.from(bytes), "UTF8");
+    expect(at(0x41, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xef, 0xbf, 0xbf, 0xf4, 0x8f, 0xbf, 0xbf)).toBe(-1);
+    expect(at(0x41, 0xc2)).toBe(1); // incomplete at the end
+    expect(at(0xc1, 0xbf)).toBe(0); // overlong two-byte form
+    expect(at(0xe0, 0x9f, 0xbf)).toBe(0); // overlong three-byte form
+    expect(at(0xed, 0xbf, 0xbf)).toBe(0); // a surrogate
+    expect(at(0xf0, 0x8f, 0xbf, 0xbf)).toBe(0); // overlong four-byte form
+    expect(at(0xf4, 0x90, 0x80, 0x80)).toBe(0); // beyond U+10FFFF
+    expect(at(0xf5, 0x80, 0x80, 0x80)).toBe(0);
+    expect(at(0x41, 0xe2, 0x82, 0x41)).toBe(1);
+    expect(firstInvalidByte(Buffer.from([0x80, 0x9f, 0x9d]), "WIN1252")).toBe(2);
+    expect(firstInvalidByte(Buffer.from([0x80, 0x9f, 0xff]), "WIN1252")).toBe(-1);
   });
 
   it("passes errors thrown by the caller's callbacks on as the stream's error", async () => {
@@ -477,15 +591,22 @@ describe("createCsvFramer properties", () => {
         header: fc.boolean(),
         maxRecordBytes: fc.constantFrom(12, 40, 1024),
         bom: fc.boolean(),
-        sizes: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 6 }),
+        // Small chunks cut most records; large ones hold whole records between two line feeds (the encoding
+        // check's per-chunk path).
+        sizes: fc.oneof(
+          fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 6 }),
+          fc.array(fc.integer({ min: 41, max: 400 }), { minLength: 1, maxLength: 3 }),
+        ),
       })
       .chain((o) =>
         fc.record({
           o: fc.constant(o),
           tokens: fc.array(
             fc.oneof(
-              { weight: 8, arbitrary: fc.constantFrom("x", "é", "x".repeat(21), o.delimiter, o.delimiter.repeat(19) + "x", o.quote, "\n", "\r\n") },
+              { weight: 8, arbitrary: fc.constantFrom("x", "é", "€", "x".repeat(21), o.delimiter, o.delimiter.repeat(19) + "x", o.quote, "\n", "\r\n") },
               { weight: 1, arbitrary: fc.constantFrom("\r", "\u0000") },
+              // Not UTF-8: a Latin-1 byte, an incomplete character, a stray continuation byte.
+              { weight: 1, arbitrary: fc.constantFrom(Buffer.from([0xe9]), Buffer.from([0xe2, 0x82]), Buffer.from([0x80])) },
             ),
             { maxLength: 60 },
           ),
@@ -493,7 +614,7 @@ describe("createCsvFramer properties", () => {
       );
     await fc.assert(
       fc.asyncProperty(input, async ({ o, tokens }) => {
-        const bytes = Buffer.from((o.bom ? "\ufeff" : "") + tokens.join(""));
+        const bytes = Buffer.concat([Buffer.from(o.bom ? "\ufeff" : ""), ...tokens.map((token) => Buffer.from(token))]);
         const options: CsvFramerOptions = { ...o, isHeader: () => o.header };
         const expected = model(bytes, o);
         const run = await frame(bytes, options, o.sizes);
@@ -607,13 +728,23 @@ function model(input: Buffer, o: { delimiter: string; quote: string; skipRows: n
     if (length === 0) continue;
     if (length > max) return overlong(start, startLine);
     const fields = delimiters + 1;
+    const invalid = invalidUtf8(input.subarray(start, bodyEnd), o.delimiter, o.quote);
     if (first) {
       first = false;
       expectedFields = fields;
-      if (o.header) continue;
+      if (o.header) {
+        if (invalid) return fail(startLine + invalid.lines, `byte ${invalid.byte} at character ${invalid.character} of the header (its field ${invalid.field + 1}) is not valid UTF-8 ${WIN1252_HINT}`);
+        continue;
+      }
     } else if (fields !== expectedFields) {
       rejected++;
       rowErrors.push({ line: startLine, reason: `expected ${expectedFields} fields, found ${fields}` });
+      if (invalid) rowErrors.push(invalidRowError(startLine, invalid));
+      continue;
+    }
+    if (invalid) {
+      rejected++;
+      rowErrors.push(invalidRowError(startLine, invalid));
       continue;
     }
     records++;
@@ -622,4 +753,29 @@ function model(input: Buffer, o: { delimiter: string; quote: string; skipRows: n
   const newlines = input.reduce((count, byte) => count + (byte === 10 ? 1 : 0), 0);
   const lines = newlines + (input.length > 0 && input[input.length - 1] !== 10 ? 1 : 0);
   return { error: null, output: out.join(""), rowErrors, stats: { records, rejected, lines, columnCount: expectedFields } };
+}
+
+/**
+ * The model's own way to find a record's first invalid UTF-8 byte: the WHATWG decoder (a separate implementation)
+ * replaces each ill-formed sequence with U+FFFD, which the generated input never holds otherwise; the text before the
+ * first one gives the byte, the field, the line and the character.
+ */
+function invalidUtf8(record: Buffer, delimiter: string, quote: string) {
+  const text = new TextDecoder("utf-8").decode(record);
+  const at = text.indexOf("\ufffd");
+  if (at === -1) return null;
+  const before = text.slice(0, at);
+  let field = 0;
+  let inQuote = false;
+  for (const ch of before) {
+    if (ch === quote) inQuote = !inQuote;
+    else if (ch === delimiter && !inQuote) field++;
+  }
+  const lines = before.split("\n");
+  const byte = record[Buffer.byteLength(before)];
+  return { byte: `0x${byte.toString(16).toUpperCase().padStart(2, "0")}`, field, lines: lines.length - 1, character: [...lines.at(-1)!].length + 1 };
+}
+
+function invalidRowError(line: number, invalid: NonNullable<ReturnType<typeof invalidUtf8>>): CsvRowError {
+  return { line, field: invalid.field, reason: `byte ${invalid.byte} at line ${line + invalid.lines}, character ${invalid.character} is not valid UTF-8 ${WIN1252_HINT}` };
 }

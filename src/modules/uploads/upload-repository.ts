@@ -33,6 +33,8 @@ export function createUploadRepository({ prisma, read, changes }: { prisma: DbCl
 
   return {
     create(data: {
+      /** Chosen by the caller, which locks the upload (see ingest-service) before its row exists. */
+      id: string;
       projectId: string;
       dataSourceId: string;
       uploadedById: string;

@@ -8,7 +8,11 @@ export const uploadResolvers: Resolvers = {
   Mutation: {
     uploadDataSourceFile: async (_, { dataSourceId, file, policy, force }, ctx) => {
       const upload = await file;
-      return ctx.services.ingest.upload(ctx.viewer, { dataSourceId, fileName: upload.filename, policy, force }, upload.createReadStream());
+      const respondAsync = ctx.respondAsync?.requested === true;
+      const result = await ctx.services.ingest.upload(ctx.viewer, { dataSourceId, fileName: upload.filename, policy, force }, upload.createReadStream(), { respondAsync });
+      // Answered before the ingest was over: the route tells the client with Preference-Applied.
+      if (respondAsync && result.status === "PROCESSING") ctx.respondAsync!.applied = true;
+      return result;
     },
     previewDataSourceFile: async (_, { dataSourceId, file, columnMapping }, ctx) => {
       const upload = await file;
