@@ -5,7 +5,7 @@
  * the size; `ENGINE_BLOCK` (records per block, e.g. 200000) feeds them in date blocks as the job runner does.
  */
 import type { EngineGroup, EngineRecord } from "../src/reconcile/types.js";
-import { reconcile, SubsetMemo, type ReconcileResult } from "../src/reconcile/engine.js";
+import { reconcile, type ReconcileResult } from "../src/reconcile/engine.js";
 import { compareRecords } from "../src/reconcile/comparators.js";
 import { DEFAULT_RULE_SET, maxDateReach } from "../src/reconcile/rules.js";
 import { positive, runAsScript, seededRandom as random } from "./support.js";
@@ -47,14 +47,12 @@ function generate(count: number) {
 function reconcileInBlocks(blocks: readonly Block[], shouldStop: () => boolean) {
   const reach = maxDateReach(DEFAULT_RULE_SET);
   const total = { groups: [] as EngineGroup[], groupCount: 0, carry: { left: [], right: [] } as ReconcileResult["carry"], passHits: DEFAULT_RULE_SET.passes.map(() => 0) };
-  const subsetMemo = new SubsetMemo();
   blocks.forEach(({ left, right, lastDate }, i) => {
     const exhausted = i === blocks.length - 1;
     const result = reconcile(total.carry.left.concat(left), total.carry.right.concat(right), DEFAULT_RULE_SET, {
       carryFrom: exhausted ? undefined : lastDate + 1 - reach,
       finalizeBefore: exhausted ? undefined : lastDate + 1 - 2 * reach,
       shouldStop,
-      subsetMemo,
     });
     // The runner persists each block's groups and lets them go; only the last block's are kept here.
     total.groups = result.groups;

@@ -12,11 +12,10 @@ import type { RuleSet } from "./rules.js";
 import { prepare, type Prepared } from "./comparators.js";
 import { compileScorer, createStopCheck, type PassContext } from "./pass-context.js";
 import { isKeyEqualityPass, scoredPairPass, zipPass } from "./pass-pairs.js";
-import { keyGroupPass, manyToManyPass, subsetSumPass, type SubsetMemo } from "./pass-groups.js";
+import { keyGroupPass, manyToManyPass, subsetSumPass } from "./pass-groups.js";
 import { discrepancyStage, duplicateStage, unmatchedStage } from "./stages.js";
 
 export { ReconcileCancelled } from "./pass-context.js";
-export { SubsetMemo } from "./pass-groups.js";
 
 /** How the runner drives one call: which residual records wait for the next date block, and cancellation. */
 export interface ReconcileOptions {
@@ -41,11 +40,6 @@ export interface ReconcileOptions {
    * considers a left and a right record together; a group with any excluded pair is never proposed.
    */
   excludePair?: (left: EngineRecord, right: EngineRecord) => boolean;
-  /**
-   * Kept by a runner across the blocks of one job (with carry): lets the subset-sum passes skip a carried record's
-   * search when it would repeat one that found nothing (see `SubsetMemo`). The groups are the same with or without.
-   */
-  subsetMemo?: SubsetMemo;
 }
 
 /** What one call yields: the groups (every finalized record in exactly one), the carry, and groups per pass. */
@@ -79,10 +73,8 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const leftFree = new Uint8Array(sides.left.length).fill(1);
   const rightFree = new Uint8Array(sides.right.length).fill(1);
   const groups: EngineGroup[] = [];
-  // Records booked from finalizeBefore on may be carried: only their fruitless subset searches are worth keeping.
-  options.subsetMemo?.startBlock(Math.min(options.finalizeBefore ?? options.carryFrom ?? Infinity, options.carryFrom ?? Infinity));
   const passHits = rules.passes.map((pass, i) => {
-    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays, excludePair: options.excludePair, subsetMemo: options.subsetMemo };
+    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays, excludePair: options.excludePair };
     const found = runPass(ctx);
     append(groups, found);
     return found.length;
@@ -129,7 +121,5 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   append(groups, unmatchedStage("LEFT", sides.left, leftFree));
   append(groups, unmatchedStage("RIGHT", sides.right, rightFree));
   const carry = (records: Prepared[], carried: Uint8Array) => records.filter((p) => carried[p.index]).map((p) => p.record);
-  const carried = { left: carry(sides.left, leftCarried), right: carry(sides.right, rightCarried) };
-  options.subsetMemo?.retain(new Set([...carried.left, ...carried.right]));
-  return { groups, carry: carried, passHits };
+  return { groups, carry: { left: carry(sides.left, leftCarried), right: carry(sides.right, rightCarried) }, passHits };
 }

@@ -6,7 +6,6 @@
 import type { EngineGroup, EngineRecord, FieldScore, GroupKind } from "./types.js";
 import type { Pass } from "./rules.js";
 import { compileComparator, isAmountComparator, verdictTicks, type CompiledComparator, type Prepared, type Verdict } from "./comparators.js";
-import type { SubsetMemo } from "./pass-groups.js";
 
 /** Thrown by `reconcile` when its `shouldStop` option asks it to stop. */
 export class ReconcileCancelled extends Error {
@@ -46,8 +45,6 @@ export interface PassContext {
   readonly maxDateSpanDays: number;
   /** Pairs a reviewer rejected (ReconcileOptions.excludePair): never put in one group by a pass. */
   readonly excludePair?: (left: EngineRecord, right: EngineRecord) => boolean;
-  /** What subset-sum searches remember across a job's blocks (ReconcileOptions.subsetMemo). */
-  readonly subsetMemo?: SubsetMemo;
 }
 
 /** A pass's compiled comparators in rule order, and the order to test them in: required ones first. */

@@ -4,7 +4,7 @@
  * subsets of nearby records whose sum matches (bounded per record). Candidates go through the same greedy
  * assignment as pairs, so the best group wins and near-ties go to review.
  */
-import type { EngineGroup, EngineRecord } from "./types.js";
+import type { EngineGroup } from "./types.js";
 import type { Pass } from "./rules.js";
 import { absAmount } from "./money.js";
 import { isAmountComparator, verdictPassed, windowDate, type CompiledAmountComparator, type Prepared } from "./comparators.js";
@@ -164,7 +164,6 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
   const manyAbs = new Float64Array(many.length);
   for (const p of many) manyAbs[p.index] = Math.abs(Number(p.record.amount));
   const gates = legGates(ctx);
-  const memo = ctx.subsetMemo?.forPass(ctx.passNumber);
   const candidates = new CandidateList();
   for (const one of ones) {
     const key = blockKey(one);
@@ -187,63 +186,21 @@ export function subsetSumPass(ctx: PassContext): EngineGroup[] {
       if (fits && gates(one, leg) && pool.push(leg) === SUBSET_POOL) break;
     }
     if (pool.length < 2) continue;
-    if (exact) sortedByAbs(pool, manyAbs);
-    else pool.sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index));
-    // The same record with the same legs searched in vain in an earlier block: the same search, the same nothing.
-    if (memo?.searchedInVain(one.record, pool)) continue;
     const subsets = exact
-      ? bestSubsetsOfNumbers(pool, manyAbs, Number(target - reach), limitNumber, Number(target), ctx.pass.maxLegs, ctx.tick)
-      : bestSubsets(pool, target - reach, limit, target, ctx.pass.maxLegs, ctx.tick);
-    if (subsets.length === 0) memo?.remember(one.record, pool);
+      ? bestSubsetsOfNumbers(sortedByAbs(pool, manyAbs), manyAbs, Number(target - reach), limitNumber, Number(target), ctx.pass.maxLegs, ctx.tick)
+      : bestSubsets(
+          pool.sort((a, b) => (absAmount(a.record.amount) < absAmount(b.record.amount) ? -1 : absAmount(a.record.amount) > absAmount(b.record.amount) ? 1 : a.index - b.index)),
+          target - reach,
+          limit,
+          target,
+          ctx.pass.maxLegs,
+          ctx.tick,
+        );
     for (const legs of subsets) {
       pushCandidate(ctx, candidates, ...sides(one, legs.sort((a, b) => a.index - b.index)));
     }
   }
   return emitAssigned(ctx, candidates);
-}
-
-/**
- * What the subset-sum passes remember from one block of a job to the next (`ReconcileOptions.subsetMemo`): for a
- * record whose search found no subset and that may be carried into the next block, the legs it searched, in search
- * order. A carried record whose pool holds exactly the same legs again (most do: its date window lies in the block
- * already read) would run the same search on the same numbers and find nothing again, so it is skipped. Carried
- * records' repeated searches were most of the searches of a 1M × 1M job. Only records carried on are kept.
- */
-export class SubsetMemo {
-  private readonly passes = new Map<number, Map<EngineRecord, readonly EngineRecord[]>>();
-  /** Records booked before this are finalized by the current call, never carried: not worth remembering. */
-  private keepFrom = Number.NEGATIVE_INFINITY;
-  /** Searches skipped so far (for tests and diagnostics). */
-  skipped = 0;
-
-  /** Called by `reconcile` at the start of a block. */
-  startBlock(keepFrom: number): void {
-    this.keepFrom = keepFrom;
-  }
-
-  /** Called by `reconcile` at the end of a block with the records it carries: everything else is forgotten. */
-  retain(carried: ReadonlySet<EngineRecord>): void {
-    for (const memo of this.passes.values()) for (const record of memo.keys()) if (!carried.has(record)) memo.delete(record);
-  }
-
-  forPass(passNumber: number) {
-    let memo = this.passes.get(passNumber);
-    if (!memo) this.passes.set(passNumber, (memo = new Map()));
-    const keepFrom = this.keepFrom;
-    const counts = this;
-    return {
-      searchedInVain(record: EngineRecord, pool: readonly Prepared[]): boolean {
-        const legs = memo.get(record);
-        if (!legs || legs.length !== pool.length) return false;
-        for (let i = 0; i < legs.length; i++) if (legs[i] !== pool[i]!.record) return false;
-        counts.skipped++;
-        return true;
-      },
-      remember(record: EngineRecord, pool: readonly Prepared[]): void {
-        if (record.bookedDate >= keepFrom) memo.set(record, pool.map((p) => p.record));
-      },
-    };
-  }
 }
 
 /**

@@ -7,7 +7,7 @@
  * copied) so that neither thread holds a block's text whole.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { reconcile, ReconcileCancelled, SubsetMemo } from "../../reconcile/engine.js";
+import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
 import { parseRuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
 import { createSummary, groupCopyLine, groupIdFactory } from "./job-results.js";
@@ -22,7 +22,6 @@ const stop = new Int32Array(stopFlag);
 const summary = createSummary(rules.passes.map((pass) => pass.name));
 if (pushed) summary.addPushed(pushed.hits, pushed.amounts);
 const nextId = groupIdFactory(jobId);
-const subsetMemo = new SubsetMemo();
 let carryLeft: EngineRecord[] = [];
 let carryRight: EngineRecord[] = [];
 
@@ -57,7 +56,6 @@ parentPort!.on("message", (request: ThreadRequest) => {
       finalizeBefore: request.finalizeBefore ?? undefined,
       shouldStop: () => Atomics.load(stop, 0) === 1,
       excludePair,
-      subsetMemo,
     });
     carryLeft = result.carry.left;
     carryRight = result.carry.right;
