@@ -4,12 +4,12 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createSummary, groupCopyLine } from "../../src/modules/jobs/job-results.js";
+import { createSummary, exceptionCopyLine, groupCopyLine } from "../../src/modules/jobs/job-results.js";
 import { unescapeCopyText } from "../../src/modules/jobs/record-stream.js";
 import type { EngineGroup, EngineRecord, FieldScore } from "../../src/reconcile/types.js";
 
-const record = (id: string, amount: bigint, currency = "EUR"): EngineRecord => ({
-  id, externalId: id, amount, currency, bookedDate: 19_000, valueDate: null, reference: "", description: "", counterparty: "",
+const record = (id: string, amount: bigint, currency = "EUR", bookedDate = 19_000): EngineRecord => ({
+  id, externalId: id, amount, currency, bookedDate, valueDate: null, reference: "", description: "", counterparty: "",
 });
 
 function group(breakdown: FieldScore[], overrides: Partial<EngineGroup> = {}): EngineGroup {
@@ -76,5 +76,32 @@ describe("the job summary", () => {
       { currency: "USD", left: "0.0000", right: "-0.0005" },
     ]);
     expect(amounts("UNMATCHED_LEFT")).toEqual([{ currency: "USD", left: "12.3400", right: "0.0000" }]);
+  });
+});
+
+describe("an exception's COPY line", () => {
+  const line = (g: EngineGroup) => exceptionCopyLine(g, "11afdabe-c41a-4ec6-0001-000000000001", JOB, PROJECT)?.split("\t").slice(3);
+  const withRecords = (outcome: EngineGroup["outcome"], left: EngineRecord[], right: EngineRecord[], amountDelta = 0n) =>
+    group([], { outcome, leftRecords: left, rightRecords: right, leftIds: left.map((r) => r.id), rightIds: right.map((r) => r.id), amountDelta });
+
+  it("is none for matches and suggestions", () => {
+    expect(line(withRecords("MATCHED", [record("a", 1n)], [record("b", 1n)]))).toBeUndefined();
+    expect(line(withRecords("SUGGESTED", [record("a", 1n)], [record("b", 1n)]))).toBeUndefined();
+  });
+
+  it("takes the larger side's |sum|, or |delta| for an amount mismatch; the oldest date", () => {
+    const left = [record("b", -30_0000n, "EUR", 19_010), record("a", 5_0000n, "EUR", 19_012)];
+    const right = [record("c", 20_0000n, "EUR", 19_005)];
+    // |−30 + 5| = 25 against |20|: 25; the oldest date, day 19,005 = 2022-01-13.
+    expect(line(withRecords("REFERENCE_MISMATCH", left, right))).toEqual(["REFERENCE_MISMATCH", "{b,a}", "{c}", "25.0000", "EUR", "2022-01-13"]);
+    expect(line(withRecords("AMOUNT_MISMATCH", left, right, 45_0000n))).toEqual(["AMOUNT_MISMATCH", "{b,a}", "{c}", "45.0000", "EUR", "2022-01-13"]);
+    expect(line(withRecords("UNMATCHED_RIGHT", [], [record("d", -7_5000n, "USD", 0)]))).toEqual(["UNMATCHED_RIGHT", "{}", "{d}", "7.5000", "USD", "1970-01-01"]);
+  });
+
+  it("takes the currency of the left record with the smallest id, else the right one's", () => {
+    const left = [record("f", 1n, "GBP"), record("e", 1n, "CHF")];
+    const right = [record("a", 1n, "USD")];
+    expect(line(withRecords("CURRENCY_MISMATCH", left, right))![4]).toBe("CHF");
+    expect(line(withRecords("UNMATCHED_RIGHT", [], [record("z", 1n, "JPY"), record("y", 1n, "SEK")]))![4]).toBe("SEK");
   });
 });

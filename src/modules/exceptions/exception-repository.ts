@@ -330,7 +330,7 @@ export function createExceptionRepository({ read, changes }: { read: SqlReader; 
         ORDER BY s.o, r.booked_date, r.id
         RETURNING id::text`);
       const ids = rows.map((row) => row.id);
-      await tx.$executeRawUnsafe(openExceptionsSql("ids"), job.jobId, ids);
+      await tx.$executeRawUnsafe(openExceptionsSql(), job.jobId, ids);
       return ids;
     },
 

@@ -14,24 +14,18 @@ export const EXCEPTION_TYPES = OUTCOME_ORDER.filter((outcome): outcome is Except
 const OUTCOMES = `ARRAY[${EXCEPTION_TYPES.map((type) => `'${type}'`).join(", ")}]::"MatchOutcome"[]`;
 
 /**
- * Inserts one OPEN exception per exception group of job `$1`: all of them, only the ids in `$2` ("ids"), or those
- * whose id is greater than `$2` ("after": the job runner opens a block's as soon as they are written). One statement:
- * each group's records are summed through the records' primary key. The exposure is |amountDelta| for an
- * AMOUNT_MISMATCH and the larger side's |sum| otherwise; the currency is the left side's when there is one. The
- * groups are read one outcome at a time through (job_id, outcome, id): right after a job's COPY the planner knows
- * nothing of its million groups and would otherwise read them all and filter (0.3 s at 1M groups).
+ * Inserts one OPEN exception per exception group of job `$1` among the groups `$2` (manual work's new groups; a
+ * job's own exceptions come from the engine, see EXCEPTION_FACTS_TABLE). One statement: each group's records are
+ * summed through the records' primary key. The exposure is |amountDelta| for an AMOUNT_MISMATCH and the larger
+ * side's |sum| otherwise; the currency is the left side's when there is one (the record with the smallest id).
  */
-export function openExceptionsSql(scope: "ids" | "after"): string {
+export function openExceptionsSql(): string {
   const rank = severityRankSql("x.amount", "x.currency", "x.booked");
   return `
     INSERT INTO exceptions (id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date, sla_due_at)
     SELECT g.id, g.job_id, g.project_id, g.outcome, g.left_record_ids, g.right_record_ids, x.amount, x.currency, x.booked,
       now() + ${slaIntervalSql(rank)}
-    FROM unnest(${OUTCOMES}) AS o(outcome)
-    -- OFFSET 0 keeps this a scan per outcome (PostgreSQL would otherwise flatten it into a join it may hash).
-    CROSS JOIN LATERAL (
-      SELECT * FROM match_groups g WHERE g.job_id = $1::uuid AND g.outcome = o.outcome ${scope === "after" ? "AND g.id > $2::uuid" : ""} OFFSET 0
-    ) g
+    FROM match_groups g
     CROSS JOIN LATERAL (
       SELECT CASE WHEN g.outcome = 'AMOUNT_MISMATCH' THEN abs(g.amount_delta)
                ELSE greatest(abs(coalesce(sum(r.amount) FILTER (WHERE r.id = ANY(g.left_record_ids)), 0)),
@@ -40,8 +34,30 @@ export function openExceptionsSql(scope: "ids" | "after"): string {
         min(r.booked_date) AS booked
       FROM records r WHERE r.id = ANY(g.left_record_ids || g.right_record_ids)
     ) x
-    WHERE x.currency IS NOT NULL
-      ${scope === "ids" ? "AND g.id = ANY($2::uuid[])" : ""}`;
+    WHERE g.id = ANY($2::uuid[]) AND g.job_id = $1::uuid AND g.outcome = ANY(${OUTCOMES}) AND x.currency IS NOT NULL`;
+}
+
+/**
+ * The job runner's scratch table for a block's exceptions, computed by the engine from the records it holds
+ * (job-results.ts `exceptionCopyLine`) and copied in after the block's groups: opening them from it spares the
+ * records' primary-key probes of `openExceptionsSql`. Temporary, dropped with the job's transaction.
+ */
+export const EXCEPTION_FACTS_TABLE = "job_exception_facts";
+export const CREATE_EXCEPTION_FACTS_SQL = `
+  CREATE TEMP TABLE ${EXCEPTION_FACTS_TABLE} (id uuid, job_id uuid, project_id uuid, type "MatchOutcome", left_record_ids uuid[],
+    right_record_ids uuid[], amount numeric(20,4), currency char(3), booked_date date) ON COMMIT DROP`;
+
+/** Opens the exceptions copied into EXCEPTION_FACTS_TABLE (severity and SLA as `openExceptionsSql`), and empties it. */
+export async function openExceptionsFromFacts(client: Querier): Promise<void> {
+  const rank = severityRankSql("f.amount", "f.currency", "f.booked_date");
+  await client.query(
+    `INSERT INTO exceptions (id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date, sla_due_at)
+     SELECT f.id, f.job_id, f.project_id, f.type, f.left_record_ids, f.right_record_ids, f.amount, f.currency, f.booked_date,
+       now() + ${slaIntervalSql(rank)}
+     FROM ${EXCEPTION_FACTS_TABLE} f`,
+    [],
+  );
+  await client.query(`TRUNCATE ${EXCEPTION_FACTS_TABLE}`, []);
 }
 
 /** A new group id of job `jobParam`: the job's prefix, then 2^62 + the next manual_match_group_seq number. */
@@ -110,15 +126,6 @@ const AUDIT_SQL = `
   FROM reconciliation_jobs job WHERE job.id = $1::uuid`;
 
 type Querier = { query(text: string, values: unknown[]): Promise<{ rowCount?: number | null; rows?: unknown[] }> };
-
-/**
- * Opens the exceptions of the groups of a running job written since the last call (ids above `afterId`; the nil
- * uuid the first time), on the job's own transaction: the job runner calls it after each block's groups, so that
- * opening them overlaps matching the next block (dry runs keep no groups and make none). Commits with the job.
- */
-export async function openBlockExceptions(client: Querier, jobId: string, afterId: string): Promise<void> {
-  await client.query(openExceptionsSql("after"), [jobId, afterId]);
-}
 
 /**
  * Carries forward, once all of a job's exceptions are open and on its transaction (before it is marked COMPLETED),

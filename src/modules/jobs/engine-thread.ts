@@ -44,6 +44,8 @@ export interface BlockResult {
   parseMillis: number;
   /** The id of the block's last group (ids ascend within a job); null for dry runs and blocks without groups. */
   lastGroupId: string | null;
+  /** The block's exceptions as COPY text (job-results.ts `exceptionCopyLine`); null for dry runs and none. */
+  exceptions: Uint8Array | null;
 }
 
 export type ThreadReply =

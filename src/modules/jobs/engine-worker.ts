@@ -10,7 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
 import { parseRuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
-import { createSummary, groupCopyLine, groupIdFactory } from "./job-results.js";
+import { createSummary, exceptionCopyLine, groupCopyLine, groupIdFactory } from "./job-results.js";
 import { parseRecords } from "./record-stream.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
 import { excludePairPredicate } from "../exceptions/rejected-pairs.js";
@@ -62,19 +62,27 @@ parentPort!.on("message", (request: ThreadRequest) => {
     summary.add(result.groups);
     const outcomes: Record<string, number> = {};
     let copyText = "";
+    // The block's exceptions go back whole with its result: the runner copies them after the block's groups.
+    let exceptionText = "";
     let lastGroupId: string | null = null;
     for (const group of result.groups) {
       outcomes[group.outcome] = (outcomes[group.outcome] ?? 0) + 1;
       if (!persist) continue;
       lastGroupId = nextId();
       copyText += groupCopyLine(group, lastGroupId, jobId, projectId) + "\n";
+      const exception = exceptionCopyLine(group, lastGroupId, jobId, projectId);
+      if (exception !== null) exceptionText += exception + "\n";
       if (copyText.length >= CHUNK_CHARS) {
         sendGroups(copyText);
         copyText = "";
       }
     }
     if (copyText) sendGroups(copyText);
-    reply({ type: "block", outcomes, counts: summary.counts(), matchMillis: performance.now() - started, parseMillis, lastGroupId });
+    const exceptions = exceptionText ? encoder.encode(exceptionText) : null;
+    reply(
+      { type: "block", outcomes, counts: summary.counts(), matchMillis: performance.now() - started, parseMillis, lastGroupId, exceptions },
+      exceptions ? [exceptions.buffer as ArrayBuffer] : [],
+    );
   } catch (error) {
     reply({ type: "error", cancelled: error instanceof ReconcileCancelled, message: error instanceof Error ? error.message : String(error), name: error instanceof Error ? error.name : "Error" });
   }

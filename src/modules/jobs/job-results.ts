@@ -4,7 +4,7 @@
  * counts and per-currency amounts per outcome, auto-match rate, per-pass hits — accumulated as groups go by.
  */
 import type { Writable } from "node:stream";
-import type { EngineGroup, FieldScore, Outcome } from "../../reconcile/types.js";
+import type { EngineGroup, EngineRecord, FieldScore, Outcome } from "../../reconcile/types.js";
 import { scaledAmount } from "./record-stream.js";
 
 /** 123400n → "12.3400" (scaled by 10^4, exact). */
@@ -83,6 +83,46 @@ export function groupCopyLine(group: EngineGroup, id: string, jobId: string, pro
     String(group.dateDeltaDays),
     group.duplicateOf ?? "\\N",
     breakdownText(group),
+  ].join("\t");
+}
+
+/** The columns of an exception's COPY line (`exceptionCopyLine`), the facts its severity and SLA are derived from. */
+export const EXCEPTION_FACT_COLUMNS = "id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date";
+
+const NOT_EXCEPTIONS = new Set<Outcome>(["MATCHED", "SUGGESTED"]);
+
+/** 19000 (days since 1970-01-01) → "2022-01-08". */
+function isoDay(days: number): string {
+  return new Date(days * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * The exception a group opens, as a COPY line of EXCEPTION_FACT_COLUMNS, or null when its outcome is not an
+ * exception (MATCHED, SUGGESTED). The same facts `openExceptionsSql` reads from the records (kept equal by a test):
+ * the exposure is |amountDelta| for an AMOUNT_MISMATCH and the larger side's |sum| otherwise; the currency is that of
+ * the left record with the smallest id, else of the right one's; the date is the oldest booked date.
+ */
+export function exceptionCopyLine(group: EngineGroup, id: string, jobId: string, projectId: string): string | null {
+  if (NOT_EXCEPTIONS.has(group.outcome)) return null;
+  const abs = (n: bigint) => (n < 0n ? -n : n);
+  let left = 0n;
+  let right = 0n;
+  let booked = Infinity;
+  for (const record of group.leftRecords) [left, booked] = [left + record.amount, Math.min(booked, record.bookedDate)];
+  for (const record of group.rightRecords) [right, booked] = [right + record.amount, Math.min(booked, record.bookedDate)];
+  const exposure = group.outcome === "AMOUNT_MISMATCH" ? abs(group.amountDelta) : abs(left) > abs(right) ? abs(left) : abs(right);
+  const smallest = (records: readonly EngineRecord[]) => records.reduce<EngineRecord | null>((min, r) => (min === null || r.id < min.id ? r : min), null);
+  const currency = (smallest(group.leftRecords) ?? smallest(group.rightRecords))!.currency;
+  return [
+    id,
+    jobId,
+    projectId,
+    group.outcome,
+    `{${group.leftIds.join(",")}}`,
+    `{${group.rightIds.join(",")}}`,
+    decimalOf(exposure),
+    currency,
+    isoDay(booked),
   ].join("\t");
 }
 

@@ -26,9 +26,9 @@ import type { Queue, Task } from "../../queue/queue.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
 import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
-import { GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
+import { EXCEPTION_FACT_COLUMNS, GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
-import { carryForwardExceptions, openBlockExceptions } from "../exceptions/exception-sql.js";
+import { carryForwardExceptions, CREATE_EXCEPTION_FACTS_SQL, EXCEPTION_FACTS_TABLE, openExceptionsFromFacts } from "../exceptions/exception-sql.js";
 import { excludedPairKeys } from "../exceptions/rejected-pairs.js";
 
 export interface ReconcileTaskData {
@@ -36,8 +36,6 @@ export interface ReconcileTaskData {
 }
 
 export const RECONCILE_TASK_NAME = "reconcile";
-
-const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 
 /** The advisory-lock key a worker holds while it runs `jobId`. */
 const lockKey = (jobId: string) => `recon:job:${jobId}`;
@@ -190,6 +188,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writer.query("SET LOCAL statement_timeout = 0");
       // PostgreSQL's JIT compiles each big statement of a job afresh: about 0.3 s apiece here, never repaid.
       await writer.query("SET LOCAL jit = off");
+      if (!job.dryRun) await writer.query(CREATE_EXCEPTION_FACTS_SQL);
       const exclusion = (column: "left_id" | "right_id") => (pushdown ? { table: pushdown.table, column } : undefined);
       const left = await openRecordStream(pool, job.leftSourceId, exclusion("left_id"));
       streams.push(left);
@@ -198,7 +197,6 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
 
       // The groups go in one COPY per block; after each, the block's exceptions are opened (one INSERT … SELECT)
       // while the engine matches the next block, rather than all of them once the last block is done.
-      let openedAfter = NIL_UUID;
       let pushedQueued = false;
       let matching: Promise<BlockResult> | null = null;
       /** Queues a step on the writer connection (not awaited: writing overlaps matching and reading). */
@@ -228,11 +226,9 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
           });
         });
       };
-      /** Queues the end of the block's COPY and the opening of its exceptions (groups above `openedAfter`). */
-      const closeBlock = (lastGroupId: string | null) => {
-        if (job.dryRun || lastGroupId === null) return;
-        const after = openedAfter;
-        openedAfter = lastGroupId;
+      /** Queues the end of the block's COPY and the opening of its exceptions (the engine's facts, copied in). */
+      const closeBlock = (exceptions: Uint8Array | null) => {
+        if (job.dryRun) return;
         queueWrite(async () => {
           const started = performance.now();
           if (writes.copy) {
@@ -240,7 +236,10 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
             await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
             writes.copy = null;
           }
-          await openBlockExceptions(writer, job.id, after);
+          if (exceptions) {
+            await copyIn(writer, `COPY ${EXCEPTION_FACTS_TABLE} (${EXCEPTION_FACT_COLUMNS}) FROM STDIN`, exceptions, writes);
+            await openExceptionsFromFacts(writer);
+          }
           phaseMillis.exceptions! += performance.now() - started;
         });
       };
@@ -248,7 +247,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       const collect = async () => {
         const result = await matching!;
         matching = null;
-        closeBlock(result.lastGroupId);
+        closeBlock(result.exceptions);
         phaseMillis.match! += result.matchMillis;
         phaseMillis.parse! += result.parseMillis;
         counts = result.counts;
@@ -371,6 +370,25 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       }
     },
   };
+}
+
+/**
+ * One whole COPY … FROM STDIN of `bytes` on `client`, registered in `writes.copy` while it is open (so that a failing
+ * job aborts it before its ROLLBACK).
+ */
+async function copyIn(
+  client: pg.PoolClient,
+  statement: string,
+  bytes: Uint8Array,
+  writes: { copy: { stream: CopyStreamQuery; failed: Promise<never> } | null },
+): Promise<void> {
+  const stream = client.query(copyFrom(statement));
+  const failed = new Promise<never>((_, reject) => stream.on("error", reject));
+  failed.catch(() => {});
+  writes.copy = { stream, failed };
+  await Promise.race([writeChunk(stream, bytes), failed]);
+  await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), failed]);
+  writes.copy = null;
 }
 
 function roundMillis(phaseMillis: Record<string, number>): Record<string, number> {
