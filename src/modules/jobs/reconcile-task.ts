@@ -215,12 +215,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         if (job.dryRun) return;
         queueWrite(() => {
           const persistStarted = performance.now();
-          if (!writes.copy) {
-            const stream = writer.query(copyFrom(`COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`));
-            const failed = new Promise<never>((_, reject) => stream.on("error", reject));
-            failed.catch(() => {});
-            writes.copy = { stream, failed };
-          }
+          writes.copy ??= startCopy(writer, `COPY match_groups (${GROUP_COPY_COLUMNS}) FROM STDIN`);
           return Promise.race([writeChunk(writes.copy.stream, chunk), writes.copy.failed]).then(() => {
             phaseMillis.persist! += performance.now() - persistStarted;
           });
@@ -232,8 +227,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         queueWrite(async () => {
           const started = performance.now();
           if (writes.copy) {
-            const { stream } = writes.copy;
-            await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+            await endCopy(writes.copy);
             writes.copy = null;
           }
           if (exceptions) {
@@ -372,6 +366,20 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
   };
 }
 
+/** Starts `COPY … FROM STDIN` on `client`; `failed` rejects with the COPY's error (observed by whoever awaits it). */
+function startCopy(client: pg.PoolClient, statement: string): { stream: CopyStreamQuery; failed: Promise<never> } {
+  const stream = client.query(copyFrom(statement));
+  const failed = new Promise<never>((_, reject) => stream.on("error", reject));
+  failed.catch(() => {});
+  return { stream, failed };
+}
+
+/** Ends a COPY begun by `startCopy`: resolves once PostgreSQL has taken it all, rejects with its error. */
+function endCopy(copy: { stream: CopyStreamQuery; failed: Promise<never> }): Promise<void> {
+  const ended = new Promise<void>((resolve, reject) => copy.stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return Promise.race([ended, copy.failed]);
+}
+
 /**
  * One whole COPY … FROM STDIN of `bytes` on `client`, registered in `writes.copy` while it is open (so that a failing
  * job aborts it before its ROLLBACK).
@@ -382,12 +390,9 @@ async function copyIn(
   bytes: Uint8Array,
   writes: { copy: { stream: CopyStreamQuery; failed: Promise<never> } | null },
 ): Promise<void> {
-  const stream = client.query(copyFrom(statement));
-  const failed = new Promise<never>((_, reject) => stream.on("error", reject));
-  failed.catch(() => {});
-  writes.copy = { stream, failed };
-  await Promise.race([writeChunk(stream, bytes), failed]);
-  await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), failed]);
+  const copy = (writes.copy = startCopy(client, statement));
+  await Promise.race([writeChunk(copy.stream, bytes), copy.failed]);
+  await endCopy(copy);
   writes.copy = null;
 }
 
