@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createSummary, exceptionCopyLine, groupCopyLine } from "../../src/modules/jobs/job-results.js";
+import { createSummary, exceptionCopyLine, groupCopyLine, groupIdFactory } from "../../src/modules/jobs/job-results.js";
 import { unescapeCopyText } from "../../src/modules/jobs/record-stream.js";
 import type { EngineGroup, EngineRecord, FieldScore } from "../../src/reconcile/types.js";
 
@@ -30,6 +30,21 @@ function storedBreakdown(line: string): unknown {
 const JOB = "11afdabe-c41a-4ec6-82a8-5f8edcf485f8";
 const PROJECT = "21afdabe-c41a-4ec6-82a8-5f8edcf485f8";
 
+describe("a job's group ids", () => {
+  it("are the job id's first 64 bits and a counter from 2^48, ascending, as PostgreSQL orders uuids", () => {
+    const nextId = groupIdFactory(JOB);
+    const ids = Array.from({ length: 5000 }, nextId);
+    // The formula the pushed-down pairs' ids follow in SQL (exact-pushdown.ts), counted from 2^48.
+    const expected = (n: number) => {
+      const hex = JOB.replace(/-/g, "").slice(0, 16) + (2 ** 48 + n).toString(16).padStart(16, "0");
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    };
+    expect(ids[0]).toBe("11afdabe-c41a-4ec6-0001-000000000000");
+    expect(ids.map((_, n) => expected(n))).toEqual(ids);
+    expect([...ids].sort()).toEqual(ids);
+  });
+});
+
 describe("a group's COPY line", () => {
   it("stores any breakdown as the JSON of its scores, whatever their text holds (quotes, tabs, backslashes, unicode)", () => {
     const score = fc.record({
@@ -44,6 +59,18 @@ describe("a group's COPY line", () => {
         const line = groupCopyLine(group(breakdown), "11afdabe-c41a-4ec6-0001-000000000001", JOB, PROJECT);
         expect(line.split("\t")).toHaveLength(16);
         expect(storedBreakdown(line)).toEqual(JSON.parse(JSON.stringify(breakdown)));
+      }),
+    );
+  });
+
+  it("stores any rule name as its text, passes one after another (quotes, tabs, backslashes, unicode)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: "grapheme" }), { minLength: 1, maxLength: 4 }), (rules) => {
+        for (const rule of rules) {
+          const line = groupCopyLine(group([], { rule }), "11afdabe-c41a-4ec6-0001-000000000001", JOB, PROJECT);
+          expect(line.split("\t")).toHaveLength(16);
+          expect(unescapeCopyText(line.split("\t")[10]!)).toBe(rule);
+        }
       }),
     );
   });

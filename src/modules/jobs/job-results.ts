@@ -9,6 +9,7 @@ import { scaledAmount } from "./record-stream.js";
 
 /** 123400n → "12.3400" (scaled by 10^4, exact). */
 export function decimalOf(scaled: bigint): string {
+  if (scaled === 0n) return "0.0000"; // most groups' delta
   const negative = scaled < 0n;
   const digits = (negative ? -scaled : scaled).toString().padStart(5, "0");
   return `${negative ? "-" : ""}${digits.slice(0, -4)}.${digits.slice(-4)}`;
@@ -19,6 +20,14 @@ function copyText(value: string): string {
   return /[\\\t\n\r]/.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : value;
 }
 
+/**
+ * Escapes JSON text for COPY's text format: JSON.stringify already writes tabs and line breaks as escapes, so only
+ * its backslashes need doubling (a plain search instead of copyText's regular expression over ~500 characters).
+ */
+function copyJson(json: string): string {
+  return json.includes("\\") ? json.replaceAll("\\", "\\\\") : json;
+}
+
 export const GROUP_COPY_COLUMNS =
   "id, job_id, project_id, left_record_ids, right_record_ids, kind, outcome, status, confidence, ambiguous, rule, pass, amount_delta, date_delta_days, duplicate_of, score_breakdown";
 
@@ -27,12 +36,14 @@ export const GROUP_COPY_COLUMNS =
  * the (job_id, outcome, id) index are appended to rather than written all over, and the same on a re-run.
  */
 export function groupIdFactory(jobId: string): () => string {
-  const prefix = jobId.replace(/-/g, "").slice(0, 16);
-  // Groups of pushed-down passes (exact-pushdown.ts) are numbered from 1 by PostgreSQL; the engine's from 2^48.
-  let next = 2 ** 48;
+  const hex = jobId.replace(/-/g, "").slice(0, 16);
+  const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-`;
+  // Groups of pushed-down passes (exact-pushdown.ts) are numbered from 1 by PostgreSQL; the engine's from 2^48:
+  // the counter's top 16 bits (the uuid's fourth group) stay 0001 for 2^48 groups, so only the last 12 digits vary.
+  let next = 0;
   return () => {
-    const hex = prefix + (next++).toString(16).padStart(16, "0");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    if (next >= 2 ** 48) throw new Error("a job's group ids are exhausted");
+    return `${prefix}0001-${(next++).toString(16).padStart(12, "0")}`;
   };
 }
 
@@ -41,13 +52,27 @@ function perfect(group: EngineGroup): boolean {
   return group.pass > 0 && group.confidence === 1 && group.breakdown.every((score) => score.passed && score.similarity === 1);
 }
 
+/**
+ * The start of a breakdown entry's JSON up to its similarity, per comparator name: a rule set has a handful of
+ * comparators, and their quoted names were a good part of writing every breakdown.
+ */
+const entryStarts = new Map<string, string>();
+function entryStart(comparator: string): string {
+  let start = entryStarts.get(comparator);
+  if (start === undefined) {
+    start = `{"comparator":${JSON.stringify(comparator)},"similarity":`;
+    if (entryStarts.size < 1_000) entryStarts.set(comparator, start);
+  }
+  return start;
+}
+
 /** The JSON of a breakdown, written directly (JSON.stringify of these small objects was a tenth of a job's thread). */
 function breakdownJson(breakdown: readonly FieldScore[]): string {
   let json = "[";
   for (let i = 0; i < breakdown.length; i++) {
     const { comparator, similarity, weight, passed, detail } = breakdown[i]!;
     if (i > 0) json += ",";
-    json += `{"comparator":${JSON.stringify(comparator)},"similarity":${JSON.stringify(similarity)},"weight":${JSON.stringify(weight)},"passed":${passed},"detail":${JSON.stringify(detail)}}`;
+    json += `${entryStart(comparator)}${JSON.stringify(similarity)},"weight":${JSON.stringify(weight)},"passed":${passed},"detail":${JSON.stringify(detail)}}`;
   }
   return json + "]";
 }
@@ -60,7 +85,7 @@ let lastBreakdown: { of: readonly FieldScore[]; text: string } | null = null;
 function breakdownText(group: EngineGroup): string {
   if (perfect(group)) return "\\N";
   if (group.breakdown.length === 0) return "[]";
-  if (lastBreakdown?.of !== group.breakdown) lastBreakdown = { of: group.breakdown, text: copyText(breakdownJson(group.breakdown)) };
+  if (lastBreakdown?.of !== group.breakdown) lastBreakdown = { of: group.breakdown, text: copyJson(breakdownJson(group.breakdown)) };
   return lastBreakdown.text;
 }
 
@@ -77,7 +102,7 @@ export function groupCopyLine(group: EngineGroup, id: string, jobId: string, pro
     group.outcome === "MATCHED" ? "CONFIRMED" : "PROPOSED",
     group.confidence.toFixed(4),
     group.ambiguous ? "t" : "f",
-    copyText(group.rule),
+    ruleText(group.rule),
     String(group.pass),
     decimalOf(group.amountDelta),
     String(group.dateDeltaDays),
@@ -86,14 +111,28 @@ export function groupCopyLine(group: EngineGroup, id: string, jobId: string, pro
   ].join("\t");
 }
 
+/** A rule name as COPY text; the last one is remembered (groups come pass by pass). */
+let lastRule = { name: "", text: "" };
+function ruleText(name: string): string {
+  if (lastRule.name !== name) lastRule = { name, text: copyText(name) };
+  return lastRule.text;
+}
+
 /** The columns of an exception's COPY line (`exceptionCopyLine`), the facts its severity and SLA are derived from. */
 export const EXCEPTION_FACT_COLUMNS = "id, job_id, project_id, type, left_record_ids, right_record_ids, amount, currency, booked_date";
 
 const NOT_EXCEPTIONS = new Set<Outcome>(["MATCHED", "SUGGESTED"]);
 
-/** 19000 (days since 1970-01-01) → "2022-01-08". */
+/** 19000 (days since 1970-01-01) → "2022-01-08"; the last few hundred days asked for are remembered (they repeat). */
+const isoDays = new Map<number, string>();
 function isoDay(days: number): string {
-  return new Date(days * 86_400_000).toISOString().slice(0, 10);
+  let text = isoDays.get(days);
+  if (text === undefined) {
+    text = new Date(days * 86_400_000).toISOString().slice(0, 10);
+    if (isoDays.size >= 512) isoDays.clear();
+    isoDays.set(days, text);
+  }
+  return text;
 }
 
 /**
@@ -104,15 +143,19 @@ function isoDay(days: number): string {
  */
 export function exceptionCopyLine(group: EngineGroup, id: string, jobId: string, projectId: string): string | null {
   if (NOT_EXCEPTIONS.has(group.outcome)) return null;
-  const abs = (n: bigint) => (n < 0n ? -n : n);
   let left = 0n;
   let right = 0n;
   let booked = Infinity;
-  for (const record of group.leftRecords) [left, booked] = [left + record.amount, Math.min(booked, record.bookedDate)];
-  for (const record of group.rightRecords) [right, booked] = [right + record.amount, Math.min(booked, record.bookedDate)];
+  for (const record of group.leftRecords) {
+    left += record.amount;
+    if (record.bookedDate < booked) booked = record.bookedDate;
+  }
+  for (const record of group.rightRecords) {
+    right += record.amount;
+    if (record.bookedDate < booked) booked = record.bookedDate;
+  }
   const exposure = group.outcome === "AMOUNT_MISMATCH" ? abs(group.amountDelta) : abs(left) > abs(right) ? abs(left) : abs(right);
-  const smallest = (records: readonly EngineRecord[]) => records.reduce<EngineRecord | null>((min, r) => (min === null || r.id < min.id ? r : min), null);
-  const currency = (smallest(group.leftRecords) ?? smallest(group.rightRecords))!.currency;
+  const currency = (smallestId(group.leftRecords) ?? smallestId(group.rightRecords))!.currency;
   return [
     id,
     jobId,
@@ -124,6 +167,17 @@ export function exceptionCopyLine(group: EngineGroup, id: string, jobId: string,
     currency,
     isoDay(booked),
   ].join("\t");
+}
+
+function abs(n: bigint): bigint {
+  return n < 0n ? -n : n;
+}
+
+/** The record with the smallest id, or null for none. */
+function smallestId(records: readonly EngineRecord[]): EngineRecord | null {
+  let min: EngineRecord | null = null;
+  for (const record of records) if (min === null || record.id < min.id) min = record;
+  return min;
 }
 
 /** Writes a chunk of COPY text to a COPY stream, waiting when the stream asks to (back-pressure). */
@@ -187,19 +241,25 @@ export function createSummary(passNames: readonly string[]) {
       }
     },
 
-    /** Counts the pairs of passes PostgreSQL ran (exact-pushdown.ts): MATCHED 1:1 groups of equal amounts. */
-    addPushed(hits: readonly number[], amounts: readonly { currency: string; amount: string; pairs: number }[]): void {
+    /** Counts the pairs of passes PostgreSQL ran (exact-pushdown.ts): MATCHED 1:1 groups, `hits` per pass. */
+    addPushed(hits: readonly number[]): void {
       let tally = tallies.get("MATCHED");
       if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
       hits.forEach((n, index) => (passHits[index]! += n));
-      for (const { currency, amount, pairs } of amounts) {
-        tally.groups += pairs;
-        tally.leftRecords += pairs;
-        tally.rightRecords += pairs;
-        leftRecords += pairs;
-        rightRecords += pairs;
-        let sums = tally.amounts.get(currency);
-        if (!sums) tally.amounts.set(currency, (sums = { left: 0n, right: 0n }));
+      const pairs = hits.reduce((sum, n) => sum + n, 0);
+      tally.groups += pairs;
+      tally.leftRecords += pairs;
+      tally.rightRecords += pairs;
+      leftRecords += pairs;
+      rightRecords += pairs;
+    },
+
+    /** Adds the amounts of the pairs `addPushed` counted (both sides equal: exact amounts), known later. */
+    addPushedAmounts(amounts: readonly { currency: string; amount: string }[]): void {
+      let tally = tallies.get("MATCHED");
+      if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
+      for (const { currency, amount } of amounts) {
+        const sums = sumsOf(tally, currency);
         sums.left += scaledAmount(amount);
         sums.right += scaledAmount(amount);
       }
