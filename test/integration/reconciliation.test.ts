@@ -224,6 +224,20 @@ describe("a reconciliation job", () => {
     expect(hits).toBe(job.matchedCount + job.suggestedCount + job.summary.outcomes.filter((o: any) => o.outcome === "REFERENCE_MISMATCH").reduce((s: number, o: any) => s + o.groups, 0));
     // Exact-amount groups balance per currency: the sums are exact decimals.
     for (const amount of matched.amounts) expect(amount.left).toMatch(/^-?\d+\.\d{4}$/);
+    // Every outcome's sums per currency and side are those of its groups' records (the pushed-down pairs' included,
+    // which the summary learns only at the end of the job).
+    const { rows: sums } = await db.query(
+      `SELECT g.outcome || '|' || r.currency || '|' || coalesce(sum(r.amount) FILTER (WHERE s.side = 'L'), 0)::numeric(20,4)
+         || '|' || coalesce(sum(r.amount) FILTER (WHERE s.side = 'R'), 0)::numeric(20,4) AS line
+       FROM match_groups g
+       CROSS JOIN LATERAL (SELECT 'L' AS side, unnest(g.left_record_ids) AS id UNION ALL SELECT 'R', unnest(g.right_record_ids)) s
+       JOIN records r ON r.id = s.id
+       WHERE g.job_id = $1 GROUP BY g.outcome, r.currency`,
+      [jobId],
+    );
+    const summarized = job.summary.outcomes.flatMap((o: any) => o.amounts.map((a: any) => `${o.outcome}|${a.currency}|${a.left}|${a.right}`));
+    expect(summarized.sort()).toEqual(sums.map((row: { line: string }) => row.line).sort());
+    expect(job.summary.passes[0].groups).toBeGreaterThan(0);
     const unmatchedLeft = job.summary.outcomes.find((o: any) => o.outcome === "UNMATCHED_LEFT");
     expect(unmatchedLeft.leftRecords).toBe(job.unmatchedLeftCount);
   });

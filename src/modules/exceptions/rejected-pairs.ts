@@ -36,21 +36,23 @@ export function excludePairPredicate(keys: readonly string[] | undefined): ((lef
  * Deletes rejected pairs from a job's scratch table of pushed-down pairs (`table` is a name the runner made), on a
  * connection of its own with the planner's defaults: from the few rejected pairs through the (data_source_id,
  * external_id) index to the scratch table. Nothing runs beyond one index probe when the sources have none.
+ * Returns how many pairs it deleted.
  */
-export async function dropRejectedPushedPairs(pool: pg.Pool, table: string, job: { leftSourceId: string; rightSourceId: string }): Promise<void> {
+export async function dropRejectedPushedPairs(pool: pg.Pool, table: string, job: { leftSourceId: string; rightSourceId: string }): Promise<number> {
   const { rows } = await pool.query(
     `SELECT 1 FROM rejected_pairs WHERE (left_source_id = $1 AND right_source_id = $2) OR (left_source_id = $2 AND right_source_id = $1) LIMIT 1`,
     [job.leftSourceId, job.rightSourceId],
   );
-  if (rows.length === 0) return;
+  if (rows.length === 0) return 0;
   const oriented = (from: string, to: string, swap: boolean) => `
     SELECT ${swap ? "r.id, l.id" : "l.id, r.id"} FROM rejected_pairs x
     JOIN records l ON l.data_source_id = x.left_source_id AND l.external_id = x.left_external_id
     JOIN records r ON r.data_source_id = x.right_source_id AND r.external_id = x.right_external_id
     WHERE x.left_source_id = ${from} AND x.right_source_id = ${to}`;
-  await pool.query(
+  const { rowCount } = await pool.query(
     `DELETE FROM ${table} p USING (${oriented("$1::uuid", "$2::uuid", false)} UNION ALL ${oriented("$2::uuid", "$1::uuid", true)}) AS k(left_id, right_id)
      WHERE p.left_id = k.left_id AND p.right_id = k.right_id`,
     [job.leftSourceId, job.rightSourceId],
   );
+  return rowCount ?? 0;
 }

@@ -16,8 +16,8 @@ export interface EngineThreadData {
   persist: boolean;
   /** Int32 flag: 1 asks the engine to stop. */
   stopFlag: SharedArrayBuffer;
-  /** Pairs of the first pass PostgreSQL made (exact-pushdown.ts): they count in the summary. */
-  pushed: { hits: number[]; amounts: { currency: string; amount: string; pairs: number }[] } | null;
+  /** Pairs of the first pass PostgreSQL made (exact-pushdown.ts), per pass: they count in the summary. */
+  pushed: { hits: number[] } | null;
   /** Pairs reviewers rejected, as keys of external ids (exceptions/rejected-pairs.ts): never proposed again. */
   excludedPairs?: string[];
 }
@@ -32,7 +32,7 @@ export interface BlockRequest {
 
 export type ThreadRequest =
   | ({ type: "block" } & BlockRequest)
-  | { type: "finish"; phaseMillis: Record<string, number> };
+  | { type: "finish"; phaseMillis: Record<string, number>; pushedAmounts: { currency: string; amount: string }[] };
 
 export interface BlockResult {
   /** Groups per outcome in this block. */
@@ -79,8 +79,8 @@ export interface EngineThread {
    * text in chunks, before the promise resolves.
    */
   match(block: BlockRequest, onGroups: (chunk: Uint8Array) => void): Promise<BlockResult>;
-  /** The job's summary, once every block is matched. */
-  finish(phaseMillis: Record<string, number>): Promise<JobSummary>;
+  /** The job's summary, once every block is matched, with the amounts of the pushed-down pairs (if any). */
+  finish(phaseMillis: Record<string, number>, pushedAmounts?: { currency: string; amount: string }[]): Promise<JobSummary>;
   /** Asks a running block to stop (it then fails with EngineStopped). */
   stop(): void;
   /** Ends the thread (always call, also after failures). */
@@ -151,8 +151,8 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
         onGroups = null;
       }
     },
-    async finish(phaseMillis) {
-      return unwrap(await request({ type: "finish", phaseMillis }), "finished").summary;
+    async finish(phaseMillis, pushedAmounts = []) {
+      return unwrap(await request({ type: "finish", phaseMillis, pushedAmounts }), "finished").summary;
     },
     stop() {
       Atomics.store(flag, 0, 1);

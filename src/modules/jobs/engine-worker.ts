@@ -20,7 +20,7 @@ const excludePair = excludePairPredicate(excludedPairs);
 const rules = parseRuleSet(rawRules);
 const stop = new Int32Array(stopFlag);
 const summary = createSummary(rules.passes.map((pass) => pass.name));
-if (pushed) summary.addPushed(pushed.hits, pushed.amounts);
+if (pushed) summary.addPushed(pushed.hits);
 const nextId = groupIdFactory(jobId);
 let carryLeft: EngineRecord[] = [];
 let carryRight: EngineRecord[] = [];
@@ -41,6 +41,7 @@ function sendGroups(text: string): void {
 parentPort!.on("message", (request: ThreadRequest) => {
   try {
     if (request.type === "finish") {
+      summary.addPushedAmounts(request.pushedAmounts);
       reply({ type: "finished", summary: summary.result(request.phaseMillis) });
       return;
     }

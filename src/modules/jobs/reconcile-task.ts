@@ -25,7 +25,7 @@ import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
 import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
 import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
-import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, type PushdownResult } from "./exact-pushdown.js";
+import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, pushedAmounts, type PushedAmount, type PushdownResult } from "./exact-pushdown.js";
 import { EXCEPTION_FACT_COLUMNS, GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
 import { carryForwardExceptions, CREATE_EXCEPTION_FACTS_SQL, EXCEPTION_FACTS_TABLE, openExceptionsFromFacts } from "../exceptions/exception-sql.js";
@@ -180,7 +180,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         projectId: job.projectId,
         rules: job.rules,
         persist: !job.dryRun,
-        pushed: pushdown && { hits: pushdown.hits, amounts: pushdown.amounts },
+        pushed: pushdown && { hits: pushdown.hits },
         excludedPairs: await excludedPairKeys(pool, job),
       }, { heapLimitMb: engineHeapLimitMb(blockRecords) });
       const engine = thread;
@@ -198,6 +198,8 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       // The groups go in one COPY per block; after each, the block's exceptions are opened (one INSERT … SELECT)
       // while the engine matches the next block, rather than all of them once the last block is done.
       let pushedQueued = false;
+      // The pushed-down pairs' amounts for the summary, asked for while the engine matches (not before it starts).
+      let amounts: Promise<PushedAmount[]> | null = null;
       let matching: Promise<BlockResult> | null = null;
       /** Queues a step on the writer connection (not awaited: writing overlaps matching and reading). */
       const queueWrite = (step: () => Promise<void>) => {
@@ -255,10 +257,12 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         phaseMillis.parse! += performance.now() - started;
         // The pushed-down pairs are the first write (the statement runs while the engine works), issued once the
         // first block is in: until then the record streams' sorts have the cores, and the engine waits on them.
-        if (pushdown && !job.dryRun && !pushedQueued) {
+        if (pushdown && !pushedQueued) {
           pushedQueued = true;
           const table = pushdown.table;
-          queueWrite(() => insertPushedGroups(writer, table, job, rules).then(() => {}));
+          if (!job.dryRun) queueWrite(() => insertPushedGroups(writer, table, job, rules).then(() => {}));
+          amounts = pushedAmounts(pool, table);
+          amounts.catch(() => {}); // observed below, at the summary
         }
         processed += block.records;
         metrics.reconcileRecordsTotal.inc(block.records);
@@ -285,7 +289,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       phaseMillis.persistWait = performance.now() - waitStarted;
       // Earlier jobs' open exceptions, once all of this job's are open, in the transaction that commits its groups.
       if (!job.dryRun) await carryForwardExceptions(writer, job.id);
-      const summary = await engine.finish(roundMillis(phaseMillis));
+      const summary = await engine.finish(roundMillis(phaseMillis), amounts ? await amounts : []);
       const { rowCount } = await writer.query(
         `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
            matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
