@@ -46,29 +46,47 @@ export function scaledAmount(decimal: string): bigint {
   return BigInt(decimal.slice(0, dot) + fraction);
 }
 
-/** One COPY text line of `streamQuery` as an engine record. */
-function parseLine(line: string): EngineRecord {
-  const f = line.split("\t");
-  return {
-    id: f[0]!,
-    externalId: text(f[1]!),
-    amount: scaledAmount(f[2]!),
-    currency: f[3]!,
-    bookedDate: Number(f[4]),
-    valueDate: f[5] === "\\N" ? null : Number(f[5]),
-    reference: text(f[6]!),
-    description: text(f[7]!),
-    counterparty: text(f[8]!),
-  };
-}
-
 const decoder = new TextDecoder();
 
-/** The engine records of whole COPY text lines of `streamQuery` (what `RecordStream.take` returns). */
+/**
+ * The engine records of whole COPY text lines of `streamQuery` (what `RecordStream.take` returns). Fields are cut
+ * out of the block's text by position (splitting each line into an array first took 60% longer and made garbage
+ * for the engine thread's collector).
+ */
 export function parseRecords(bytes: Uint8Array): EngineRecord[] {
-  const lines = decoder.decode(bytes).split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  return lines.map(parseLine);
+  const block = decoder.decode(bytes);
+  const records: EngineRecord[] = [];
+  const tab = (from: number) => {
+    const at = block.indexOf("\t", from);
+    if (at < 0) throw new Error(`record line ${records.length + 1} of a block has too few fields`);
+    return at;
+  };
+  for (let start = 0; start < block.length; ) {
+    const t1 = tab(start);
+    const t2 = tab(t1 + 1);
+    const t3 = tab(t2 + 1);
+    const t4 = tab(t3 + 1);
+    const t5 = tab(t4 + 1);
+    const t6 = tab(t5 + 1);
+    const t7 = tab(t6 + 1);
+    const t8 = tab(t7 + 1);
+    let end = block.indexOf("\n", t8 + 1);
+    if (end < 0) end = block.length;
+    const valued = block.slice(t5 + 1, t6);
+    records.push({
+      id: block.slice(start, t1),
+      externalId: text(block.slice(t1 + 1, t2)),
+      amount: scaledAmount(block.slice(t2 + 1, t3)),
+      currency: block.slice(t3 + 1, t4),
+      bookedDate: Number(block.slice(t4 + 1, t5)),
+      valueDate: valued === "\\N" ? null : Number(valued),
+      reference: text(block.slice(t6 + 1, t7)),
+      description: text(block.slice(t7 + 1, t8)),
+      counterparty: text(block.slice(t8 + 1, end)),
+    });
+    start = end + 1;
+  }
+  return records;
 }
 
 /**
