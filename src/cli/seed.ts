@@ -182,7 +182,12 @@ async function writeDemo(tx: DbTransaction, files: SeedFile[], admin: Awaited<Re
       id: randomUUID(), jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
       outcome: g.outcome, confidence: g.outcome === "MATCHED" ? "1" : "0.5", rule: "demo: reference + currency + amount",
       amountDelta: g.amountDelta, dateDeltaDays: g.dateDeltaDays,
-      scoreBreakdown: { reference: 1, currency: 1, amount: g.outcome === "MATCHED" ? 1 : 0 },
+      // The API's FieldScore list (models.ts), as a job stores it: an object here failed every read of it.
+      scoreBreakdown: [
+        { comparator: "reference:exact", similarity: 1, weight: 1, passed: true, detail: "same reference" },
+        { comparator: "currency:equal", similarity: 1, weight: 1, passed: true, detail: "same currency" },
+        { comparator: "amount:exact", similarity: g.outcome === "MATCHED" ? 1 : 0, weight: 1, passed: g.outcome === "MATCHED", detail: g.outcome === "MATCHED" ? "same amount" : `delta ${g.amountDelta}` },
+      ],
     })),
   });
   // Only exact matches count as matched; discrepancies stay UNMATCHED (the default) until someone resolves them.
