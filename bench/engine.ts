@@ -49,9 +49,11 @@ function reconcileInBlocks(blocks: readonly Block[], shouldStop: () => boolean) 
   const total = { groups: [] as EngineGroup[], groupCount: 0, carry: { left: [], right: [] } as ReconcileResult["carry"], passHits: DEFAULT_RULE_SET.passes.map(() => 0) };
   blocks.forEach(({ left, right, lastDate }, i) => {
     const exhausted = i === blocks.length - 1;
+    const carried = total.carry.left.length + total.carry.right.length > 0;
     const result = reconcile(total.carry.left.concat(left), total.carry.right.concat(right), DEFAULT_RULE_SET, {
       carryFrom: exhausted ? undefined : lastDate + 1 - reach,
       finalizeBefore: exhausted ? undefined : lastDate + 1 - 2 * reach,
+      newFrom: carried ? Math.min(left[0]?.bookedDate ?? Infinity, right[0]?.bookedDate ?? Infinity) : undefined,
       shouldStop,
     });
     // The runner persists each block's groups and lets them go; only the last block's are kept here.

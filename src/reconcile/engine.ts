@@ -40,6 +40,15 @@ export interface ReconcileOptions {
    * considers a left and a right record together; a group with any excluded pair is never proposed.
    */
   excludePair?: (left: EngineRecord, right: EngineRecord) => boolean;
+  /**
+   * The first booked date of the records new to this call: those booked earlier were carried from the last call,
+   * whose passes already saw them with every record they could be grouped with except the new ones. A pass skips
+   * the carried records it cannot group with a new record (booked further before `newFrom` than the pass reaches,
+   * `passReach`): for them it would only repeat the last call's decisions — and where a cap on candidates or a
+   * subset search's pool of the nearest free records let a repeat decide differently, the call over everything at
+   * once would have decided as the last call did. Omitted: no record is carried.
+   */
+  newFrom?: number;
 }
 
 /** What one call yields: the groups (every finalized record in exactly one), the carry, and groups per pass. */
@@ -53,6 +62,52 @@ export interface ReconcileResult {
 /** Appends without spreading (a pass may yield more groups than a call may take arguments). */
 function append<T>(target: T[], items: readonly T[]): void {
   for (const item of items) target.push(item);
+}
+
+/**
+ * How many days apart two records one group of `pass` holds can be booked, at most: the reach of its required
+ * booked-date window (for a 1:N or N:1 pass twice that: two legs each within the window of the single record), and
+ * never more than the rule set's `maxDateSpanDays`, which bounds every group.
+ */
+export function passReach(pass: RuleSet["passes"][number], maxDateSpanDays: number): number {
+  let window = Infinity;
+  for (const c of pass.comparators) {
+    if (c.required && c.type === "dateWindow" && c.field === "bookedDate") window = Math.min(window, Math.max(Math.abs(c.minDays), Math.abs(c.maxDays)));
+  }
+  if (pass.kind === "MANY_TO_MANY") return maxDateSpanDays;
+  return Math.min(maxDateSpanDays, pass.kind === "ONE_TO_ONE" ? window : 2 * window);
+}
+
+/** The first position of `records` (in (bookedDate, id) order) booked on or after `date`. */
+function firstBookedFrom(records: readonly Prepared[], date: number): number {
+  let low = 0;
+  let high = records.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (records[mid]!.record.bookedDate < date) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * Runs `run` with the records booked before `date` hidden from it (not free), then gives them back their free
+ * flags. Both sides are in (bookedDate, id) order, so the hidden records are a prefix of each.
+ */
+function hidingBefore<T>(sides: { left: Prepared[]; right: Prepared[] }, free: { left: Uint8Array; right: Uint8Array }, date: number, run: () => T): T {
+  const leftEnd = firstBookedFrom(sides.left, date);
+  const rightEnd = firstBookedFrom(sides.right, date);
+  if (leftEnd === 0 && rightEnd === 0) return run();
+  const left = free.left.slice(0, leftEnd);
+  const right = free.right.slice(0, rightEnd);
+  free.left.fill(0, 0, leftEnd);
+  free.right.fill(0, 0, rightEnd);
+  try {
+    return run();
+  } finally {
+    free.left.set(left, 0);
+    free.right.set(right, 0);
+  }
 }
 
 /** Runs one pass over the still-free records, choosing its strategy from its kind and comparators. */
@@ -75,7 +130,10 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
     const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays, excludePair: options.excludePair };
-    const found = runPass(ctx);
+    const found =
+      options.newFrom === undefined
+        ? runPass(ctx)
+        : hidingBefore(sides, { left: leftFree, right: rightFree }, options.newFrom - passReach(pass, rules.maxDateSpanDays), () => runPass(ctx));
     append(groups, found);
     return found.length;
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { EngineGroup, EngineRecord } from "../../src/reconcile/types.js";
-import { reconcile, type ReconcileResult } from "../../src/reconcile/engine.js";
+import { passReach, reconcile, type ReconcileResult } from "../../src/reconcile/engine.js";
 import { compareRecords } from "../../src/reconcile/comparators.js";
 import { DEFAULT_RULE_SET, maxDateReach, parseRuleSet, type RuleSet } from "../../src/reconcile/rules.js";
 import { parseDecimal } from "../../src/reconcile/money.js";
@@ -107,9 +107,11 @@ function reconcileInBlocks(left: EngineRecord[], right: EngineRecord[], rules: R
       block[side].push(record);
       lastDate = record.bookedDate;
     }
+    const carried = carry.left.length + carry.right.length > 0;
     const result = reconcile(carry.left.concat(block[0]), carry.right.concat(block[1]), rules, {
       carryFrom: exhausted ? undefined : lastDate + 1 - reach,
       finalizeBefore: exhausted ? undefined : lastDate + 1 - 2 * reach,
+      newFrom: carried ? Math.min(block[0][0]?.bookedDate ?? Infinity, block[1][0]?.bookedDate ?? Infinity) : undefined,
     });
     groups.push(...result.groups);
     carry = result.carry;
@@ -146,5 +148,36 @@ describe("blocked runs", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("carried records (ReconcileOptions.newFrom)", () => {
+  // Pass 2 of the defaults pairs these (amount within 0.01, booked within 3 days, similar reference).
+  const similar = (l: number, r: number) => [[rec("L1", "10.00", "INV-1001", l)], [rec("R1", "10.01", "INV-1001X", r)]] as const;
+  const rules = parseRuleSet({ passes: [DEFAULT_RULE_SET.passes[1]!], discrepancies: null, duplicates: false, maxDateSpanDays: 60 });
+
+  it("a pass leaves alone carried records booked further before the new ones than it reaches", () => {
+    const [left, right] = similar(100, 101);
+    expect(run([...left], [...right], rules)).toEqual(["MATCHED L1|R1 p1"]);
+    // Both booked more than 3 days before the block's new records: the last call already decided about them.
+    expect(summary(reconcile([...left], [...right], rules, { newFrom: 105 }))).toEqual(["UNMATCHED_LEFT L1| p0", "UNMATCHED_RIGHT |R1 p0"]);
+  });
+
+  it("carried records within the pass's reach of the new records are matched, with each other or with a new record", () => {
+    // New records from day 104; the pass reaches 3 days: carried records booked on day 101 or later take part.
+    const [left, right] = similar(101, 102);
+    expect(summary(reconcile([...left], [...right], rules, { newFrom: 104 }))).toEqual(["MATCHED L1|R1 p1"]);
+    const [carried, fresh] = similar(101, 104);
+    expect(summary(reconcile([...carried], [...fresh], rules, { newFrom: 104 }))).toEqual(["MATCHED L1|R1 p1"]);
+  });
+
+  it("each pass reaches as far as its booked-date window (twice for 1:N and N:1 legs), never beyond the span", () => {
+    expect(DEFAULT_RULE_SET.passes.map((pass) => passReach(pass, DEFAULT_RULE_SET.maxDateSpanDays))).toEqual([60, 3, 6, 6, 3, 6, 6]);
+    expect(passReach(DEFAULT_RULE_SET.passes[2]!, 4)).toBe(4);
+    const valueDateWindow = parseRuleSet({
+      passes: [{ name: "v", mode: "AUTO", comparators: [{ field: "amount", type: "exact" }, { field: "valueDate", type: "dateWindow", minDays: -2, maxDays: 2 }] }],
+    }).passes[0]!;
+    // A value-date window does not bound booked dates: the span does.
+    expect(passReach(valueDateWindow, 60)).toBe(60);
   });
 });

@@ -55,6 +55,8 @@ parentPort!.on("message", (request: ThreadRequest) => {
     const result = reconcile(left, right, rules, {
       carryFrom: request.carryFrom ?? undefined,
       finalizeBefore: request.finalizeBefore ?? undefined,
+      // The block's records come after every carried one (blocks end between two dates).
+      newFrom: carryLeft.length || carryRight.length ? Math.min(blockLeft[0]?.bookedDate ?? Infinity, blockRight[0]?.bookedDate ?? Infinity) : undefined,
       shouldStop: () => Atomics.load(stop, 0) === 1,
       excludePair,
     });
