@@ -18,16 +18,30 @@ export class ReconcileCancelled extends Error {
 /** How often (in units of work: pairs scored, records visited) `shouldStop` is polled. */
 const POLL_EVERY = 1024;
 
-/** A counter of work that polls `shouldStop` every `POLL_EVERY` units and throws `ReconcileCancelled` when told to. */
+const neverStop = (): void => {};
+/** The stop check of each `shouldStop` function (see `createStopCheck`). */
+const stopChecks = new WeakMap<() => boolean, (units?: number) => void>();
+
+/**
+ * A counter of work that polls `shouldStop` every `POLL_EVERY` units and throws `ReconcileCancelled` when told to.
+ * The same function for the same `shouldStop`: the passes' optimized code calls it in its loops, and V8 throws away
+ * code that inlined a function object which is then replaced (a new check per block cost the job's thread a round
+ * of recompiling every pass, on every block).
+ */
 export function createStopCheck(shouldStop?: () => boolean): (units?: number) => void {
-  if (!shouldStop) return () => {};
-  let budget = POLL_EVERY;
-  return (units = 1) => {
-    budget -= units;
-    if (budget > 0) return;
-    budget = POLL_EVERY;
-    if (shouldStop()) throw new ReconcileCancelled();
-  };
+  if (!shouldStop) return neverStop;
+  let check = stopChecks.get(shouldStop);
+  if (!check) {
+    let budget = POLL_EVERY;
+    check = (units = 1) => {
+      budget -= units;
+      if (budget > 0) return;
+      budget = POLL_EVERY;
+      if (shouldStop()) throw new ReconcileCancelled();
+    };
+    stopChecks.set(shouldStop, check);
+  }
+  return check;
 }
 
 /** One pass being run: its rules, 1-based number, and the records of both sides with what is still unmatched. */
@@ -55,8 +69,23 @@ export interface Scorer {
   readonly ticks: Float64Array;
 }
 
-/** Compiles a pass's comparators. */
+/** The scorer of each pass of the rule sets in use (see `compileScorer`). */
+const scorers = new WeakMap<Pass, Scorer>();
+
+/**
+ * Compiles a pass's comparators, once per pass: a job calls `reconcile` once per block with the same rule set, and
+ * fresh comparator functions every call would make V8 discard and recompile the passes' optimized code each time.
+ */
 export function compileScorer(pass: Pass): Scorer {
+  let scorer = scorers.get(pass);
+  if (!scorer) {
+    scorer = compileScorerOnce(pass);
+    scorers.set(pass, scorer);
+  }
+  return scorer;
+}
+
+function compileScorerOnce(pass: Pass): Scorer {
   const comparators = pass.comparators.map(compileComparator);
   const positions = comparators.map((_, i) => i);
   const gateOrder = [...positions.filter((i) => comparators[i]!.spec.required), ...positions.filter((i) => !comparators[i]!.spec.required)];

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import type { EngineGroup, EngineRecord } from "../../src/reconcile/types.js";
 import { reconcile, ReconcileCancelled, type ReconcileResult } from "../../src/reconcile/engine.js";
 import { DEFAULT_RULE_SET, parseRuleSet, type RuleSet } from "../../src/reconcile/rules.js";
+import { compileScorer, createStopCheck } from "../../src/reconcile/pass-context.js";
 import { parseDecimal } from "../../src/reconcile/money.js";
 
 let serial = 0;
@@ -142,6 +143,23 @@ describe("the default rule set on hand-made scenarios", () => {
     let polls = 0;
     expect(() => reconcile(left, right, DEFAULT_RULE_SET, { shouldStop: () => ++polls > 1 })).toThrow(ReconcileCancelled);
     expect(polls).toBe(2);
+  });
+
+  it("stops a later call with the same shouldStop (one stop check serves every block of a job)", () => {
+    const left = Array.from({ length: 3000 }, (_, i) => rec(`L${i}`, `${i}.00`, `R${i}`));
+    const right = left.map((r) => ({ ...r, id: `R-${r.id}` }));
+    let stopped = false;
+    const shouldStop = () => stopped;
+    expect(reconcile(left, right, DEFAULT_RULE_SET, { shouldStop }).groups).toHaveLength(3000);
+    stopped = true;
+    expect(() => reconcile(left, right, DEFAULT_RULE_SET, { shouldStop })).toThrow(ReconcileCancelled);
+    expect(createStopCheck(shouldStop)).toBe(createStopCheck(shouldStop));
+  });
+
+  it("compiles a pass's comparators once, however many calls use it", () => {
+    const pass = DEFAULT_RULE_SET.passes[1]!;
+    expect(compileScorer(pass)).toBe(compileScorer(pass));
+    expect(compileScorer(parseRuleSet(DEFAULT_RULE_SET).passes[1]!)).not.toBe(compileScorer(pass));
   });
 
   it("matches N:M by key when the sums balance", () => {

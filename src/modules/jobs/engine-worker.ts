@@ -19,6 +19,8 @@ const { jobId, projectId, rules: rawRules, persist, stopFlag, pushed, excludedPa
 const excludePair = excludePairPredicate(excludedPairs);
 const rules = parseRuleSet(rawRules);
 const stop = new Int32Array(stopFlag);
+/** One function for every block (the engine's stop check, and the code that inlined it, stay the same). */
+const shouldStop = () => Atomics.load(stop, 0) === 1;
 const summary = createSummary(rules.passes.map((pass) => pass.name));
 if (pushed) summary.addPushed(pushed.hits);
 const nextId = groupIdFactory(jobId);
@@ -57,7 +59,7 @@ parentPort!.on("message", (request: ThreadRequest) => {
       finalizeBefore: request.finalizeBefore ?? undefined,
       // The block's records come after every carried one (blocks end between two dates).
       newFrom: carryLeft.length || carryRight.length ? Math.min(blockLeft[0]?.bookedDate ?? Infinity, blockRight[0]?.bookedDate ?? Infinity) : undefined,
-      shouldStop: () => Atomics.load(stop, 0) === 1,
+      shouldStop,
       excludePair,
     });
     carryLeft = result.carry.left;
