@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { parseRecords } from "../../src/modules/jobs/record-stream.js";
+import { detachFromBlock, parseRecords } from "../../src/modules/jobs/record-stream.js";
 import { decimalOf } from "../../src/modules/jobs/job-results.js";
 import type { EngineRecord } from "../../src/reconcile/types.js";
 
@@ -37,5 +37,16 @@ describe("parseRecords (the engine thread's reading of a block)", () => {
 
   it("refuses a line with too few fields rather than making up a record", () => {
     expect(() => parseRecords(new TextEncoder().encode("a\tb\tc\n"))).toThrow(/line 1 of a block has too few fields/);
+  });
+
+  it("keeps a carried record's values when it gives its text storage of its own", () => {
+    fc.assert(
+      fc.property(fc.array(recordArb, { maxLength: 20 }), (records) => {
+        const bytes = new TextEncoder().encode(records.map((r) => copyLine(r) + "\n").join(""));
+        const parsed = parseRecords(bytes);
+        for (const record of parsed) detachFromBlock(record);
+        expect(parsed).toEqual(records);
+      }),
+    );
   });
 });

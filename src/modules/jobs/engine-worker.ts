@@ -11,7 +11,7 @@ import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
 import { parseRuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
 import { createSummary, exceptionCopyLine, groupCopyLine, groupIdFactory } from "./job-results.js";
-import { parseRecords } from "./record-stream.js";
+import { detachFromBlock, parseRecords } from "./record-stream.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
 import { excludePairPredicate } from "../exceptions/rejected-pairs.js";
 
@@ -64,6 +64,8 @@ parentPort!.on("message", (request: ThreadRequest) => {
     });
     carryLeft = result.carry.left;
     carryRight = result.carry.right;
+    for (const record of carryLeft) detachFromBlock(record);
+    for (const record of carryRight) detachFromBlock(record);
     summary.add(result.groups);
     const outcomes: Record<string, number> = {};
     let copyText = "";
