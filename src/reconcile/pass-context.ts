@@ -5,7 +5,7 @@
  */
 import type { EngineGroup, EngineRecord, FieldScore, GroupKind } from "./types.js";
 import type { Pass } from "./rules.js";
-import { compileComparator, isAmountComparator, verdictTicks, type CompiledComparator, type Prepared, type Verdict } from "./comparators.js";
+import { compileComparator, flatText, isAmountComparator, verdictTicks, type CompiledComparator, type Prepared, type Verdict } from "./comparators.js";
 
 /** Thrown by `reconcile` when its `shouldStop` option asks it to stop. */
 export class ReconcileCancelled extends Error {
@@ -207,7 +207,7 @@ function worstLegPair(comparator: CompiledComparator, lefts: readonly Prepared[]
     }
   }
   const pairs = lefts.length * rights.length;
-  return { ...worst!, passed: allPassed, detail: explain ? `${worst!.detail} (worst of ${pairs} leg pairs)` : "" };
+  return { ...worst!, passed: allPassed, detail: explain ? flatText(worst!.detail, " (worst of ", pairs, " leg pairs)") : "" };
 }
 
 /** The kind of a group from the number of records on each side. */

@@ -6,7 +6,7 @@
  */
 import type { EngineGroup, FieldScore, Side } from "./types.js";
 import type { RuleSet } from "./rules.js";
-import { describeLag, normalizedField, type Prepared } from "./comparators.js";
+import { describeLag, flatText, normalizedField, type Prepared } from "./comparators.js";
 import { formatAmount } from "./money.js";
 
 /** Records per side and key the discrepancy stage pairs at most (a key shared by more is not a reference). */
@@ -103,8 +103,8 @@ function discrepancyGroup(l: Prepared, r: Prepared, lag: number, key: string): E
     ambiguous: false,
     breakdown: [
       fact(`${key}:normalized`, true, "same key"),
-      fact("currency:equal", a.currency === b.currency, a.currency === b.currency ? `both ${a.currency}` : `${a.currency} ≠ ${b.currency}`),
-      fact("amount:exact", delta === 0n, delta === 0n ? "amounts equal" : `delta ${formatAmount(delta)}`),
+      fact("currency:equal", a.currency === b.currency, a.currency === b.currency ? flatText("both ", a.currency) : flatText(a.currency, " ≠ ", b.currency)),
+      fact("amount:exact", delta === 0n, delta === 0n ? "amounts equal" : flatText("delta ", formatAmount(delta))),
       fact("bookedDate:lag", lag === 0, describeLag(lag)),
     ],
   };

@@ -75,6 +75,12 @@ describe("the default rule set on hand-made scenarios", () => {
       ["MANY_TO_ONE", 0n],
     ]);
     expect(result.passHits).toEqual([0, 0, 1, 1, 0, 0, 0]);
+    // A comparator judged per leg pair explains the worst of them; amounts are judged on the sums.
+    expect(result.groups[0]!.breakdown.map((score) => score.detail)).toEqual([
+      "delta -0.0100 within 0.0100",
+      "both EUR (worst of 2 leg pairs)",
+      "right is 1 day after left (within -3..3) (worst of 2 leg pairs)",
+    ]);
   });
 
   it("suggests a split found by subset sum when references do not group it", () => {
