@@ -6,6 +6,7 @@
  * sharing one of its records, all of whose records are still free, scores within the pass's ambiguity margin.
  */
 import { absAmount } from "./money.js";
+import { keepShape } from "./shapes.js";
 
 /** Candidates of one pass, stored column-wise (a pass may score millions of pairs). */
 export class CandidateList {
@@ -54,6 +55,7 @@ export class CandidateList {
     return this.legs.slice(start, start + this.rightCount[c]!);
   }
 }
+keepShape(new CandidateList());
 
 /** A chosen candidate. */
 export interface Assignment {

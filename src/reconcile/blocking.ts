@@ -7,6 +7,7 @@
  * deterministically and keeps a crowd of look-alikes (same amount, same day) from all competing for the same few.
  */
 import type { Prepared } from "./comparators.js";
+import { keepShape } from "./shapes.js";
 
 /** Members of one block (side positions), sorted by (key, position), their keys, and how often each was offered. */
 export interface Block {
@@ -99,6 +100,7 @@ export class KeyIndex {
     return true;
   }
 }
+keepShape(new KeyIndex([]));
 
 /**
  * Hashes the records for which `include` holds into blocks by `blockKey` (null: the record cannot match and is left

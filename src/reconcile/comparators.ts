@@ -20,6 +20,7 @@ import { absAmount, formatAmount, parseDecimal } from "./money.js";
 import { compilePattern } from "./regex-pattern.js";
 import { jaroWinkler, levenshteinSimilarity, normalizeText, tokenSetSimilarity } from "./text.js";
 import { DEFAULT_THRESHOLD, type AmountComparator, type Comparator, type DateComparator, type TextComparator, type TextField } from "./rules.js";
+import { keepShape } from "./shapes.js";
 
 /** A record as the engine works with it: its position in its side's (bookedDate, id) order and cached normal forms. */
 export class Prepared {
@@ -47,6 +48,7 @@ export class Prepared {
     return (this[field] ??= normalizeText(this.record[field]));
   }
 }
+keepShape(new Prepared({ id: "", externalId: "", amount: 0n, currency: "", bookedDate: 0, valueDate: null, reference: "", description: "", counterparty: "" }, 0));
 
 /**
  * The parts as one string in flat storage, for the details of a breakdown. A template literal makes a tree of V8

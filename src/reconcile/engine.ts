@@ -129,7 +129,21 @@ export function reconcile(left: readonly EngineRecord[], right: readonly EngineR
   const rightFree = new Uint8Array(sides.right.length).fill(1);
   const groups: EngineGroup[] = [];
   const passHits = rules.passes.map((pass, i) => {
-    const ctx = { pass, passNumber: i + 1, scorer: compileScorer(pass), ...sides, leftFree, rightFree, tick, maxDateSpanDays: rules.maxDateSpanDays, excludePair: options.excludePair };
+    // Every property in one literal, none spread in: V8 gives a literal's objects one map for good, but an object
+    // grown property by property gets maps that die with it at the end of the block, and the passes' optimized
+    // code, specialized to them, would be thrown away and compiled again for the next block's.
+    const ctx: PassContext = {
+      pass,
+      passNumber: i + 1,
+      scorer: compileScorer(pass),
+      left: sides.left,
+      right: sides.right,
+      leftFree,
+      rightFree,
+      tick,
+      maxDateSpanDays: rules.maxDateSpanDays,
+      excludePair: options.excludePair,
+    };
     const found =
       options.newFrom === undefined
         ? runPass(ctx)

@@ -207,7 +207,8 @@ function worstLegPair(comparator: CompiledComparator, lefts: readonly Prepared[]
     }
   }
   const pairs = lefts.length * rights.length;
-  return { ...worst!, passed: allPassed, detail: explain ? flatText(worst!.detail, " (worst of ", pairs, " leg pairs)") : "" };
+  const { comparator: name, similarity, weight, detail } = worst!;
+  return { comparator: name, similarity, weight, passed: allPassed, detail: explain ? flatText(detail, " (worst of ", pairs, " leg pairs)") : "" };
 }
 
 /** The kind of a group from the number of records on each side. */

@@ -47,7 +47,8 @@ export function isKeyEqualityPass(comparators: readonly Comparator[]): boolean {
  * stay free for later passes. Without the span this is ROW_NUMBER() OVER (PARTITION BY key ORDER BY booked_date, id)
  * joined on (key, row number), so the runner may push such a pass into SQL. Never ambiguous. Every group has the
  * same breakdown (each comparator held, similarity 1; only the currency's detail names the currency), so one
- * frozen breakdown per currency is shared by the pass's groups.
+ * breakdown per currency is shared by the pass's groups (nothing downstream modifies a group; not frozen, as frozen
+ * objects get shapes of their own that V8 drops with each block: see shapes.ts).
  */
 export function zipPass(ctx: PassContext): EngineGroup[] {
   const keys = equalityKey(ctx.pass.comparators);
@@ -75,7 +76,7 @@ export function zipPass(ctx: PassContext): EngineGroup[] {
     let known = shared.get(left.record.currency);
     if (!known) {
       const { confidence, breakdown } = scoreCandidate(ctx.scorer, [left], [right], true)!;
-      known = { confidence, breakdown: Object.freeze(breakdown.map((b) => Object.freeze(b))) as FieldScore[] };
+      known = { confidence, breakdown };
       shared.set(left.record.currency, known);
     }
     return known;

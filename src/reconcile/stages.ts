@@ -12,8 +12,9 @@ import { formatAmount } from "./money.js";
 /** Records per side and key the discrepancy stage pairs at most (a key shared by more is not a reference). */
 const MAX_DISCREPANCY_GROUP = 100;
 
-function singleGroup(side: Side, p: Prepared, outcome: EngineGroup["outcome"], rule: string, breakdown: FieldScore[] = []): EngineGroup {
+function singleGroup(side: Side, p: Prepared, outcome: EngineGroup["outcome"], rule: string, breakdown: FieldScore[] = [], duplicateOf?: string): EngineGroup {
   const left = side === "LEFT";
+  // duplicateOf is always present (undefined but for duplicates): one literal, one object shape (see shapes.ts).
   return {
     outcome,
     kind: "SINGLE",
@@ -28,6 +29,7 @@ function singleGroup(side: Side, p: Prepared, outcome: EngineGroup["outcome"], r
     dateDeltaDays: 0,
     ambiguous: false,
     breakdown,
+    duplicateOf,
   };
 }
 
@@ -157,10 +159,7 @@ export function duplicateStage(side: Side, records: readonly Prepared[], residua
     const twin = records[original]!.record;
     const how = p.record.externalId !== "" && p.record.externalId === twin.externalId ? "externalId" : "amount, currency, bookedDate and reference";
     residual[p.index] = 0;
-    groups.push({
-      ...singleGroup(side, p, "DUPLICATE", "duplicate", [fact(`duplicate:${how === "externalId" ? "externalId" : "record"}`, true, `same ${how} as ${twin.id}`)]),
-      duplicateOf: twin.id,
-    });
+    groups.push(singleGroup(side, p, "DUPLICATE", "duplicate", [fact(`duplicate:${how === "externalId" ? "externalId" : "record"}`, true, `same ${how} as ${twin.id}`)], twin.id));
   }
   return groups;
 }
