@@ -30,7 +30,7 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import WebSocket from "ws";
 import { COLUMN_MAPPING, CSV_HEADER, generate, type Category, type Truth } from "./reconcile-data.js";
-import { createBenchDatabase, graphqlClient, mb, procStatus, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
+import { createBenchDatabase, graphqlClient, machineCpuSeconds, mb, procCpuSeconds, procStatus, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
 import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
@@ -218,6 +218,9 @@ async function main(): Promise<number> {
     const idleRss = procStatus(measured.pid, "VmRSS");
 
     console.log("reconciling…");
+    // CPU seconds too: on a busy 2-core machine the job's time follows the CPU everything spends on it, which varies
+    // less between runs than the time does.
+    const cpuBefore = { process: procCpuSeconds(measured.pid), machine: machineCpuSeconds() };
     const started = performance.now();
     const { result: followed, peakRss } = await withPeakRss(measured.pid, async () => {
       const job = (await gql(
@@ -228,6 +231,10 @@ async function main(): Promise<number> {
       return follow(app.url, token, job.id);
     });
     const seconds = (performance.now() - started) / 1000;
+    const processCpu = procCpuSeconds(measured.pid) - cpuBefore.process;
+    const machine = machineCpuSeconds();
+    const machineBusy = machine.busy - cpuBefore.machine.busy;
+    const machineTotal = machine.total - cpuBefore.machine.total;
     const job = (await gql(`query($id: ID!) { reconciliationJob(id: $id) { ${JOB_FIELDS} } }`, { id: followed.id }, token)).reconciliationJob;
     console.log(`job ${job.id}: ${job.status}, attempts ${job.attempts}, processed ${job.processed}/${job.total}${job.error ? `, error: ${job.error}` : ""}`);
     console.log(`phaseMillis ${JSON.stringify(job.summary?.phaseMillis ?? null)}`);
@@ -257,6 +264,7 @@ async function main(): Promise<number> {
     console.log(`AMOUNT_MISMATCH precision ${ratio(q.mismatchCorrect, mismatchGroups)} (${q.mismatchCorrect}/${mismatchGroups}), recall ${ratio(q.mismatchCorrect, q.mismatchTruth)} (of ${q.mismatchTruth})`);
     console.log(`UNMATCHED_LEFT recall ${ratio(q.unmatchedLeftCorrect, q.onlyLeft)} (${q.unmatchedLeftCorrect}/${q.onlyLeft}); UNMATCHED_RIGHT recall ${ratio(q.unmatchedRightCorrect, q.onlyRight)} (${q.unmatchedRightCorrect}/${q.onlyRight})`);
     console.log(`${worker ? "worker process" : "server"} RSS idle before the job ${mb(idleRss)}, peak during it ${mb(peakRss)} (target < 512 MB)`);
+    console.log(`CPU during the job: ${worker ? "worker process" : "server"} ${processCpu.toFixed(1)} s; machine busy ${machineBusy.toFixed(1)} of ${machineTotal.toFixed(1)} core-seconds (PostgreSQL's share on a local database)`);
     console.log(`server log: ${LOG}`);
     return 0;
   } finally {

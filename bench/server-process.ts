@@ -18,6 +18,25 @@ export const ADMIN_PASSWORD = "bench-admin-password";
 export const procStatus = (pid: number, field: "VmRSS" | "VmHWM") =>
   Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on every Linux this runs on). */
+const TICKS = 100;
+
+/** The CPU seconds process `pid` has used (all its threads, user + system), from /proc/<pid>/stat. */
+export function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces, hence from the last ")"): utime and stime are 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+/** The machine's busy and total CPU seconds so far (all cores, from /proc/stat; idle and iowait are not busy). */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const [, ...times] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const ticks = times.slice(0, 8).map(Number);
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  return { busy: (total - ticks[3]! - ticks[4]!) / TICKS, total: total / TICKS };
+}
+
 /** The server's peak RSS while `run` runs: its high-water mark is reset first (Linux clear_refs 5). */
 export async function withPeakRss<T>(pid: number, run: () => Promise<T>): Promise<{ result: T; peakRss: number }> {
   writeFileSync(`/proc/${pid}/clear_refs`, "5");
