@@ -2,8 +2,8 @@
  * `npm run bench:ingest`: CSV ingest end to end (HTTP upload → committed records) against `psql \copy` of the
  * same file into a plain table of the same shape, on the same database, in one run; then a larger file for
  * memory. Prints rows/s, the ratio to \copy and the server's memory: the server runs in its own process, as
- * in production (`npm run build`, then `node dist/src/main.js`, configured by environment), so its RSS is its
- * own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
+ * in production (`npm run build`, then `node dist/src/main.js` with `npm run start:prod`'s flags and environment,
+ * configured by environment), so its RSS is its own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
  * migrated before the server starts, by a separate `db:migrate` process.
  *
  *   BENCH_INGEST_ROWS (default 1,000,000)        rows of the timed file (~95 bytes a row)
@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { once } from "node:events";
 import pg from "pg";
 import { COLUMN_MAPPING } from "./reconcile-data.js";
-import { createBenchDatabase, graphqlClient, mb, procStatus, startServer, uploadFile, withPeakRss } from "./server-process.js";
+import { createBenchDatabase, graphqlClient, mb, procStatus, PROD_ENV, PROD_NODE_ARGS, startServer, uploadFile, withPeakRss } from "./server-process.js";
 
 const ROWS = Number(process.env.BENCH_INGEST_ROWS ?? 1_000_000);
 const LARGE_ROWS = Number(process.env.BENCH_INGEST_LARGE_ROWS ?? 10_000_000);
@@ -43,10 +43,10 @@ async function generate(rows: number): Promise<string> {
 }
 
 // Migrations run before the server starts, by `db:migrate` in a process of its own; the server as production runs
-// it: compiled to dist/ first.
+// it: compiled to dist/ first, with `npm run start:prod`'s flags and environment.
 const database = await createBenchDatabase(`bench_ingest_${Date.now()}`);
 const databaseUrl = database.url;
-const app = await startServer({ databaseUrl });
+const app = await startServer({ databaseUrl, nodeArgs: PROD_NODE_ARGS, env: PROD_ENV });
 const db = new pg.Client({ connectionString: databaseUrl });
 await db.connect();
 const files: string[] = [];

@@ -30,16 +30,15 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import WebSocket from "ws";
 import { COLUMN_MAPPING, CSV_HEADER, generate, type Category, type Truth } from "./reconcile-data.js";
-import { createBenchDatabase, graphqlClient, machineCpuSeconds, mb, procCpuSeconds, procStatus, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
+import { createBenchDatabase, graphqlClient, machineCpuSeconds, mb, procCpuSeconds, procStatus, PROD_ENV, PROD_NODE_ARGS, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
 import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
 const LOG = process.env.BENCH_RECONCILE_LOG ?? join(tmpdir(), "recon-bench-reconcile.log");
 // BENCH_RECONCILE_NODE_ARGS adds flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-const NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=32", ...(process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [])];
-// The environment `npm run start:prod` and `npm run worker:prod` add: glibc's allocator with two arenas instead of
-// up to eight per core (the job's threads allocate and free each other's buffers: about 45 MB of the peak).
-const PROD_ENV = { MALLOC_ARENA_MAX: "2" };
+const NODE_ARGS = [...PROD_NODE_ARGS, ...(process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [])];
+// PROD_ENV: as `npm run start:prod` and `npm run worker:prod` (the job's threads allocate and free each other's
+// buffers: two malloc arenas took about 45 MB off its peak).
 const JOB_FIELDS = "id status phase processed total attempts error summary { leftRecords rightRecords autoMatchRate phaseMillis outcomes { outcome groups leftRecords rightRecords } passes { pass name groups } }";
 
 /** Writes the ledger and the bank statement to temp files; returns their paths, line counts and the truth. */
