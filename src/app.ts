@@ -101,7 +101,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     // A job's completion also carries forward or settles earlier jobs' exceptions of the project.
     if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId), tags.projectStats(projectId), tags.projectExceptions(projectId)], source: "job-event" });
   });
-  const queue = await createQueue({ url: dbServer.url, logger });
+  const queue = await createQueue({ url: dbServer.url, logger, pollingIntervalSeconds: config.jobs.queuePollSeconds, wakeups: jobEvents });
   // Per viewer across all instances when they share Redis, per instance otherwise.
   const rateLimit = { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst };
   const rateLimiter = config.cache.redisUrl

@@ -47,6 +47,11 @@ export interface Config {
     blockRecords: number;
     /** How often a worker looks for jobs whose worker was lost, to queue them again. */
     recoverySeconds: number;
+    /**
+     * How often an idle worker polls the queue. Jobs queued by any instance wake workers at once over LISTEN/NOTIFY;
+     * the poll is the fallback (a wake-up lost while a connection was down) and what picks up scheduled runs' ticks.
+     */
+    queuePollSeconds: number;
   };
   /**
    * `RECON_TRUSTED_DOCUMENTS`: only the persisted-documents manifest's operations run, except for ANALYST and ADMIN
@@ -133,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
       workers: integer(env, "RECON_WORKERS", 1),
       blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 80_000, 1000),
       recoverySeconds: integer(env, "RECON_JOB_RECOVERY_SECONDS", 10, 1),
+      queuePollSeconds: integer(env, "RECON_QUEUE_POLL_SECONDS", 1, 1),
     },
     cache: {
       enabled: onOff(env, "RESPONSE_CACHE", true),

@@ -31,7 +31,7 @@ const database = createDatabase({
   onConnectionLost: (error) => logger.warn({ err: error.message }, "database connection lost"),
 });
 const jobEvents = createJobEvents({ url, logger });
-const queue = await createQueue({ url, logger });
+const queue = await createQueue({ url, logger, pollingIntervalSeconds: config.jobs.queuePollSeconds, wakeups: jobEvents });
 const reconcileTask = createReconcileTask({
   pool: database.pool,
   changes: database.changes,

@@ -6,6 +6,7 @@
  */
 import PgBoss from "pg-boss";
 import type { Logger } from "../observability/logger.js";
+import type { QueueWakeups } from "./job-events.js";
 
 /** A kind of background work. `perform` must be idempotent: a message may be delivered more than once. */
 export interface Task<Data extends object> {
@@ -31,7 +32,14 @@ export interface Queue {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export async function createQueue(options: { url: string; logger: Logger; pollingIntervalSeconds?: number }): Promise<Queue> {
+export async function createQueue(options: {
+  url: string;
+  logger: Logger;
+  /** How often idle workers look for work by themselves (seconds). */
+  pollingIntervalSeconds?: number;
+  /** Wakes workers in every process when any process queues work (without it: those of this process only). */
+  wakeups?: QueueWakeups;
+}): Promise<Queue> {
   const { logger } = options;
   const boss = new PgBoss({
     connectionString: options.url,
@@ -44,9 +52,17 @@ export async function createQueue(options: { url: string; logger: Logger; pollin
   boss.on("error", (error) => logger.error({ err: error }, "job queue error"));
   await boss.start();
   const created = new Set<string>();
-  /** Local worker ids per task: woken at once when this process sends (other processes poll). */
+  /**
+   * Local worker ids per task. pg-boss's workers only poll: a job sent by another process would wait up to a
+   * polling interval (a second by default; half a second on average added to every job an API instance queues for
+   * a worker process). So whoever sends wakes the task's workers here and, through `wakeups`, everywhere.
+   */
   const localWorkers = new Map<string, string[]>();
   const pollingIntervalSeconds = options.pollingIntervalSeconds ?? 1;
+  const wakeLocal = (task: string) => {
+    for (const id of localWorkers.get(task) ?? []) boss.notifyWorker(id);
+  };
+  options.wakeups?.onWake(wakeLocal);
 
   async function ensureQueue(task: Task<object>): Promise<void> {
     if (created.has(task.name)) return;
@@ -58,7 +74,8 @@ export async function createQueue(options: { url: string; logger: Logger; pollin
     async send(task, data) {
       await ensureQueue(task as Task<object>);
       await boss.send(task.name, data, { retryLimit: task.retryLimit, expireInSeconds: task.expireInSeconds });
-      for (const id of localWorkers.get(task.name) ?? []) boss.notifyWorker(id);
+      wakeLocal(task.name);
+      await options.wakeups?.wake(task.name);
     },
     async schedule(task, cron, data) {
       await ensureQueue(task as Task<object>);

@@ -1,8 +1,8 @@
 /**
  * The production layout in small: two API instances (no job workers) and one worker process, sharing one
  * PostgreSQL and one Redis. A user signs in on A and is recognized on B; an answer cached on both is invalidated
- * on both by a write on A; a job started on A is run by the worker process and followed to the end by a
- * subscription on B. (That a worker process's job events invalidate an API instance's cache is tested in
+ * on both by a write on A; a job started on A is run by the worker process — woken by A's queue, as the worker
+ * polls the queue only hourly here — and followed to the end by a subscription on B. (That a worker process's job events invalidate an API instance's cache is tested in
  * reconcile-crash.test.ts, where it is deterministic: without Redis the invalidation is applied before the
  * subscription re-reads the job.)
  */
@@ -26,7 +26,8 @@ beforeAll(async () => {
   const env = { REDIS_URL: redis.url, RESPONSE_CACHE_NAMESPACE: `multi-${process.pid}`, RECON_WORKERS: "0" };
   a = await startTestApp(env);
   b = await startTestApp(env, { database: a.db });
-  worker = await startWorkerProcess(a.db.url);
+  // An hour between polls: the job below reaches the worker only if A's queueing wakes it (queue.ts).
+  worker = await startWorkerProcess(a.db.url, { RECON_QUEUE_POLL_SECONDS: "3600" });
   analyst = await a.createUser("ANALYST");
 });
 
@@ -50,7 +51,7 @@ it("signs in on one instance and is known on the other; a write on one invalidat
   for (const app of [a, b]) expect(ok(await app.graphql(query, { id: projectId }, analyst.token)).project.name).toBe("Renamed");
 });
 
-it("runs a job started on A in the worker process, followed to the end by a subscription on B", async () => {
+it("runs a job started on A in the worker process at once (woken, not polled), followed to the end by a subscription on B", async () => {
   const projectId = ok(await a.graphql(`mutation { createProject(input: { name: "Jobs" }) { id } }`, {}, analyst.token)).createProject.id;
   const source = async (name: string) =>
     ok(await a.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
