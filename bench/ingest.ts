@@ -2,8 +2,8 @@
  * `npm run bench:ingest`: CSV ingest end to end (HTTP upload → committed records) against `psql \copy` of the
  * same file into a plain table of the same shape, on the same database, in one run; then a larger file for
  * memory. Prints rows/s, the ratio to \copy and the server's memory: the server runs in its own process, as
- * in production (`npm run build`, then `node dist/src/main.js` with `npm run start:prod`'s flags and environment,
- * configured by environment), so its RSS is its own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
+ * in production (`npm run build`, then `node dist/src/main.js` with `npm run start:prod`'s flags, configured by
+ * environment), so its RSS is its own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
  * migrated before the server starts, by a separate `db:migrate` process.
  *
  *   BENCH_INGEST_ROWS (default 1,000,000)        rows of the timed file (~95 bytes a row)

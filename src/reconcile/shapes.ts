@@ -6,9 +6,9 @@
  * holds transitions weakly. Every object the engine makes dies with its block, so the shapes died too, and with
  * them the optimized code of every function specialized to them; the next block's objects got new shapes and the
  * code was compiled again (measured on a job's blocks: about a second of compiler threads per block, as much CPU
- * as the matching itself). An object literal's shape needs no keeping: V8 keeps it with the literal's site. The
- * same holds for objects grown after creation (a spread and one more property, `Object.freeze`): the engine does
- * not make them.
+ * as the matching itself). An object literal's shape needs no keeping: V8 keeps it with the literal's site. Objects
+ * grown after creation (a spread plus one more property, `Object.freeze`) have the class's problem and no class to
+ * keep an instance of, so the engine does not make them.
  */
 const kept: object[] = [];
 
