@@ -18,6 +18,8 @@ import { withDatabaseName } from "../src/db/database-url.js";
  */
 export const PROD_NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=32"];
 export const PROD_ENV = { MALLOC_ARENA_MAX: "2" };
+/** How `npm run worker:prod` runs a worker process: V8's default young generation (it serves no requests). */
+export const PROD_WORKER_NODE_ARGS = ["--enable-source-maps"];
 
 export const ADMIN_EMAIL = "admin@recon.local";
 export const ADMIN_PASSWORD = "bench-admin-password";
