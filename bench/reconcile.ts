@@ -16,7 +16,7 @@
  *   RECON_WORKERS, RECON_JOB_BLOCK_RECORDS       passed on to the server
  *   BENCH_RECONCILE_WORKER=process               run the job in a worker process (`npm run worker`, the server
  *                                                with RECON_WORKERS=0) and report that process's memory
- *   BENCH_RECONCILE_NODE_ARGS                    more flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_RECONCILE_NODE_ARGS                    more flags for the server's (and worker process's) node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *   BENCH_RECONCILE_DATABASE=<name>              keep the loaded data in database <name> and reuse it on the next run
  *                                                (same BENCH_RECONCILE_RECORDS): the load is skipped and the earlier
  *                                                runs' jobs are deleted first (their exceptions would be carried forward)
@@ -35,7 +35,7 @@ import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
 const LOG = process.env.BENCH_RECONCILE_LOG ?? join(tmpdir(), "recon-bench-reconcile.log");
-// BENCH_RECONCILE_NODE_ARGS adds flags to the server's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// BENCH_RECONCILE_NODE_ARGS adds flags to the server's and the worker process's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 const EXTRA_NODE_ARGS = process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 const NODE_ARGS = [...PROD_NODE_ARGS, ...EXTRA_NODE_ARGS];
 const WORKER_NODE_ARGS = [...PROD_WORKER_NODE_ARGS, ...EXTRA_NODE_ARGS];
