@@ -55,12 +55,17 @@ export function isConnectionLost(error: unknown): boolean {
 }
 
 /**
- * The DatabaseUnavailableError behind an error, however deeply wrapped (Prisma wraps adapter errors); a lost
- * connection counts as one too (see isConnectionLost).
+ * The DatabaseUnavailableError behind an error, however deeply wrapped; a lost connection counts as one too (see
+ * isConnectionLost). Prisma does not keep the error its driver adapter threw: it throws one of its own with that
+ * error's code and message, so a code of SERVICE_UNAVAILABLE anywhere in the chain is recognised as well.
  */
 export function findDatabaseUnavailable(error: unknown): DatabaseUnavailableError | null {
   for (let current = error, depth = 0; current && depth < 8; depth++) {
     if (current instanceof DatabaseUnavailableError) return current;
+    if ((current as { code?: unknown }).code === "SERVICE_UNAVAILABLE") {
+      const busy = String((current as { message?: unknown }).message ?? "").includes("no connection came free");
+      return new DatabaseUnavailableError(busy ? "acquire-timeout" : "connection", current);
+    }
     if (isConnectionLost(current)) return new DatabaseUnavailableError("connection", current);
     const next = (current as { cause?: unknown; originalError?: unknown }).cause ?? (current as { originalError?: unknown }).originalError;
     current = next;
