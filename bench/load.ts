@@ -31,7 +31,7 @@ import { createTrustedDocuments, loadManifest } from "../src/graphql/trusted-doc
 import { freePort } from "../test/helpers/ports.js";
 import { startTestRedis } from "../test/helpers/redis.js";
 import { seedBulk } from "./seed-bulk.js";
-import { ADMIN_EMAIL, ADMIN_PASSWORD, createBenchDatabase, mb, procStatus, startServer } from "./server-process.js";
+import { ADMIN_EMAIL, ADMIN_PASSWORD, createBenchDatabase, mb, procStatus, PROD_ENV, PROD_NODE_ARGS, startServer } from "./server-process.js";
 import { positive, runAsScript, seededRandom as random } from "./support.js";
 
 const SECONDS = positive("BENCH_LOAD_SECONDS", 60);
@@ -223,8 +223,9 @@ async function main(): Promise<number> {
     const logFile = process.env.BENCH_LOAD_LOG;
     server = await startServer({
       databaseUrl: database.url,
-      nodeArgs: ["--enable-source-maps", "--max-semi-space-size=32"], // as `npm run start:prod`
+      nodeArgs: PROD_NODE_ARGS, // as `npm run start:prod`, with its environment
       env: {
+        ...PROD_ENV,
         NODE_ENV: "production", // trusted documents on: the load sends persisted operations by documentId
         REDIS_URL: redis.url,
         RECON_WORKERS: "0", // an API instance: the bulk seed's jobs are not runnable
