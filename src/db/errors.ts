@@ -12,24 +12,26 @@ export function isRecordNotFound(error: unknown): boolean {
   return (error as { code?: string } | null)?.code === "P2025";
 }
 
+/** Why the database is unavailable, and what clients are told (Prisma copies the message onto errors of its own). */
+type UnavailableReason = "acquire-timeout" | "connection";
+const UNAVAILABLE_MESSAGES: Record<UnavailableReason, string> = {
+  "acquire-timeout": "The database is busy (no connection came free in time); retry shortly",
+  connection: "The database cannot be reached; retry shortly",
+};
+
 /**
  * PostgreSQL could not be reached, or no pooled connection came free in time, even after retries. Clients get
  * `SERVICE_UNAVAILABLE` (retry later), never an internal error: nothing is wrong with their request.
  */
 export class DatabaseUnavailableError extends Error {
   readonly code = "SERVICE_UNAVAILABLE";
-  constructor(readonly reason: "acquire-timeout" | "connection", cause: unknown) {
-    super(
-      reason === "acquire-timeout"
-        ? "The database is busy (no connection came free in time); retry shortly"
-        : "The database cannot be reached; retry shortly",
-      { cause },
-    );
+  constructor(readonly reason: UnavailableReason, cause: unknown) {
+    super(UNAVAILABLE_MESSAGES[reason], { cause });
   }
 }
 
 /** Why a failure to get a connection is worth retrying, or null when it is not (a bug, bad credentials...). */
-export function transientConnectReason(error: unknown): "acquire-timeout" | "connection" | null {
+export function transientConnectReason(error: unknown): UnavailableReason | null {
   const { message = "", code = "" } = (error ?? {}) as { message?: string; code?: string };
   if (message.includes("timeout exceeded when trying to connect")) return "acquire-timeout";
   if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "EPIPE", "57P01", "57P03", "53300"].includes(code)) return "connection";
@@ -63,7 +65,7 @@ export function findDatabaseUnavailable(error: unknown): DatabaseUnavailableErro
   for (let current = error, depth = 0; current && depth < 8; depth++) {
     if (current instanceof DatabaseUnavailableError) return current;
     if ((current as { code?: unknown }).code === "SERVICE_UNAVAILABLE") {
-      const busy = String((current as { message?: unknown }).message ?? "").includes("no connection came free");
+      const busy = String((current as { message?: unknown }).message ?? "").includes(UNAVAILABLE_MESSAGES["acquire-timeout"]);
       return new DatabaseUnavailableError(busy ? "acquire-timeout" : "connection", current);
     }
     if (isConnectionLost(current)) return new DatabaseUnavailableError("connection", current);
