@@ -30,7 +30,7 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import WebSocket from "ws";
 import { COLUMN_MAPPING, CSV_HEADER, generate, type Category, type Truth } from "./reconcile-data.js";
-import { createBenchDatabase, graphqlClient, machineCpuSeconds, mb, procCpuSeconds, procStatus, PROD_ENV, PROD_NODE_ARGS, PROD_WORKER_NODE_ARGS, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
+import { createBenchDatabase, graphqlClient, machineCpuSeconds, mb, procCpuSeconds, procStatus, PROD_ENV, PROD_NODE_ARGS, startServer, startWorkerProcess, uploadFile, withPeakRss } from "./server-process.js";
 import { positive, runAsScript } from "./support.js";
 
 const RECORDS = positive("BENCH_RECONCILE_RECORDS", 1_000_000);
@@ -38,7 +38,6 @@ const LOG = process.env.BENCH_RECONCILE_LOG ?? join(tmpdir(), "recon-bench-recon
 // BENCH_RECONCILE_NODE_ARGS adds flags to the server's and the worker process's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 const EXTRA_NODE_ARGS = process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 const NODE_ARGS = [...PROD_NODE_ARGS, ...EXTRA_NODE_ARGS];
-const WORKER_NODE_ARGS = [...PROD_WORKER_NODE_ARGS, ...EXTRA_NODE_ARGS];
 // PROD_ENV: as `npm run start:prod` and `npm run worker:prod` (the job's threads allocate and free each other's
 // buffers: two malloc arenas took about 45 MB off its peak).
 const JOB_FIELDS = "id status phase processed total attempts error summary { leftRecords rightRecords autoMatchRate phaseMillis outcomes { outcome groups leftRecords rightRecords } passes { pass name groups } }";
@@ -211,7 +210,7 @@ async function main(): Promise<number> {
     await app.stop();
     const inWorker = process.env.BENCH_RECONCILE_WORKER === "process";
     app = await startServer({ databaseUrl: database.url, nodeArgs: NODE_ARGS, env: inWorker ? { ...PROD_ENV, RECON_WORKERS: "0" } : PROD_ENV, onLog: (line) => log.write(line + "\n") });
-    worker = inWorker ? await startWorkerProcess({ databaseUrl: database.url, nodeArgs: WORKER_NODE_ARGS, env: PROD_ENV, onLog: (line) => log.write(line + "\n") }) : null;
+    worker = inWorker ? await startWorkerProcess({ databaseUrl: database.url, nodeArgs: NODE_ARGS, env: PROD_ENV, onLog: (line) => log.write(line + "\n") }) : null;
     const measured = worker ?? app;
     ({ gql, login } = graphqlClient(app.url));
     token = await login();

@@ -12,14 +12,13 @@ import pg from "pg";
 import { withDatabaseName } from "../src/db/database-url.js";
 
 /**
- * How `npm run start:prod` runs the server (package.json): its node flags (README "Configuration" says why each),
- * and the environment it adds — glibc's allocator with two arenas instead of up to eight per core (threads that
- * allocate and free each other's buffers otherwise leave tens of MB in per-thread arenas).
+ * How `npm run start:prod` and `npm run worker:prod` run the server and a worker process (package.json): their
+ * node flags (README "Configuration" says why each), and the environment they add — glibc's allocator with two
+ * arenas instead of up to eight per core (threads that allocate and free each other's buffers otherwise leave tens
+ * of MB in per-thread arenas).
  */
 export const PROD_NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=32", "--no-concurrent-recompilation"];
 export const PROD_ENV = { MALLOC_ARENA_MAX: "2" };
-/** How `npm run worker:prod` runs a worker process: V8's default young generation (it serves no requests). */
-export const PROD_WORKER_NODE_ARGS = ["--enable-source-maps", "--no-concurrent-recompilation"];
 
 export const ADMIN_EMAIL = "admin@recon.local";
 export const ADMIN_PASSWORD = "bench-admin-password";
