@@ -346,15 +346,16 @@ export async function ingestFile(
     await refuseDuplicate(client, target, sha256);
     hooks.onReceived?.({ bytesRead: staged.meter.bytes, rowsRead: staged.rowsRead });
     const outcome = await ingestStaged(client, staged, target, sha256);
+    // clock_timestamp(), not now(): now() is when this transaction began, before the file was even read.
     await client.query(
       `UPDATE uploaded_files SET status = $2::"UploadStatus", sha256 = $3, size_bytes = $4, bytes_read = $4, rows_read = $5,
-         rows_ingested = $6, rows_rejected = $7, rows_flagged = $8, error = $9, error_line = $10, completed_at = now()
+         rows_ingested = $6, rows_rejected = $7, rows_flagged = $8, error = $9, error_line = $10, completed_at = clock_timestamp()
        WHERE id = $1`,
       [target.fileId, outcome.status, outcome.sha256, outcome.bytesRead, outcome.rowsRead, outcome.rowsIngested, outcome.rowsRejected, outcome.rowsFlagged, outcome.error, outcome.errorLine],
     );
     if (outcome.rowsIngested > 0) {
       await client.query(
-        `UPDATE data_sources SET record_count = record_count + $2, status = 'READY', updated_at = now() WHERE id = $1`,
+        `UPDATE data_sources SET record_count = record_count + $2, status = 'READY', updated_at = clock_timestamp() WHERE id = $1`,
         [target.dataSourceId, outcome.rowsIngested],
       );
     }

@@ -415,6 +415,7 @@ describe("answering early (Prefer: respond-async)", () => {
     const source = await createSource("Async PUT");
     const release = await holdIngests(db);
     let id: string;
+    let heldUntil: Date;
     try {
       const response = await put(source, "good.csv", { headers: asyncHeaders });
       expect(response.status).toBe(202);
@@ -429,10 +430,14 @@ describe("answering early (Prefer: respond-async)", () => {
       expect(((await monitor.json()) as any).upload).toMatchObject({ id, status: "PROCESSING", rowsRead: 4 });
       expect(await readUpload(id)).toMatchObject({ status: "PROCESSING", rowsIngested: 0 });
       expect(await records(id)).toEqual([]);
+      heldUntil = (await db.query<{ at: Date }>("SELECT clock_timestamp() AS at")).rows[0]!.at;
     } finally {
       await release();
     }
     expect(await final(id)).toMatchObject({ status: "COMPLETED", rowsRead: 4, rowsIngested: 4, rowsRejected: 0, error: null });
+    // Stamped completed when it committed (after the hold), not when its transaction began (before the 202).
+    const { rows: [stamps] } = await db.query<{ completed_at: Date }>("SELECT completed_at FROM uploaded_files WHERE id = $1", [id]);
+    expect(stamps!.completed_at.getTime()).toBeGreaterThan(heldUntil!.getTime());
     expect((await records(id)).map((row) => row.external_id)).toEqual(["T-1", "T-2", "T-3", "T-4"]);
     const monitor = await fetch(new URL(`/uploads/${id}`, t.url), { headers: { authorization: `Bearer ${analyst.token}` } });
     expect(((await monitor.json()) as any).upload).toMatchObject({ status: "COMPLETED", rowsIngested: 4, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });

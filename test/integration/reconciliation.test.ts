@@ -242,6 +242,16 @@ describe("a reconciliation job", () => {
     expect(unmatchedLeft.leftRecords).toBe(job.unmatchedLeftCount);
   });
 
+  it("is stamped finished when it finished, not when its results' transaction began", async () => {
+    const job = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { startedAt finishedAt summary { phaseMillis } } }`, { id: jobId }, analyst.token))
+      .reconciliationJob;
+    // The exact pass, the reading of blocks and the wait for the last writes follow each other on the job's own
+    // timeline, between its start and its finish (the last two inside the transaction that commits its results).
+    const { exact, parse, persistWait } = job.summary.phaseMillis;
+    expect(parse).toBeGreaterThan(0);
+    expect(Date.parse(job.finishedAt) - Date.parse(job.startedAt)).toBeGreaterThanOrEqual(Math.floor(exact + parse + persistWait));
+  });
+
   it("pages matches, unmatched records and discrepancies with their records and score breakdown", async () => {
     const page = async (after: string | null) =>
       ok(

@@ -290,10 +290,11 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       // Earlier jobs' open exceptions, once all of this job's are open, in the transaction that commits its groups.
       if (!job.dryRun) await carryForwardExceptions(writer, job.id);
       const summary = await engine.finish(roundMillis(phaseMillis), amounts ? await amounts : []);
+      // clock_timestamp(): now() would be when this transaction began, before the first block was matched.
       const { rowCount } = await writer.query(
         `UPDATE reconciliation_jobs SET status = 'COMPLETED', phase = 'completed', progress = 1, processed = $2,
            matched_count = $3, suggested_count = $4, discrepancy_count = $5, unmatched_left_count = $6,
-           unmatched_right_count = $7, summary = $8, finished_at = now()
+           unmatched_right_count = $7, summary = $8, finished_at = clock_timestamp()
          WHERE id = $1 AND status = 'RUNNING'`,
         [job.id, processed, counts.matchedCount, counts.suggestedCount, counts.discrepancyCount, counts.unmatchedLeftCount,
           counts.unmatchedRightCount, JSON.stringify(summary)],
