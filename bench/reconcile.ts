@@ -40,7 +40,7 @@ const EXTRA_NODE_ARGS = process.env.BENCH_RECONCILE_NODE_ARGS?.split(" ").filter
 const NODE_ARGS = [...PROD_NODE_ARGS, ...EXTRA_NODE_ARGS];
 // PROD_ENV: as `npm run start:prod` and `npm run worker:prod` (the job's threads allocate and free each other's
 // buffers: two malloc arenas took about 45 MB off its peak).
-const JOB_FIELDS = "id status phase processed total attempts error summary { leftRecords rightRecords autoMatchRate phaseMillis outcomes { outcome groups leftRecords rightRecords } passes { pass name groups } }";
+const JOB_FIELDS = "id status phase processed total attempts error createdAt startedAt finishedAt summary { leftRecords rightRecords autoMatchRate phaseMillis outcomes { outcome groups leftRecords rightRecords } passes { pass name groups } }";
 
 /** Writes the ledger and the bank statement to temp files; returns their paths, line counts and the truth. */
 function writeFiles(count: number) {
@@ -240,6 +240,9 @@ async function main(): Promise<number> {
     const job = (await gql(`query($id: ID!) { reconciliationJob(id: $id) { ${JOB_FIELDS} } }`, { id: followed.id }, token)).reconciliationJob;
     console.log(`job ${job.id}: ${job.status}, attempts ${job.attempts}, processed ${job.processed}/${job.total}${job.error ? `, error: ${job.error}` : ""}`);
     console.log(`phaseMillis ${JSON.stringify(job.summary?.phaseMillis ?? null)}`);
+    // The job's own stamps (database clock): a wait for a worker shows as the first figure.
+    const stamp = (at: string | null) => (at ? Date.parse(at) : NaN);
+    console.log(`queued → started ${((stamp(job.startedAt) - stamp(job.createdAt)) / 1000).toFixed(2)} s, started → finished ${((stamp(job.finishedAt) - stamp(job.startedAt)) / 1000).toFixed(2)} s`);
     if (job.status !== "COMPLETED") return 1;
     console.log(`outcomes ${job.summary.outcomes.map((o: any) => `${o.outcome} ${o.groups}`).join(", ")}`);
     console.log(`passes ${job.summary.passes.map((p: any) => `${p.name} ${p.groups}`).join(", ")}`);
