@@ -8,12 +8,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createDatabase } from "../../src/db/database.js";
 import { DatabaseUnavailableError, findDatabaseUnavailable } from "../../src/db/errors.js";
 import { createMetrics } from "../../src/observability/metrics.js";
-import { freePort } from "../helpers/ports.js";
 
-describe("a database that cannot be reached", async () => {
-  // A port nobody listens on: every connection attempt is refused, retried, then given up.
-  const port = await freePort();
-  const db = createDatabase({ url: `postgresql://postgres@127.0.0.1:${port}/none`, poolSize: 2, metrics: createMetrics() });
+describe("a database that cannot be reached", () => {
+  // The discard port, where nothing listens: every connection attempt is refused, retried, then given up.
+  const db = createDatabase({ url: "postgresql://postgres@127.0.0.1:9/none", poolSize: 2, metrics: createMetrics() });
   afterAll(() => db.close());
 
   it("fails raw SQL with DatabaseUnavailableError", async () => {
