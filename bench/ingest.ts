@@ -3,8 +3,8 @@
  * same file into a plain table of the same shape, on the same database, in one run; then a larger file for
  * memory. Prints rows/s, the ratio to \copy and the server's memory: the server runs in its own process, as
  * in production (`npm run build`, then `node dist/src/main.js` with `npm run start:prod`'s flags, configured by
- * environment), so its RSS is its own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM), reset before each upload. The database is
- * migrated before the server starts, by a separate `db:migrate` process.
+ * environment), so its RSS is its own, not the bench client's. Peak RSS is the kernel's high-water mark (VmHWM),
+ * reset before each upload. The database is migrated before the server starts, by a separate `db:migrate` process.
  *
  *   BENCH_INGEST_ROWS (default 1,000,000)        rows of the timed file (~95 bytes a row)
  *   BENCH_INGEST_LARGE_ROWS (default 10,000,000) rows of the memory file (0 skips it)

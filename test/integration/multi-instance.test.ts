@@ -2,9 +2,9 @@
  * The production layout in small: two API instances (no job workers) and one worker process, sharing one
  * PostgreSQL and one Redis. A user signs in on A and is recognized on B; an answer cached on both is invalidated
  * on both by a write on A; a job started on A is run by the worker process — woken by A's queue, as the worker
- * polls the queue only hourly here — and followed to the end by a subscription on B. (That a worker process's job events invalidate an API instance's cache is tested in
- * reconcile-crash.test.ts, where it is deterministic: without Redis the invalidation is applied before the
- * subscription re-reads the job.)
+ * polls the queue only hourly here — and followed to the end by a subscription on B. (That a worker process's job
+ * events invalidate an API instance's cache is tested in reconcile-crash.test.ts, where it is deterministic:
+ * without Redis the invalidation is applied before the subscription re-reads the job.)
  */
 import type { ChildProcess } from "node:child_process";
 import { createClient } from "graphql-ws";
