@@ -4,7 +4,7 @@
  * connection as well as in a Prisma transaction.
  */
 import type { MatchOutcomeName } from "../../graphql/models.js";
-import { OUTCOME_ORDER } from "../jobs/job-repository.js";
+import { OUTCOME_ORDER } from "../jobs/group-scan.js";
 import { severityRankSql, slaIntervalSql } from "./severity.js";
 
 /** The outcomes that make a group an exception: the discrepancies and the unmatched records. */

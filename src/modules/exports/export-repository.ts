@@ -1,14 +1,16 @@
 /**
- * The only code that reads a job's results for export: one `COPY (SELECT …) TO STDOUT` on a pooled connection of
- * its own, so millions of rows flow from PostgreSQL to the client with nothing held in memory but stream buffers.
- * pg-copy-streams pauses the connection's socket while the consumer is behind: back-pressure reaches PostgreSQL.
+ * The only code that reads a job's results for export: `COPY (SELECT …) TO STDOUT` (one or two, one after the
+ * other: group-scan.ts) on a pooled connection of its own, so millions of rows flow from PostgreSQL to the client
+ * with nothing held in memory but stream buffers. pg-copy-streams pauses the connection's socket while the
+ * consumer is behind: back-pressure reaches PostgreSQL.
  */
 import type pg from "pg";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { to as copyTo } from "pg-copy-streams";
 import type { MatchOutcomeName } from "../../graphql/models.js";
 import { isId } from "../../graphql/validate.js";
-import { OUTCOME_ORDER } from "../jobs/job-repository.js";
+import { OUTCOME_ORDER, jobGroupsTexts } from "../jobs/group-scan.js";
 
 /** The rows of an export as COPY text, and how to give the connection back (with the error that ended it, if any). */
 export interface ExportRows {
@@ -17,26 +19,22 @@ export interface ExportRows {
 }
 
 /**
- * One row per record of each group (columns in export-csv.ts's EXPORT_COLUMNS order), in the order of the
- * (job_id, outcome, id) index: a range scan over the outcomes asked for, never a sort of the whole job (only the
- * few records of each group are sorted: LEFT before RIGHT, each side in the group's order). A record deleted since
- * the job ran still exports its group's row, with empty record fields.
+ * One row per record of each group (columns in export-csv.ts's EXPORT_COLUMNS order) of the FROM item `groups` (one
+ * of group-scan.ts's `jobGroupsTexts`), in (outcome, id) order: a walk of its index, never a sort of the whole job
+ * (only the few records of each group are sorted: LEFT before RIGHT, each side in the group's order). A record
+ * deleted since the job ran still exports its group's row, with empty record fields.
  */
-function exportQuery(jobId: string, outcomes: readonly MatchOutcomeName[]): string {
-  const ordered = OUTCOME_ORDER.filter((outcome) => outcomes.includes(outcome));
-  const range = `g.outcome >= '${ordered[0]}' AND g.outcome <= '${ordered.at(-1)}'`;
-  const only = ordered.length > 1 ? ` AND g.outcome = ANY('{${ordered.join(",")}}'::"MatchOutcome"[])` : "";
+function exportQuery(groups: string): string {
   return `SELECT g.id, g.outcome, g.kind, g.status, g.confidence, g.pass, g.rule, g.amount_delta, g.date_delta_days,
       s.side, s.record_id, r.external_id, r.amount, r.currency, to_char(r.booked_date, 'YYYY-MM-DD'),
       to_char(r.value_date, 'YYYY-MM-DD'), r.reference, r.description, r.counterparty
-    FROM match_groups g
+    FROM ${groups}
     CROSS JOIN LATERAL (
       SELECT 'LEFT' AS side, l.record_id, l.n FROM unnest(g.left_record_ids) WITH ORDINALITY AS l(record_id, n)
       UNION ALL
       SELECT 'RIGHT', rt.record_id, rt.n FROM unnest(g.right_record_ids) WITH ORDINALITY AS rt(record_id, n)
     ) s
     LEFT JOIN records r ON r.id = s.record_id
-    WHERE g.job_id = '${jobId}' AND ${range}${only}
     ORDER BY g.outcome, g.id, s.side, s.n`;
 }
 
@@ -57,7 +55,18 @@ export function createExportRepository({ pool }: { pool: pg.Pool }) {
         client.release(error as Error);
         throw error;
       }
-      const rows = client.query(copyTo(`COPY (${exportQuery(jobId, outcomes)}) TO STDOUT`));
+      const statements = jobGroupsTexts(jobId, outcomes).map((groups) => `COPY (${exportQuery(groups)}) TO STDOUT`);
+      const rows = new PassThrough();
+      let current: Readable | null = null;
+      // The statements' rows one after the other, each with back-pressure; a failure ends `rows` with its error.
+      (async () => {
+        for (const statement of statements) {
+          if (rows.destroyed) return; // closed early: the connection is being let go
+          current = client.query(copyTo(statement));
+          await pipeline(current, rows, { end: false });
+        }
+        rows.end();
+      })().catch((error: Error) => rows.destroy(error));
       return {
         rows,
         async close(error?: Error) {
@@ -66,6 +75,7 @@ export function createExportRepository({ pool }: { pool: pg.Pool }) {
           if (error || !rows.readableEnded) {
             // Ended early (client gone, failure): the connection is mid-COPY, so it is destroyed, not reused.
             rows.destroy();
+            current?.destroy();
             client.release(error ?? new Error("export stream closed before its end"));
             return;
           }

@@ -13,7 +13,7 @@ import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/
 import type { MatchOutcomeName, ReconciliationJob } from "../../graphql/models.js";
 import { isId, requireId } from "../../graphql/validate.js";
 import type { JobRepository } from "../jobs/job-repository.js";
-import { OUTCOME_ORDER } from "../jobs/job-repository.js";
+import { OUTCOME_ORDER } from "../jobs/group-scan.js";
 import type { ProjectService } from "../projects/project-service.js";
 import type { ExportRepository, ExportRows } from "./export-repository.js";
 

@@ -9,6 +9,7 @@ import { type SqlReader, afterCursor, and, raw, sql } from "../../db/sql.js";
 import type { MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet, SourceRecord } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { readTags, readTagsOf, tags } from "../../cache/tags.js";
+import { type GroupPosition, groupCountSql, groupPageSql } from "./group-scan.js";
 
 /** A job's columns as the API reads them, for alias `j` (the statistics read jobs with them too). */
 export const COLUMNS = raw(`j.id, j.project_id AS "projectId", j.left_source_id AS "leftSourceId",
@@ -28,30 +29,11 @@ const RECORD_COLUMNS = raw(`r.id, r.project_id AS "projectId", r.data_source_id 
   r.external_id AS "externalId", r.amount::text AS amount, r.currency, r.booked_date AS "bookedDate",
   r.value_date AS "valueDate", r.reference, r.description, r.counterparty, r.row_number AS "rowNumber"`);
 
-/** Where a page of match groups starts: after this (outcome, id) in the (job_id, outcome, id) index order. */
-export interface GroupPosition {
-  outcome: MatchOutcomeName;
-  id: string;
-}
-
 /** Which groups of a job a page lists. `outcomes` must be non-empty. */
 export interface GroupFilter {
   outcomes: readonly MatchOutcomeName[];
   minConfidence: number | null;
 }
-
-/** Outcomes in the order PostgreSQL sorts the enum (its declaration order): pages walk the index in this order. */
-export const OUTCOME_ORDER: readonly MatchOutcomeName[] = [
-  "MATCHED",
-  "SUGGESTED",
-  "AMOUNT_MISMATCH",
-  "DATE_LAG",
-  "REFERENCE_MISMATCH",
-  "CURRENCY_MISMATCH",
-  "DUPLICATE",
-  "UNMATCHED_LEFT",
-  "UNMATCHED_RIGHT",
-];
 
 export function createJobRepository({ prisma, read, changes }: { prisma: DbClient; read: SqlReader; changes: ChangeFeed }) {
   return {
@@ -96,36 +78,15 @@ export function createJobRepository({ prisma, read, changes }: { prisma: DbClien
       return db.reconciliationJob.findUnique({ where: { id } });
     },
 
-    /** A page of a job's groups in (outcome, id) order: a walk of the (job_id, outcome, id) index. */
+    /** A page of a job's groups in (outcome, id) order (group-scan.ts: the index, and the pushed pairs' ids). */
     async groupPage(jobId: string, filter: GroupFilter, limit: number, after: GroupPosition | null): Promise<MatchGroup[]> {
       readTags(tags.job(jobId));
-      const ordered = OUTCOME_ORDER.filter((outcome) => filter.outcomes.includes(outcome));
-      const first = ordered[0]!;
-      const last = ordered.at(-1)!;
-      return read<MatchGroup[]>(sql`
-        SELECT ${GROUP_COLUMNS} FROM match_groups g
-        WHERE ${and([
-          sql`g.job_id = ${jobId}::uuid`,
-          after
-            ? sql`(g.outcome, g.id) > (${after.outcome}::"MatchOutcome", ${after.id}::uuid)`
-            : sql`g.outcome >= ${first}::"MatchOutcome"`,
-          sql`g.outcome <= ${last}::"MatchOutcome"`,
-          ordered.length > 1 && sql`g.outcome = ANY(${ordered}::"MatchOutcome"[])`,
-          filter.minConfidence !== null && sql`g.confidence >= ${filter.minConfidence}`,
-        ])}
-        ORDER BY g.outcome, g.id
-        LIMIT ${limit + 1}`);
+      return read<MatchGroup[]>(groupPageSql(GROUP_COLUMNS, jobId, { ...filter, after }, limit + 1));
     },
 
     async countGroups(jobId: string, filter: GroupFilter): Promise<number> {
       readTags(tags.job(jobId));
-      const [row] = await read<{ n: number }[]>(sql`
-        SELECT count(*)::int AS n FROM match_groups g
-        WHERE ${and([
-          sql`g.job_id = ${jobId}::uuid`,
-          sql`g.outcome = ANY(${filter.outcomes}::"MatchOutcome"[])`,
-          filter.minConfidence !== null && sql`g.confidence >= ${filter.minConfidence}`,
-        ])}`);
+      const [row] = await read<{ n: number }[]>(groupCountSql(jobId, filter));
       return row!.n;
     },
 

@@ -33,7 +33,8 @@ export const GROUP_COPY_COLUMNS =
 
 /**
  * Ids of a job's groups: the job id's first 64 bits, then a counter. Ascending within a job, so the primary key and
- * the (job_id, outcome, id) index are appended to rather than written all over, and the same on a re-run.
+ * the (job_id, outcome, id) index are appended to rather than written all over, and the same on a re-run. The
+ * counter's top 16 bits (0001) keep them out of the pushed-down pairs' range (0000: group-scan.ts).
  */
 export function groupIdFactory(jobId: string): () => string {
   const hex = jobId.replace(/-/g, "").slice(0, 16);

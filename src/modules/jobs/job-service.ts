@@ -18,7 +18,8 @@ import { DEFAULT_RULE_SET, parseRuleSet, RuleSetError, type RuleSet as Rules } f
 import { optionalReason, type AuditService } from "../audit/audit-service.js";
 import type { ProjectService } from "../projects/project-service.js";
 import type { DataSourceRepository } from "../data-sources/data-source-repository.js";
-import { OUTCOME_ORDER, type GroupFilter, type GroupPosition, type JobRepository } from "./job-repository.js";
+import type { GroupFilter, JobRepository } from "./job-repository.js";
+import { OUTCOME_ORDER, type GroupPosition } from "./group-scan.js";
 import type { ReconcileTaskData } from "./reconcile-task.js";
 import type { Task } from "../../queue/queue.js";
 

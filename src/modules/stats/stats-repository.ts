@@ -9,7 +9,8 @@ import type { SqlReader } from "../../db/sql.js";
 import { sql } from "../../db/sql.js";
 import { readTagsOf, tags } from "../../cache/tags.js";
 import type { ReconciliationJob } from "../../graphql/models.js";
-import { COLUMNS as JOB_COLUMNS, OUTCOME_ORDER } from "../jobs/job-repository.js";
+import { COLUMNS as JOB_COLUMNS } from "../jobs/job-repository.js";
+import { OUTCOME_ORDER } from "../jobs/group-scan.js";
 
 /** Outcomes that are exceptions: discrepancies and records nothing matched (all but MATCHED and SUGGESTED). */
 export const EXCEPTION_OUTCOMES = OUTCOME_ORDER.filter((outcome) => outcome !== "MATCHED" && outcome !== "SUGGESTED");
