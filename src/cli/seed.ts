@@ -19,6 +19,7 @@ import { resolveDatabaseUrl } from "../db/database-server.js";
 import { applyMigrations } from "../db/schema-engine.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import type { DataSourceKind, MatchOutcome, Role } from "../generated/prisma/enums.js";
+import { groupIdFactory } from "../modules/jobs/job-results.js";
 import { createMetrics } from "../observability/metrics.js";
 
 const DEMO_PROJECT = "Demo: Bank vs Ledger";
@@ -177,9 +178,12 @@ async function writeDemo(tx: DbTransaction, files: SeedFile[], admin: Awaited<Re
       createdAt: new Date(finishedAt.getTime() - 5_000), startedAt: new Date(finishedAt.getTime() - 4_000), finishedAt,
     },
   });
+  // Ids numbered as a job's engine numbers its groups: after the range of its pushed pairs, as exports expect
+  // (group-scan.ts).
+  const nextGroupId = groupIdFactory(job.id);
   await tx.matchGroup.createMany({
     data: groups.map((g) => ({
-      id: randomUUID(), jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
+      id: nextGroupId(), jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
       outcome: g.outcome, confidence: g.outcome === "MATCHED" ? "1" : "0.5", rule: "demo: reference + currency + amount",
       amountDelta: g.amountDelta, dateDeltaDays: g.dateDeltaDays,
       // The API's FieldScore list (models.ts), as a job stores it: an object here failed every read of it.
