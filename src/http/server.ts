@@ -148,14 +148,16 @@ export async function createHttpServer(container: Container, options: HttpServer
       } else if (path === "/healthz") {
         res.setHeader("content-type", "application/json").end(JSON.stringify({ status: "ok" }));
       } else if (path === "/readyz") {
-        // Ready when PostgreSQL answers and, if configured, Redis is reachable (the cache is not bypassing itself).
+        // Ready when PostgreSQL answers: without it nothing can be answered. Redis gone only degrades the instance
+        // (the cache bypasses itself, the rate limit counts per instance, every request is still answered), so it
+        // stays in its load balancer's rotation and says so: taking every instance out for Redis would turn a
+        // slower service into none.
         const databaseUp = await database.pool.query("SELECT 1").then(() => true, () => false);
         const redis = cache.stats().redis;
-        const ready = databaseUp && redis !== "DEGRADED";
-        res.statusCode = ready ? 200 : 503;
+        res.statusCode = databaseUp ? 200 : 503;
         res.setHeader("content-type", "application/json").end(
           JSON.stringify({
-            status: ready ? "ready" : "unavailable",
+            status: !databaseUp ? "unavailable" : redis === "DEGRADED" ? "degraded" : "ready",
             database: databaseUp ? "ok" : "unreachable",
             redis: redis === "UP" ? "ok" : redis === "DEGRADED" ? "unreachable" : "not configured",
           }),

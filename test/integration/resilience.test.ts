@@ -169,17 +169,35 @@ describe("/readyz", () => {
     await redis?.kill();
   });
 
-  it("is ready with PostgreSQL and Redis reachable, unavailable while Redis is gone, ready again after", async () => {
-    const readyz = t.url.replace(/\/graphql$/, "/readyz");
-    const up = await fetch(readyz);
-    expect([up.status, await up.json()]).toEqual([200, { status: "ready", database: "ok", redis: "ok" }]);
+  const readyz = async () => {
+    const response = await fetch(t.url.replace(/\/graphql$/, "/readyz"));
+    return [response.status, await response.json()];
+  };
+
+  it("is ready with PostgreSQL and Redis reachable, degraded but in rotation while Redis is gone, ready again after", async () => {
+    expect(await readyz()).toEqual([200, { status: "ready", database: "ok", redis: "ok" }]);
     await redis.kill();
     await t.app.container.cache.whenDegraded(true);
-    const down = await fetch(readyz);
-    expect([down.status, await down.json()]).toEqual([503, { status: "unavailable", database: "ok", redis: "unreachable" }]);
+    // Still answering (from the database): a load balancer must keep sending requests.
+    expect(await readyz()).toEqual([200, { status: "degraded", database: "ok", redis: "unreachable" }]);
+    ok(await t.graphql("{ me { id } }", {}, t.admin.token));
     await redis.start();
     await t.app.container.cache.whenDegraded(false);
-    expect((await fetch(readyz)).status).toBe(200);
+    expect(await readyz()).toEqual([200, { status: "ready", database: "ok", redis: "ok" }]);
+  });
+
+  it("is unavailable while PostgreSQL refuses the instance, ready again after", async () => {
+    const admin = new pg.Client({ connectionString: t.db.url.replace(/\/[^/?]+(\?|$)/, "/postgres$1") });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE "${t.db.name}" ALLOW_CONNECTIONS false`);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [t.db.name]);
+      expect(await readyz()).toEqual([503, { status: "unavailable", database: "unreachable", redis: "ok" }]);
+    } finally {
+      await admin.query(`ALTER DATABASE "${t.db.name}" ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    expect(await readyz()).toEqual([200, { status: "ready", database: "ok", redis: "ok" }]);
   });
 });
 
