@@ -14,6 +14,7 @@ import { createAuditRepository } from "./modules/audit/audit-repository.js";
 import { createCacheService } from "./modules/cache/cache-service.js";
 import { createAuditService, type AuditService } from "./modules/audit/audit-service.js";
 import { createAuthService } from "./modules/auth/auth-service.js";
+import { createLoginThrottle } from "./modules/auth/login-throttle.js";
 import { createDataSourceRepository } from "./modules/data-sources/data-source-repository.js";
 import { createDataSourceService } from "./modules/data-sources/data-source-service.js";
 import { createJobRepository } from "./modules/jobs/job-repository.js";
@@ -116,7 +117,7 @@ export function createContainer(deps: ContainerDeps) {
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
   const projects = createProjectService({ transaction, projects: repos.projects, users: repos.users, audit });
-  const auth = createAuthService({ users: repos.users, tokens, prisma });
+  const auth = createAuthService({ users: repos.users, tokens, prisma, throttle: createLoginThrottle(database.pool) });
   const reconcileTask = createReconcileTask({
     pool: database.pool,
     changes: database.changes,

@@ -206,17 +206,22 @@ describe("operations", () => {
 });
 
 describe("sign-in throttling", () => {
-  it("refuses an account's sign-ins after repeated failures, without checking the password, then recovers", async () => {
+  it("refuses an account's sign-ins after repeated failures on any instance, without checking the password", async () => {
     const t = await startTestApp();
+    const other = await startTestApp({}, { database: t.db }); // a second instance of the same deployment
     try {
       const user = await t.createUser("ANALYST");
-      const login = (password: string) =>
-        t.graphql("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", { e: user.email.toUpperCase(), p: password });
-      for (let i = 0; i < 6; i++) expect(errorCode(await login("wrong password!"))).toBe("UNAUTHENTICATED");
-      const locked = await login(TEST_PASSWORD); // the right password, but the account is locked for a second
-      expect(errorCode(locked)).toBe("TOO_MANY_ATTEMPTS");
-      expect(locked.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThan(0);
+      const login = (app: TestApp, password: string) =>
+        app.graphql("mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", { e: user.email.toUpperCase(), p: password });
+      for (let i = 0; i < 6; i++) expect(errorCode(await login(i % 2 ? t : other, "wrong password!"))).toBe("UNAUTHENTICATED");
+      // The right password, but the account is locked for a second, on both instances: they count together.
+      for (const app of [t, other]) {
+        const locked = await login(app, TEST_PASSWORD);
+        expect(errorCode(locked)).toBe("TOO_MANY_ATTEMPTS");
+        expect(locked.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThan(0);
+      }
     } finally {
+      await other.close();
       await t.close();
     }
   });

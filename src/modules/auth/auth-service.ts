@@ -9,10 +9,10 @@ import { verifyPassword } from "../../auth/passwords.js";
 import type { TokenIssuer } from "../../auth/tokens.js";
 import { GraphQLError } from "graphql";
 import type { UserRepository } from "../users/user-repository.js";
-import { createLoginThrottle, type LoginThrottle } from "./login-throttle.js";
+import type { LoginThrottle } from "./login-throttle.js";
 
-export function createAuthService(deps: { users: UserRepository; tokens: TokenIssuer; prisma: DbClient; throttle?: LoginThrottle }) {
-  const { users, tokens, prisma, throttle = createLoginThrottle() } = deps;
+export function createAuthService(deps: { users: UserRepository; tokens: TokenIssuer; prisma: DbClient; throttle: LoginThrottle }) {
+  const { users, tokens, prisma, throttle } = deps;
 
   /** The user as a viewer, re-read now; null when unknown or deactivated. */
   async function viewerById(userId: string): Promise<Viewer | null> {
@@ -26,7 +26,7 @@ export function createAuthService(deps: { users: UserRepository; tokens: TokenIs
     async login(email: string, password: string, clientAddress: string | null = null) {
       const account = `email:${email.trim().toLowerCase()}`;
       const keys = clientAddress ? [account, `address:${clientAddress}`] : [account];
-      const wait = throttle.retryAfterSeconds(keys);
+      const wait = await throttle.retryAfterSeconds(keys);
       if (wait > 0) {
         throw new GraphQLError(`Too many failed sign-ins; try again in ${wait} s`, {
           extensions: { code: "TOO_MANY_ATTEMPTS", retryAfterSeconds: wait },
@@ -35,10 +35,10 @@ export function createAuthService(deps: { users: UserRepository; tokens: TokenIs
       const credentials = await users.findCredentials(email.trim().toLowerCase());
       const valid = await verifyPassword(credentials?.passwordHash, password);
       if (!credentials || !valid || !credentials.isActive) {
-        throttle.failed(keys);
+        await throttle.failed(keys);
         throw new GraphQLError("Invalid email or password", { extensions: { code: "UNAUTHENTICATED" } });
       }
-      throttle.succeeded(account);
+      await throttle.succeeded(account);
       const user = await prisma.user.update({ where: { id: credentials.id }, data: { lastLoginAt: new Date() } });
       const { token, expiresAt } = await tokens.issue(user.id);
       return { token, expiresAt, user };
