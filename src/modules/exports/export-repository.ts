@@ -38,6 +38,20 @@ function exportQuery(groups: string): string {
     ORDER BY g.outcome, g.id, s.side, s.n`;
 }
 
+/** The SELECTs of an export of a job's groups with these outcomes, in the order they run (one COPY each). */
+export function exportSelects(jobId: string, outcomes: readonly MatchOutcomeName[]): string[] {
+  return jobGroupsTexts(jobId, outcomes).map(exportQuery);
+}
+
+/**
+ * The export transaction's settings. An export of millions of rows to a slow client takes as long as the client
+ * reads. And no sort: the rows must stream in index order from the first one on, but the planner, misjudging how
+ * many of a job's rows a range of ids holds (it multiplies the range's and the job's selectivities), would
+ * otherwise sometimes sort a job's pushed pairs before sending the first (the few records of each group are still
+ * ordered, by an incremental sort, which this leaves alone).
+ */
+export const EXPORT_SETTINGS = ["SET LOCAL statement_timeout = 0", "SET LOCAL enable_sort = off"];
+
 export function createExportRepository({ pool }: { pool: pg.Pool }) {
   return {
     /** Streams the job's groups with the given outcomes. The caller must `close` it, also after an error. */
@@ -49,13 +63,12 @@ export function createExportRepository({ pool }: { pool: pg.Pool }) {
       let closed = false;
       try {
         await client.query("BEGIN READ ONLY");
-        // An export of millions of rows to a slow client takes as long as the client reads.
-        await client.query("SET LOCAL statement_timeout = 0");
+        for (const setting of EXPORT_SETTINGS) await client.query(setting);
       } catch (error) {
         client.release(error as Error);
         throw error;
       }
-      const statements = jobGroupsTexts(jobId, outcomes).map((groups) => `COPY (${exportQuery(groups)}) TO STDOUT`);
+      const statements = exportSelects(jobId, outcomes).map((select) => `COPY (${select}) TO STDOUT`);
       const rows = new PassThrough();
       let current: Readable | null = null;
       // The statements' rows one after the other, each with back-pressure; a failure ends `rows` with its error.
