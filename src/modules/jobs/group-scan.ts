@@ -30,7 +30,7 @@ const INDEXED = raw(`(g.outcome <> 'MATCHED' OR substring(uuid_send(g.id) from 9
 /** The first and last possible ids of a job's pushed-down pairs (exact-pushdown.ts `insertPushedGroups`). */
 export function pushedIdRange(jobId: string): { low: string; high: string } {
   if (!isId(jobId)) throw new Error(`not a job id: ${jobId}`);
-  const prefix = jobId.slice(0, 19);
+  const prefix = jobId.toLowerCase().slice(0, 19);
   return { low: `${prefix}0000-000000000000`, high: `${prefix}0000-ffffffffffff` };
 }
 
