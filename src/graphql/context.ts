@@ -15,8 +15,9 @@ export interface GraphQLContext {
   /** Where the response-cache plugin notes whether this answer may be cached. */
   cacheNote?: CacheNote;
   /**
-   * A multipart upload's `Prefer: respond-async` (RFC 7240): `requested` by the client; `applied` set by the
-   * operation that answered before its work was over, for the route to send `Preference-Applied`.
+   * A multipart upload's `Prefer: respond-async` (RFC 7240): `requested` by the client, with its `wait` as
+   * `answerBy` (ms since the epoch); `applied` set by the operation that answered before its work was over, for the
+   * route to send `Preference-Applied`.
    */
-  respondAsync?: { requested: boolean; applied: boolean };
+  respondAsync?: { requested: boolean; applied: boolean; answerBy?: number };
 }

@@ -26,7 +26,7 @@ import { currentRequestScope, runInRequestScope, type RequestScope } from "../ob
 import { cachedCompressed, COMPRESS_MIN_BYTES, compressBody, preferredEncoding } from "./compression.js";
 import { parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
 import { documentIdInSearch, documentIdToPersistedQuery, type OperationParams } from "../graphql/trusted-documents.js";
-import { bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, prefersRespondAsync, readBody, requestIdOf } from "./request-utils.js";
+import { asyncPreference, bearerToken, HttpError, isJsonMediaType, MAX_BODY_BYTES, parseJsonBody, readBody, requestIdOf } from "./request-utils.js";
 
 /**
  * Limits on one GraphQL operation (graphql-armor); see createGraphQLRoute. Cost: armor multiplies a list's cost by
@@ -331,7 +331,8 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
         } else {
           if (!bypass) cache.countBypass(typeof params?.operationName === "string" ? params.operationName : "(anonymous)");
           // An upload may be answered once its file is in, before the ingest commits (see upload-resolvers.ts).
-          const respondAsync = multipart ? { requested: prefersRespondAsync(req), applied: false } : undefined;
+          const preference = multipart ? asyncPreference(req, Date.now()) : undefined;
+          const respondAsync = preference && { requested: preference.respondAsync, applied: false, answerBy: preference.answerBy };
           result = await execute(httpGraphQLRequest, viewer, Boolean(token), requestId, { cacheable: false }, req.socket.remoteAddress ?? null, respondAsync);
           if (respondAsync?.applied) res.setHeader("preference-applied", "respond-async");
           res.setHeader("x-cache", "BYPASS");

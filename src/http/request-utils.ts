@@ -77,12 +77,29 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
-/**
- * Whether the request's `Prefer` header (RFC 7240) asks for `respond-async`: the client would rather have a
- * `202 Accepted` and follow the work than wait for it. Other preferences (and `wait=`) are ignored.
- */
-export function prefersRespondAsync(req: IncomingMessage): boolean {
+/** The request's `Prefer` preferences (RFC 7240) as lower-cased names and their values ("" for none). */
+function preferences(req: IncomingMessage): Map<string, string> {
   const header = req.headers.prefer;
-  if (!header) return false;
-  return (Array.isArray(header) ? header.join(",") : header).split(",").some((preference) => preference.split(";")[0].split("=")[0].trim().toLowerCase() === "respond-async");
+  const found = new Map<string, string>();
+  if (!header) return found;
+  for (const preference of (Array.isArray(header) ? header.join(",") : header).split(",")) {
+    const [name = "", value = ""] = preference.split(";")[0]!.split("=");
+    if (name.trim()) found.set(name.trim().toLowerCase(), value.trim().replace(/^"(.*)"$/, "$1"));
+  }
+  return found;
+}
+
+/**
+ * How the request's `Prefer` header (RFC 7240) asks to be answered: `respondAsync`, the client would rather have a
+ * `202 Accepted` and follow the work than wait for it; `answerBy`, from `wait=<seconds>`, when it wants an answer
+ * at the latest (ms since the epoch, counted from `receivedAt`), the final one if the work is over by then.
+ * Other preferences are ignored.
+ */
+export function asyncPreference(req: IncomingMessage, receivedAt: number): { respondAsync: boolean; answerBy?: number } {
+  const found = preferences(req);
+  const wait = found.get("wait");
+  return {
+    respondAsync: found.has("respond-async"),
+    ...(wait !== undefined && /^\d{1,6}$/.test(wait) ? { answerBy: receivedAt + Number(wait) * 1000 } : {}),
+  };
 }

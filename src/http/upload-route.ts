@@ -17,7 +17,7 @@ import type { Viewer } from "../auth/policy.js";
 import type { IngestPolicy, UploadStatus } from "../generated/prisma/enums.js";
 import { createErrorFormatter } from "../graphql/format-error.js";
 import type { Logger } from "../observability/logger.js";
-import { prefersRespondAsync } from "./request-utils.js";
+import { asyncPreference } from "./request-utils.js";
 
 /** The path of the route; its group is the data source's id. */
 export const UPLOAD_ROUTE = /^\/data-sources\/([^/]+)\/file$/;
@@ -167,6 +167,7 @@ export function createUploadRoute(deps: {
       reply(res, 405, { errors: [{ message: "Send the file with PUT (curl -T <file>)", extensions: { code: "METHOD_NOT_ALLOWED" } }] });
       return;
     }
+    const preference = asyncPreference(req, Date.now());
     // The service may destroy the stream it is given (a bad line ends the read): that must not destroy the socket
     // the answer goes out on, so it gets its own stream, fed from the request.
     const body = new PassThrough();
@@ -182,11 +183,10 @@ export function createUploadRoute(deps: {
       const query = parseQuery(new URL(req.url ?? "/", "http://localhost").searchParams);
       const viewer = await viewerOf(req);
       const declaredSize = Number(req.headers["content-length"]) || undefined;
-      const respondAsync = prefersRespondAsync(req);
-      const row = await ingest.upload(viewer, { dataSourceId, declaredSize, ...query }, body, { respondAsync });
+      const row = await ingest.upload(viewer, { dataSourceId, declaredSize, ...query }, body, preference);
       // The service answers early only once the body is read whole. A file whose ingest was over by then (a small
-      // one) is simply answered: the preference was not needed.
-      if (respondAsync && row.status === "PROCESSING") {
+      // one, or one that finished within the client's `wait`) is simply answered: the preference was not needed.
+      if (preference.respondAsync && row.status === "PROCESSING") {
         res.setHeader("preference-applied", "respond-async");
         res.setHeader("location", `/uploads/${encodeURIComponent(row.id)}`);
         reply(res, 202, { upload: summary(row) });

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { GraphQLError } from "graphql";
 import type pg from "pg";
 import { policy, type Viewer } from "../auth/policy.js";
@@ -61,6 +62,12 @@ export interface UploadOptions {
    * committed: the HTTP `Prefer: respond-async` preference (RFC 7240).
    */
   respondAsync?: boolean;
+  /**
+   * With `respondAsync`, the client's `wait` (RFC 7240) as a time (ms since the epoch): until then the answer waits
+   * for the ingest to be over, and is the final one if it is; a failure by then is answered as without the
+   * preference. The early answer never comes before the file is in, however short the wait.
+   */
+  answerBy?: number;
 }
 
 export interface UploadInput {
@@ -261,6 +268,13 @@ export function createIngestService(deps: {
       void settled.then(() => running.delete(settled));
       if (!options.respondAsync) return run;
       const answer = await Promise.race([receivedWhole, run]);
+      // `Prefer: wait`: the final answer rather than the early one, if the ingest is over by the client's deadline.
+      const waitMs = (options.answerBy ?? 0) - Date.now();
+      if (answer.status === "PROCESSING" && waitMs > 0) {
+        const timer = new AbortController();
+        const finished = await Promise.race([run, delay(waitMs, null, { signal: timer.signal }).catch(() => null)]).finally(() => timer.abort());
+        if (finished) return finished;
+      }
       // From here on nobody awaits `run`: a failure is the upload row's (written by ingestUpload) and the log's.
       run.catch((error: unknown) => {
         if (error instanceof GraphQLError) logger.info({ uploadId: answer.id, code: error.extensions.code }, "an upload answered early failed: its upload is FAILED");

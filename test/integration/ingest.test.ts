@@ -446,6 +446,55 @@ describe("answering early (Prefer: respond-async)", () => {
     expect((await fetch(new URL(`/uploads/${id}`, t.url), { headers: { authorization: `Bearer ${outsider.token}` } })).status).toBe(404);
   });
 
+  it("with wait=<seconds>, answers the final upload if the ingest is over by then, else the 202 then", async () => {
+    /** Resolves once the source's upload has its whole file in and is still PROCESSING (held). */
+    const fileIn = async (source: string, size: number) => {
+      for (;;) {
+        const { rows } = await db.query("SELECT status, bytes_read FROM uploaded_files WHERE data_source_id = $1", [source]);
+        if (rows[0]?.status === "PROCESSING" && Number(rows[0].bytes_read) === size) return;
+      }
+    };
+    const size = fixture("good.csv").length;
+    // A long wait: the ingest, held until the file is in, then let go, finishes within it: the answer is final.
+    const patient = await createSource("Async wait PUT");
+    let release = await holdIngests(db);
+    const answer = put(patient, "good.csv", { headers: { prefer: "respond-async, wait=120" } });
+    try {
+      await fileIn(patient, size);
+    } finally {
+      await release();
+    }
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect(response.headers.get("preference-applied")).toBeNull();
+    expect(((await response.json()) as any).upload).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+    // The same through the multipart mutation.
+    const viaGraphQL = await createSource("Async wait multipart");
+    release = await holdIngests(db);
+    const mutation = multipart(UPLOAD, { source: viaGraphQL }, fixture("good.csv"), "good.csv", analyst.token, { prefer: "respond-async, wait=120" });
+    try {
+      await fileIn(viaGraphQL, size);
+    } finally {
+      await release();
+    }
+    const result = await mutation;
+    expect(result.headers.get("preference-applied")).toBeNull();
+    expect(ok(result).uploadDataSourceFile).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+    // A wait shorter than the hold: the 202 comes when it is up.
+    const hurried = await createSource("Async short wait");
+    release = await holdIngests(db);
+    let id: string;
+    try {
+      const early = await put(hurried, "good.csv", { headers: { prefer: "respond-async; foo, wait=1" } });
+      expect(early.status).toBe(202);
+      expect(early.headers.get("preference-applied")).toBe("respond-async");
+      id = (((await early.json()) as any).upload as { id: string }).id;
+    } finally {
+      await release();
+    }
+    expect(await final(id)).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+  });
+
   it("ends FAILED, with the line in its error, when the file turns out invalid after the 202 (REJECT_FILE)", async () => {
     const source = await createSource("Async reject");
     const good = (i: number) => `L-${i},${i}.00,EUR,2026-10-01,R${i},row ${i}\n`;

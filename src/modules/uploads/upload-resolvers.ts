@@ -9,7 +9,8 @@ export const uploadResolvers: Resolvers = {
     uploadDataSourceFile: async (_, { dataSourceId, file, policy, force }, ctx) => {
       const upload = await file;
       const respondAsync = ctx.respondAsync?.requested === true;
-      const result = await ctx.services.ingest.upload(ctx.viewer, { dataSourceId, fileName: upload.filename, policy, force }, upload.createReadStream(), { respondAsync });
+      const options = { respondAsync, answerBy: ctx.respondAsync?.answerBy };
+      const result = await ctx.services.ingest.upload(ctx.viewer, { dataSourceId, fileName: upload.filename, policy, force }, upload.createReadStream(), options);
       // Answered before the ingest was over: the route tells the client with Preference-Applied.
       if (respondAsync && result.status === "PROCESSING") ctx.respondAsync!.applied = true;
       return result;
