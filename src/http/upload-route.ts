@@ -7,8 +7,10 @@
  * With `Prefer: respond-async` (RFC 7240) the answer is `202 Accepted` as soon as the whole body has been read into
  * the ingest (never earlier: many clients fail on an answer while they still send), with the upload as it stands
  * (PROCESSING), `Preference-Applied: respond-async` and `Location: /uploads/<uploadId>`, the status monitor this
- * file also serves (`GET`, the same JSON as a finished PUT's); validation and COMMIT go on. Without it, the answer
- * waits for the COMMIT: a ten-million-row file then keeps its client waiting minutes for response headers.
+ * file also serves (`GET`, the same JSON as a finished PUT's); validation and COMMIT go on. With `wait=<seconds>`
+ * too, the 202 waits that long after the request for the ingest to be over, and is the final answer if it is.
+ * Without it, the answer waits for the COMMIT: a ten-million-row file then keeps its client waiting minutes for
+ * response headers.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PassThrough, type Readable } from "node:stream";
