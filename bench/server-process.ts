@@ -3,7 +3,7 @@
  * `db:migrate` process, the compiled server in a child process configured by environment, its memory read from
  * /proc, and a GraphQL client and the streaming upload route talking to it as the admin.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import http from "node:http";
@@ -95,6 +95,13 @@ export async function createBenchDatabase(name: string, options: { reuse?: boole
   };
 }
 
+/** A benchmark that ends, however it ends (a thrown error included), takes the processes it started with it. */
+function killOnExit(child: ChildProcess): void {
+  const kill = () => child.kill("SIGKILL");
+  process.once("exit", kill);
+  child.once("exit", () => process.off("exit", kill));
+}
+
 /**
  * Starts recon (dist/src/main.js) as its own process on `databaseUrl`, configured by environment (`env` added
  * last); resolves with its pid and GraphQL URL. Every line it logs goes to `onLog` (warnings and errors are
@@ -114,6 +121,7 @@ export async function startServer(options: {
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  killOnExit(child);
   const exited = once(child, "exit").then(([code]) => {
     throw new Error(`the server exited (${code}) before it was ready`);
   });
@@ -122,7 +130,8 @@ export async function startServer(options: {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
       options.onLog?.(line);
-      if (url) return;
+      // Lines that are not the server's JSON log (node's own tracing, --trace-gc) are only passed on.
+      if (url || !line.startsWith("{")) return;
       const entry = JSON.parse(line) as { url?: string; level?: number; msg?: string };
       if (entry.url && !url) resolve((url = entry.url));
       else if ((entry.level ?? 0) >= 40 && !options.onLog) console.error(entry.msg);
@@ -147,6 +156,7 @@ export async function startWorkerProcess(options: { databaseUrl: string; nodeArg
     env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: "info", NODE_ENV: "development", ...options.env },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  killOnExit(child);
   const exited = once(child, "exit").then(([code]) => {
     throw new Error(`the worker exited (${code}) before it was ready`);
   });
