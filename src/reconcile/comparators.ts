@@ -19,7 +19,8 @@ import type { EngineRecord, FieldScore } from "./types.js";
 import { absAmount, formatAmount, parseDecimal } from "./money.js";
 import { compilePattern } from "./regex-pattern.js";
 import { jaroWinkler, levenshteinSimilarity, normalizeText, tokenSetSimilarity } from "./text.js";
-import { DEFAULT_THRESHOLD, type AmountComparator, type Comparator, type DateComparator, type TextComparator, type TextField } from "./rules.js";
+import { DEFAULT_THRESHOLD, type TextField } from "./rule-fields.js";
+import type { AmountComparator, Comparator, DateComparator, TextComparator } from "./rules.js";
 import { keepShape } from "./shapes.js";
 
 /** A record as the engine works with it: its position in its side's (bookedDate, id) order and cached normal forms. */

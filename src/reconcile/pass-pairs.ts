@@ -5,7 +5,7 @@
  */
 import type { EngineGroup, FieldScore } from "./types.js";
 import type { Comparator } from "./rules.js";
-import { isTextComparator } from "./rules.js";
+import { isTextComparator } from "./rule-fields.js";
 import { isAmountComparator, windowDate, type Prepared } from "./comparators.js";
 import { buildBlocks, KeyIndex, nearestInRange, type KeyPart } from "./blocking.js";
 import { CandidateList, assignGreedy } from "./assignment.js";

@@ -7,16 +7,13 @@
 import { z } from "zod";
 import { parseDecimal } from "./money.js";
 import { patternProblem } from "./regex-pattern.js";
+import { DEFAULT_THRESHOLD, isTextComparator, TEXT_FIELDS, type TextField } from "./rule-fields.js";
 
-/** The record fields text comparators (and groupBy) can use. */
-export const TEXT_FIELDS = ["reference", "description", "counterparty", "externalId"] as const;
-export type TextField = (typeof TEXT_FIELDS)[number];
+export { DEFAULT_THRESHOLD, isTextComparator, TEXT_FIELDS, type TextField } from "./rule-fields.js";
 /** How text comparators compare (see comparators.ts for each). */
 export const TEXT_COMPARISONS = ["exact", "normalized", "contains", "regex", "tokenSet", "jaroWinkler", "levenshtein"] as const;
 /** Text comparisons that yield a graded similarity and pass at a threshold. */
 export const SIMILARITY_COMPARISONS: readonly string[] = ["tokenSet", "jaroWinkler", "levenshtein"];
-/** Threshold of a similarity comparison when the rule gives none. */
-export const DEFAULT_THRESHOLD = 0.8;
 /** Largest date window, in days, either way. */
 export const MAX_WINDOW_DAYS = 366;
 /** `maxDateSpanDays` when the rule set gives none. */
@@ -189,11 +186,6 @@ export type Comparator = Pass["comparators"][number];
 export type AmountComparator = Extract<Comparator, { field: "amount" }>;
 export type DateComparator = Extract<Comparator, { type: "dateWindow" }>;
 export type TextComparator = Extract<Comparator, { field: TextField }>;
-
-/** Whether a comparator compares one of the text fields. */
-export function isTextComparator<C extends { field: string }>(c: C): c is Extract<C, { field: TextField }> {
-  return (TEXT_FIELDS as readonly string[]).includes(c.field);
-}
 
 /** Whether a comparator can narrow candidates by hashing or a sorted window (see the engine's blocking). */
 export function isBlockingComparator(c: Comparator): boolean {

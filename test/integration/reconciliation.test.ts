@@ -12,7 +12,7 @@ import { COLUMN_MAPPING, generateFiles, type Truth } from "../../bench/reconcile
 import { reconcile } from "../../src/reconcile/engine.js";
 import { DEFAULT_RULE_SET } from "../../src/reconcile/rules.js";
 import type { EngineRecord } from "../../src/reconcile/types.js";
-import { scaledAmount } from "../../src/modules/jobs/record-stream.js";
+import { scaledAmount } from "../../src/modules/jobs/record-text.js";
 import { errorCode, ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
 import { uploadCsv } from "../helpers/jobs.js";
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { createSummary, exceptionCopyLine, groupCopyLine, groupIdFactory } from "../../src/modules/jobs/job-results.js";
-import { unescapeCopyText } from "../../src/modules/jobs/record-stream.js";
+import { unescapeCopyText } from "../../src/modules/jobs/record-text.js";
 import type { EngineGroup, EngineRecord, FieldScore } from "../../src/reconcile/types.js";
 
 const record = (id: string, amount: bigint, currency = "EUR", bookedDate = 19_000): EngineRecord => ({

@@ -14,7 +14,7 @@ import type { MatchGroup } from "../../graphql/models.js";
 import { requireId } from "../../graphql/validate.js";
 import { decimalOf } from "../jobs/job-results.js";
 import type { JobRepository } from "../jobs/job-repository.js";
-import { scaledAmount } from "../jobs/record-stream.js";
+import { scaledAmount } from "../jobs/record-text.js";
 import { optionalReason, type AuditService } from "../audit/audit-service.js";
 import type { ProjectService } from "../projects/project-service.js";
 import type { ExceptionRepository, ExceptionRow, LockedGroup, WorkRecord } from "./exception-repository.js";

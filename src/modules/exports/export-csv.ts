@@ -6,7 +6,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { Transform, type TransformCallback } from "node:stream";
 import { format, type CsvFormatterStream } from "fast-csv";
-import { unescapeCopyText } from "../jobs/record-stream.js";
+import { unescapeCopyText } from "../jobs/record-text.js";
 
 /** One CSV row per record of a group (`side` LEFT or RIGHT), so a group of any shape (1:1 … N:M) exports whole. */
 export const EXPORT_COLUMNS = [

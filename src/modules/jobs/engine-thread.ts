@@ -6,12 +6,14 @@
  * bytes, in chunks, while the block is still being written out.
  */
 import { Worker } from "node:worker_threads";
+import type { RuleSet } from "../../reconcile/rules.js";
 import type { JobSummary } from "./job-results.js";
 
 export interface EngineThreadData {
   jobId: string;
   projectId: string;
-  rules: unknown;
+  /** The job's rules, validated (rules.ts `parseRuleSet`): the thread does not load the schema library. */
+  rules: RuleSet;
   /** Whether to produce COPY text (false for dry runs). */
   persist: boolean;
   /** Int32 flag: 1 asks the engine to stop. */

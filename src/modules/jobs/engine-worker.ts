@@ -8,16 +8,14 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { reconcile, ReconcileCancelled } from "../../reconcile/engine.js";
-import { parseRuleSet } from "../../reconcile/rules.js";
 import type { EngineRecord } from "../../reconcile/types.js";
 import { createSummary, exceptionCopyLine, groupCopyLine, groupIdFactory } from "./job-results.js";
-import { detachFromBlock, parseRecords } from "./record-stream.js";
+import { detachFromBlock, parseRecords } from "./record-text.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
 import { excludePairPredicate } from "../exceptions/rejected-pairs.js";
 
-const { jobId, projectId, rules: rawRules, persist, stopFlag, pushed, excludedPairs } = workerData as EngineThreadData;
+const { jobId, projectId, rules, persist, stopFlag, pushed, excludedPairs } = workerData as EngineThreadData;
 const excludePair = excludePairPredicate(excludedPairs);
-const rules = parseRuleSet(rawRules);
 const stop = new Int32Array(stopFlag);
 /** One function for every block (the engine's stop check, and the code that inlined it, stay the same). */
 const shouldStop = () => Atomics.load(stop, 0) === 1;

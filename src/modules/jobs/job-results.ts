@@ -5,7 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import type { EngineGroup, EngineRecord, FieldScore, Outcome } from "../../reconcile/types.js";
-import { scaledAmount } from "./record-stream.js";
+import { scaledAmount } from "./record-text.js";
 
 /** 123400n → "12.3400" (scaled by 10^4, exact). */
 export function decimalOf(scaled: bigint): string {

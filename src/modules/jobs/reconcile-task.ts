@@ -178,7 +178,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       thread = startEngineThread({
         jobId: job.id,
         projectId: job.projectId,
-        rules: job.rules,
+        rules,
         persist: !job.dryRun,
         pushed: pushdown && { hits: pushdown.hits },
         excludedPairs: await excludedPairKeys(pool, job),

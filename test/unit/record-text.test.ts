@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { detachFromBlock, parseRecords } from "../../src/modules/jobs/record-stream.js";
+import { detachFromBlock, parseRecords } from "../../src/modules/jobs/record-text.js";
 import { decimalOf } from "../../src/modules/jobs/job-results.js";
 import type { EngineRecord } from "../../src/reconcile/types.js";
 
