@@ -27,7 +27,9 @@ function keyHash(key: string): Buffer {
 
 /**
  * Counts one failure of each key: a fresh or stale key starts at 1; a key past its allowance is locked for
- * 2^(failures beyond the allowance − 1) seconds, capped (the exponent too, so that no count overflows).
+ * 2^(failures beyond the allowance − 1) seconds, capped (the exponent too, so that no count overflows). The end of a
+ * lock is truncated to the column's milliseconds: rounded, it could be up to half a millisecond later than computed,
+ * and a 1 s lock would read as "retry in 2 s".
  */
 const FAILED_SQL = `
   INSERT INTO login_failures AS f (key_hash, failures, allowance, locked_until, last_failed_at)
@@ -37,7 +39,7 @@ const FAILED_SQL = `
     locked_until = CASE
       WHEN f.last_failed_at < now() - $3 * interval '1 millisecond' THEN NULL
       WHEN f.failures + 1 > f.allowance
-        THEN now() + least(1000 * power(2, least(f.failures - f.allowance, 30)), $4) * interval '1 millisecond'
+        THEN date_trunc('milliseconds', now() + least(1000 * power(2, least(f.failures - f.allowance, 30)), $4) * interval '1 millisecond')
       ELSE f.locked_until END,
     last_failed_at = now()`;
 
