@@ -5,7 +5,8 @@
  * - those pairs themselves, by a range of the primary key: their ids are the job's first 64 bits, then 0000, then
  *   a counter (nothing else has 0000 there: the engine's groups have 0001, manual ones 4000, random uuids 8–b).
  * A job's groups are both, in (outcome, id) order; the pairs are all MATCHED. The index's predicate is
- * `INDEXED` below, written as in the migration that made it so the planner can prove a query may use it.
+ * `INDEXED` below, written as in the migration that made the index, so that the planner can prove a query may use
+ * it.
  */
 import { type Sql, and, raw, sql } from "../../db/sql.js";
 import { isId } from "../../graphql/validate.js";
