@@ -11,6 +11,7 @@
 import { type Sql, and, raw, sql } from "../../db/sql.js";
 import { isId } from "../../graphql/validate.js";
 import type { MatchOutcomeName } from "../../graphql/models.js";
+import { groupIdPrefix } from "./job-results.js";
 
 /** Outcomes in the order PostgreSQL sorts the enum (its declaration order): pages walk the index in this order. */
 export const OUTCOME_ORDER: readonly MatchOutcomeName[] = [
@@ -31,7 +32,7 @@ const INDEXED = raw(`(g.outcome <> 'MATCHED' OR substring(uuid_send(g.id) from 9
 /** The first and last possible ids of a job's pushed-down pairs (exact-pushdown.ts `insertPushedGroups`). */
 export function pushedIdRange(jobId: string): { low: string; high: string } {
   if (!isId(jobId)) throw new Error(`not a job id: ${jobId}`);
-  const prefix = jobId.toLowerCase().slice(0, 19);
+  const prefix = groupIdPrefix(jobId);
   return { low: `${prefix}0000-000000000000`, high: `${prefix}0000-ffffffffffff` };
 }
 

@@ -31,14 +31,19 @@ function copyJson(json: string): string {
 export const GROUP_COPY_COLUMNS =
   "id, job_id, project_id, left_record_ids, right_record_ids, kind, outcome, status, confidence, ambiguous, rule, pass, amount_delta, date_delta_days, duplicate_of, score_breakdown";
 
+/** The first three groups of every id of a job's groups (`xxxxxxxx-xxxx-xxxx-`): the job id's first 64 bits. */
+export function groupIdPrefix(jobId: string): string {
+  const hex = jobId.toLowerCase().replace(/-/g, "").slice(0, 16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-`;
+}
+
 /**
  * Ids of a job's groups: the job id's first 64 bits, then a counter. Ascending within a job, so the primary key and
  * the (job_id, outcome, id) index are appended to rather than written all over, and the same on a re-run. The
  * counter's top 16 bits (0001) keep them out of the pushed-down pairs' range (0000: group-scan.ts).
  */
 export function groupIdFactory(jobId: string): () => string {
-  const hex = jobId.replace(/-/g, "").slice(0, 16);
-  const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-`;
+  const prefix = groupIdPrefix(jobId);
   // Groups of pushed-down passes (exact-pushdown.ts) are numbered from 1 by PostgreSQL; the engine's from 2^48:
   // the counter's top 16 bits (the uuid's fourth group) stay 0001 for 2^48 groups, so only the last 12 digits vary.
   let next = 0;
