@@ -96,7 +96,17 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   const tokens = createTokenIssuer(secret, config.jwtTtlSeconds);
   // Job rows are written by workers anywhere, some in processes with no response cache: every instance drops
   // what it cached of a job when the job announces a change (and everything after missing announcements).
-  const jobEvents = createJobEvents({ url: dbServer.url, logger, reconnected: () => void cache.flush() });
+  const jobEvents = createJobEvents({
+    url: dbServer.url,
+    logger,
+    reconnected: () => void cache.flush(),
+    listening: (up) => cache.hearPeers(up),
+  });
+  // Writes that do not reach the other instances through Redis (none is configured, or this instance's cache is
+  // off) are told them over PostgreSQL, as worker processes tell theirs (cli/worker.ts); every instance applies
+  // what it hears (with Redis, through Redis: so all instances drop it).
+  if (!config.cache.redisUrl || !cache.enabled) database.changes.subscribe((change) => jobEvents.shareChange(database.pool, change));
+  jobEvents.onPeerChange((change) => void cache.invalidate(change));
   jobEvents.subscribeAll((jobId, projectId) => {
     // A job's completion also carries forward or settles earlier jobs' exceptions of the project.
     if (jobId && projectId) void cache.invalidate({ tags: [tags.job(jobId), tags.projectJobs(projectId), tags.projectStats(projectId), tags.projectExceptions(projectId)], source: "job-event" });
@@ -133,6 +143,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
   }, RECOVERY_INTERVAL_MS);
   uploadRecovery.unref();
   const workers = await startWorkers(container, config.jobs);
+  // Before the first request: the cache must hear other processes' writes before it serves anything.
+  await jobEvents.ready();
   const http = await createHttpServer(container, options);
   await new Promise<void>((resolve, reject) => {
     http.server.once("error", reject);

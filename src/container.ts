@@ -136,7 +136,7 @@ export function createContainer(deps: ContainerDeps) {
     scheduleTickTask,
     services: {
       audit,
-      cache: createCacheService({ cache: deps.cache }),
+      cache: createCacheService({ cache: deps.cache, changes: database.changes }),
       auth,
       users: createUserService({ transaction, users: repos.users, audit }),
       projects,

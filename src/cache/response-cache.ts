@@ -9,11 +9,13 @@
  * marks its tags with it; a request notes the number current when it starts, and its answer is stored only if
  * none of its tags was marked later (in Redis atomically, by a script; in L1 before and after the write). So a
  * query that read the database before a mutation committed cannot store its answer after the mutation's
- * invalidation, on any instance. Invalidations reach the other instances' L1 over Redis pub/sub.
+ * invalidation, on any instance. Invalidations reach the other instances' L1 over Redis pub/sub; without Redis,
+ * over PostgreSQL NOTIFY (queue/job-events.ts, wired in app.ts), applied here as local invalidations (`invalidate`).
  *
  * When Redis is configured but unreachable or slow, the cache bypasses itself entirely (L1 too: it would miss
  * other instances' invalidations) and answers come from the database; when Redis returns, the cache flushes and
- * resumes. Single-flight: concurrent identical misses on one instance share one execution.
+ * resumes. Without Redis the same holds for PostgreSQL's listening connection (`hearPeers`). Single-flight:
+ * concurrent identical misses on one instance share one execution.
  */
 import { decodeJwt } from "jose";
 import { Keyv } from "keyv";
@@ -87,6 +89,11 @@ export async function createResponseCache(options: ResponseCacheOptions) {
   let epoch = 0;
   /** Tag → sequence number and time of its latest invalidation seen here (pruned after MAX_WRITE_BACK_MS). */
   const marks = new Map<string, { seq: number; at: number }>();
+  /**
+   * Without Redis: whether other processes' writes reach this instance (PostgreSQL's listening connection is up).
+   * While they do not, nothing is served or stored, as while Redis is down.
+   */
+  let peersHeard = true;
 
   // ---- L1 ------------------------------------------------------------------------------------------------
   /** Tag → keys of L1 entries carrying it. */
@@ -237,7 +244,7 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       onHealth: (degraded) => {
         if (degraded) clearLocal();
         metrics.cacheRedisUp.set(degraded ? 0 : 1);
-        healthWaiters = healthWaiters.filter((waiter) => (waiter.degraded === degraded ? (waiter.resolve(), false) : true));
+        settleHealthWaiters();
       },
     });
   }
@@ -253,9 +260,19 @@ export async function createResponseCache(options: ResponseCacheOptions) {
     return { seq, epoch, gen: tier?.gen ?? 0, at: Date.now() };
   }
 
+  /** Whether the cache bypasses itself now: Redis is down, or (without Redis) other processes' writes go unheard. */
+  function isDegraded(): boolean {
+    return (tier?.degraded ?? false) || !peersHeard;
+  }
+
   /** Whether answers may be served and stored now. */
   function usable(): boolean {
-    return options.enabled && !(tier?.degraded ?? false);
+    return options.enabled && !isDegraded();
+  }
+
+  function settleHealthWaiters() {
+    const degraded = isDegraded();
+    healthWaiters = healthWaiters.filter((waiter) => (waiter.degraded === degraded ? (waiter.resolve(), false) : true));
   }
 
   /** Stores into L1 unless superseded, re-checking after Keyv's asynchronous write. */
@@ -454,6 +471,20 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       }
     },
 
+    /**
+     * Without Redis, tells the cache whether other processes' writes reach it (PostgreSQL's listening connection,
+     * queue/job-events.ts). Lost: it drops everything and bypasses itself, since an invalidation may be missed at
+     * any moment. Back: it flushes (answers stored meanwhile may have missed one) and serves again. With Redis,
+     * Redis keeps the instances coherent and this does nothing.
+     */
+    hearPeers(heard: boolean): void {
+      if (tier || heard === peersHeard) return;
+      peersHeard = heard;
+      if (heard) apply({ kind: "flush", seq, gen: 0 });
+      else clearLocal();
+      settleHealthWaiters();
+    },
+
     /** Sets how warming replays a request (the HTTP layer owns execution). */
     setWarmer(replay: (recipe: WarmRecipe) => Promise<void>) {
       warmer = replay;
@@ -477,9 +508,9 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       };
     },
 
-    /** For tests: whether the tier currently bypasses the cache. */
+    /** For tests: whether the cache currently bypasses itself (Redis down, or other processes unheard). */
     get degraded() {
-      return tier?.degraded ?? false;
+      return isDegraded();
     },
 
     /** The newest invalidation number seen here. */
@@ -493,9 +524,9 @@ export async function createResponseCache(options: ResponseCacheOptions) {
       return new Promise((resolve) => seqWaiters.push({ seq: n, resolve }));
     },
 
-    /** Resolves once the Redis tier is degraded (true) or healthy again (false). */
+    /** Resolves once the cache bypasses itself (true) or serves again (false); see `degraded`. */
     whenDegraded(degraded: boolean): Promise<void> {
-      if ((tier?.degraded ?? false) === degraded) return Promise.resolve();
+      if (isDegraded() === degraded) return Promise.resolve();
       return new Promise((resolve) => healthWaiters.push({ degraded, resolve }));
     },
 

@@ -31,6 +31,9 @@ const database = createDatabase({
   onConnectionLost: (error) => logger.warn({ err: error.message }, "database connection lost"),
 });
 const jobEvents = createJobEvents({ url, logger });
+// This process has no response cache, but the API instances' caches must drop what its writes change (a scheduled
+// run's schedule row, for one): it tells them over PostgreSQL (a job's own changes also go out as job events).
+database.changes.subscribe((change) => jobEvents.shareChange(database.pool, change));
 const queue = await createQueue({ url, logger, pollingIntervalSeconds: config.jobs.queuePollSeconds, wakeups: jobEvents });
 const reconcileTask = createReconcileTask({
   pool: database.pool,

@@ -7,13 +7,21 @@
  * notification never leaves anyone with stale state. Every API instance also invalidates its response cache from
  * them (app.ts): a job run by a worker process, which has no cache of its own, is still seen fresh everywhere.
  * The same connection carries the queue's wake-ups ("task T has new work"), so that a worker in another process
- * takes a job as soon as it is queued rather than at its next poll of the queue (queue.ts).
+ * takes a job as soon as it is queued rather than at its next poll of the queue (queue.ts), and the committed
+ * writes of processes that share no Redis, so that every instance's response cache drops what they changed
+ * (app.ts).
  */
+import { randomUUID } from "node:crypto";
 import pg from "pg";
+import type { Change } from "../db/change-feed.js";
 import type { Logger } from "../observability/logger.js";
 
 export const JOB_EVENTS_CHANNEL = "recon_job_events";
 export const QUEUE_WAKEUPS_CHANNEL = "recon_queue_wakeups";
+export const CACHE_CHANGES_CHANNEL = "recon_cache_changes";
+
+/** PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more: a change is sent in parts below that. */
+const MAX_PAYLOAD_BYTES = 7_900;
 
 type Listener = () => void;
 /** Hears every job's events (the response cache's invalidation). */
@@ -27,7 +35,21 @@ export interface QueueWakeups {
   onWake(listener: (task: string) => void): void;
 }
 
-export interface JobEvents extends QueueWakeups {
+/**
+ * Committed writes, across processes: what keeps the response caches of instances without a shared Redis
+ * coherent (with Redis, its pub/sub does that: cache/redis-tier.ts).
+ */
+export interface CacheChanges {
+  /**
+   * Tells every other process which cached answers a committed write made stale (`pg_notify` on `db`, a pool,
+   * so that it does not depend on the listening connection being up). Never fails: a failure is logged.
+   */
+  shareChange(db: Pick<pg.Pool, "query">, change: Change): Promise<void>;
+  /** Calls `listener` with every change another process shared (never this one's own) until the returned function is called. */
+  onPeerChange(listener: (change: Change) => void): () => void;
+}
+
+export interface JobEvents extends QueueWakeups, CacheChanges {
   /** Announces that job `jobId` of project `projectId` changed (runs `pg_notify` on the given pool or client). */
   publish(db: Pick<pg.Pool, "query">, jobId: string, projectId: string): Promise<void>;
   /** Calls `listener` on every announced change of `jobId` until the returned function is called. */
@@ -44,8 +66,16 @@ export function createJobEvents(options: {
   logger: Logger;
   /** Called after the listening connection was re-established: events may have been missed meanwhile. */
   reconnected?: () => void;
+  /**
+   * Called with true whenever the listening connection is up (the first time too), and with false when it is
+   * lost: meanwhile, other processes' notifications go unheard.
+   */
+  listening?: (up: boolean) => void;
 }): JobEvents {
-  const { url, logger, reconnected } = options;
+  const { url, logger, reconnected, listening } = options;
+  /** This process's mark on the changes it shares, so that it can tell them from its peers'. */
+  const origin = randomUUID();
+  const peerChangeListeners = new Set<(change: Change) => void>();
   const listeners = new Map<string, Set<Listener>>();
   const everything = new Set<AnyListener>();
   const wakeListeners = new Set<(task: string) => void>();
@@ -81,6 +111,7 @@ export function createJobEvents(options: {
       if (!message.payload) return;
       if (message.channel === JOB_EVENTS_CHANNEL) dispatch(message.payload);
       else if (message.channel === QUEUE_WAKEUPS_CHANNEL) for (const listener of wakeListeners) listener(message.payload);
+      else if (message.channel === CACHE_CHANGES_CHANNEL) dispatchPeerChange(message.payload);
     });
     next.on("error", (error) => {
       logger.warn({ err: error }, "job events connection lost; reconnecting");
@@ -90,8 +121,10 @@ export function createJobEvents(options: {
       await next.connect();
       await next.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
       await next.query(`LISTEN ${QUEUE_WAKEUPS_CHANNEL}`);
+      await next.query(`LISTEN ${CACHE_CHANGES_CHANNEL}`);
       client = next;
       retryDelayMs = 100;
+      listening?.(true);
       markReady();
       // Anything that changed while we were not listening: every listener re-reads its job.
       for (const jobId of listeners.keys()) dispatch(jobId);
@@ -104,13 +137,30 @@ export function createJobEvents(options: {
   }
 
   function reconnect(broken: pg.Client): void {
-    if (client === broken) client = null;
+    if (client === broken) {
+      client = null;
+      listening?.(false);
+    }
     broken.end().catch(() => {});
     if (closed) return;
     readyPromise = new Promise<void>((resolve) => (markReady = resolve));
     const delay = retryDelayMs;
     retryDelayMs = Math.min(retryDelayMs * 2, 5_000);
     setTimeout(() => void connect(), delay).unref();
+  }
+
+  /** A peer's change (`<origin>\n*` for everything, `<origin>\n<tag>\n<tag>…` otherwise); this process's own are skipped. */
+  function dispatchPeerChange(payload: string): void {
+    const [from, ...rest] = payload.split("\n");
+    if (from === origin || rest.length === 0) return;
+    const change: Change = rest[0] === "*" ? { all: true, source: "peer" } : { tags: rest, source: "peer" };
+    for (const listener of peerChangeListeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        logger.error({ err: error }, "cache change listener failed");
+      }
+    }
   }
 
   void connect();
@@ -131,6 +181,20 @@ export function createJobEvents(options: {
     onWake(listener) {
       wakeListeners.add(listener);
     },
+    async shareChange(db, change) {
+      try {
+        for (const payload of changePayloads(origin, change)) {
+          await db.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
+        }
+      } catch (error) {
+        // The write is committed; only other instances' caches miss it (until their TTLs, or a reconnection's flush).
+        logger.warn({ err: error }, "could not tell other processes about a write; their response caches may serve it stale until expiry");
+      }
+    },
+    onPeerChange(listener) {
+      peerChangeListeners.add(listener);
+      return () => void peerChangeListeners.delete(listener);
+    },
     subscribe(jobId, listener) {
       let set = listeners.get(jobId);
       if (!set) listeners.set(jobId, (set = new Set()));
@@ -146,9 +210,26 @@ export function createJobEvents(options: {
       listeners.clear();
       everything.clear();
       wakeListeners.clear();
+      peerChangeListeners.clear();
       const current = client;
       client = null;
       await current?.end().catch(() => {});
     },
   };
+}
+
+/** A change as NOTIFY payloads: its tags split over as many as needed, each naming its origin. */
+export function changePayloads(origin: string, change: Change): string[] {
+  if ("all" in change) return [`${origin}\n*`];
+  const payloads: string[] = [];
+  let current = origin;
+  for (const tag of change.tags) {
+    if (current !== origin && Buffer.byteLength(current) + 1 + Buffer.byteLength(tag) > MAX_PAYLOAD_BYTES) {
+      payloads.push(current);
+      current = origin;
+    }
+    current += `\n${tag}`;
+  }
+  if (current !== origin) payloads.push(current);
+  return payloads;
 }
