@@ -41,8 +41,9 @@ export interface QueueWakeups {
  */
 export interface CacheChanges {
   /**
-   * Tells every other process which cached answers a committed write made stale (`pg_notify` on `db`, a pool,
-   * so that it does not depend on the listening connection being up). Never fails: a failure is logged.
+   * Tells every other process which cached answers a committed write made stale: `pg_notify` on the listening
+   * connection (idle between notifications, so a busy pool does not delay the write's answer), or on `db` while
+   * that connection is down. Never fails: a failure is logged.
    */
   shareChange(db: Pick<pg.Pool, "query">, change: Change): Promise<void>;
   /** Calls `listener` with every change another process shared (never this one's own) until the returned function is called. */
@@ -182,10 +183,20 @@ export function createJobEvents(options: {
       wakeListeners.add(listener);
     },
     async shareChange(db, change) {
-      try {
-        for (const payload of changePayloads(origin, change)) {
-          await db.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
+      const notify = async (payload: string) => {
+        const listener = client;
+        if (listener) {
+          try {
+            await listener.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
+            return;
+          } catch {
+            // The listening connection broke under the query: the pool sends it.
+          }
         }
+        await db.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
+      };
+      try {
+        for (const payload of changePayloads(origin, change)) await notify(payload);
       } catch (error) {
         // The write is committed; only other instances' caches miss it (until their TTLs, or a reconnection's flush).
         logger.warn({ err: error }, "could not tell other processes about a write; their response caches may serve it stale until expiry");
