@@ -4,10 +4,14 @@
  * instance's write made stale. Two cached instances and an uncached one (`RESPONSE_CACHE=off`, the truth) share
  * one database; the game of random steps (helpers/cache-coherence.ts) compares them after every write.
  */
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { COLUMN_MAPPING } from "../../bench/reconcile-data.js";
 import { ok, startTestApp, type TestApp } from "../helpers/app.js";
-import { playCoherenceGame } from "../helpers/cache-coherence.js";
+import { comparable, playCoherenceGame } from "../helpers/cache-coherence.js";
+import { startWorkerProcess } from "../helpers/jobs.js";
 
 let a: TestApp;
 let b: TestApp;
@@ -84,6 +88,39 @@ it("drops on B what a write on A changed, and what an ADMIN's flush on A emptied
   await settled();
   expect((await b.graphql(PROJECT, { id }, analyst.token)).headers.get("x-cache")).toBe("MISS");
 });
+
+it("hears a worker process's writes: a scheduled run's schedule is not served as it was cached", async () => {
+  const analyst = await a.createUser("ANALYST");
+  const projectId = ok(await a.graphql<{ createProject: { id: string } }>(`mutation { createProject(input: { name: "Scheduled" }) { id } }`, {}, analyst.token)).createProject.id;
+  const source = async (name: string) =>
+    ok(await a.graphql<{ createDataSource: { id: string } }>("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token)).createDataSource.id;
+  const [left, right] = [await source("Ledger"), await source("Bank")];
+  ok(await a.graphql("mutation($p: ID!, $l: ID!, $r: ID!) { setReconciliationSchedule(projectId: $p, input: { leftSourceId: $l, rightSourceId: $r, cron: \"0 3 * * *\" }) { cron } }", { p: projectId, l: left, r: right }, analyst.token));
+  // Time passes (the clock is the outside world): the schedule is due.
+  const db = new pg.Client({ connectionString: a.db.url });
+  await db.connect();
+  await db.query("UPDATE reconciliation_schedules SET next_run_at = now() - interval '1 minute' WHERE project_id = $1", [projectId]);
+  await db.end();
+  const schedule = "query($p: ID!) { project(id: $p) { reconciliationSchedule { nextRunAt lastRunAt lastJob { id } lastSkipReason } } }";
+  await a.graphql(schedule, { p: projectId }, analyst.token);
+  expect((await a.graphql(schedule, { p: projectId }, analyst.token)).headers.get("x-cache")).toBe("HIT");
+
+  // The instances run no jobs (RECON_WORKERS=0): the scheduler's tick is worked by a worker process, which has no
+  // response cache and no Redis, and tells the instances what it wrote.
+  const worker: ChildProcess = await startWorkerProcess(a.db.url);
+  try {
+    const heard = hears(a, `Project:${projectId}:schedule`);
+    await a.app.container.queue.send(a.app.container.scheduleTickTask, {});
+    await heard;
+    const after = await a.graphql(schedule, { p: projectId }, analyst.token);
+    expect(after.headers.get("x-cache")).toBe("MISS");
+    expect(comparable(after)).toEqual(comparable(await truth.graphql(schedule, { p: projectId }, analyst.token)));
+    expect(new Date(ok(after).project.reconciliationSchedule.nextRunAt).getTime()).toBeGreaterThan(Date.now());
+  } finally {
+    worker.kill("SIGTERM");
+    await once(worker, "exit");
+  }
+}, 60_000);
 
 it("bypasses itself while it cannot hear the others, and starts afresh once it can", async () => {
   const analyst = await b.createUser("ANALYST");
