@@ -16,6 +16,7 @@ import { startWorkerProcess } from "../helpers/jobs.js";
 let a: TestApp;
 let b: TestApp;
 let truth: TestApp;
+let worker: ChildProcess | undefined;
 
 beforeAll(async () => {
   a = await startTestApp();
@@ -24,6 +25,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  if (worker && worker.exitCode === null) worker.kill("SIGKILL");
   await truth?.close();
   await b?.close();
   await a?.close();
@@ -107,19 +109,16 @@ it("hears a worker process's writes: a scheduled run's schedule is not served as
 
   // The instances run no jobs (RECON_WORKERS=0): the scheduler's tick is worked by a worker process, which has no
   // response cache and no Redis, and tells the instances what it wrote.
-  const worker: ChildProcess = await startWorkerProcess(a.db.url);
-  try {
-    const heard = hears(a, `Project:${projectId}:schedule`);
-    await a.app.container.queue.send(a.app.container.scheduleTickTask, {});
-    await heard;
-    const after = await a.graphql(schedule, { p: projectId }, analyst.token);
-    expect(after.headers.get("x-cache")).toBe("MISS");
-    expect(comparable(after)).toEqual(comparable(await truth.graphql(schedule, { p: projectId }, analyst.token)));
-    expect(new Date(ok(after).project.reconciliationSchedule.nextRunAt).getTime()).toBeGreaterThan(Date.now());
-  } finally {
-    worker.kill("SIGTERM");
-    await once(worker, "exit");
-  }
+  worker = await startWorkerProcess(a.db.url);
+  const heard = hears(a, `Project:${projectId}:schedule`);
+  await a.app.container.queue.send(a.app.container.scheduleTickTask, {});
+  await heard;
+  const after = await a.graphql(schedule, { p: projectId }, analyst.token);
+  expect(after.headers.get("x-cache")).toBe("MISS");
+  expect(comparable(after)).toEqual(comparable(await truth.graphql(schedule, { p: projectId }, analyst.token)));
+  expect(new Date(ok(after).project.reconciliationSchedule.nextRunAt).getTime()).toBeGreaterThan(Date.now());
+  worker.kill("SIGTERM");
+  await once(worker, "exit");
 }, 60_000);
 
 it("bypasses itself while it cannot hear the others, and starts afresh once it can", async () => {
