@@ -1,0 +1,94 @@
+/**
+ * Properties of the validating SELECT (ingest/validation-sql.ts) run by real PostgreSQL on staged rows: which
+ * amounts it accepts, and that an accepted amount is stored exactly as written.
+ */
+import fc from "fast-check";
+import pg from "pg";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseColumnMapping, resolveColumns } from "../../src/ingest/column-mapping.js";
+import { stagingTableSql, validatedRowsSql } from "../../src/ingest/validation-sql.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+
+let db: TestDatabase;
+let client: pg.Client;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+});
+
+afterAll(async () => {
+  await client?.end();
+  await db?.drop();
+});
+
+const HEADER = ["id", "amount", "currency", "date"];
+const mapping = parseColumnMapping({ externalId: "id", amount: "amount", currency: "currency", bookedDate: "date" });
+if (!mapping.ok) throw new Error(mapping.message);
+const resolved = resolveColumns(mapping.mapping, HEADER, HEADER.length);
+if (!resolved.ok) throw new Error(resolved.missing.join());
+const VALIDATE = validatedRowsSql("staged_amounts", { mapping: mapping.mapping, positions: resolved.positions, columnCount: HEADER.length, header: HEADER });
+
+/** What NUMERIC(20,4) holds exactly, written plainly: a sign, 1–16 digits, and optionally a point and 1–4 digits. */
+const FITS = /^[+-]?[0-9]{1,16}(\.[0-9]{1,4})?$/;
+
+/** Validates `amounts` as the amount cells of staged rows; the stored amount (text) and the amount's issue of each. */
+async function validate(amounts: string[]): Promise<{ amount: string | null; issue: string | null }[]> {
+  await client.query("BEGIN");
+  try {
+    await client.query(stagingTableSql("staged_amounts", HEADER.length));
+    await client.query(
+      "INSERT INTO staged_amounts SELECT n, 'id' || n, a, 'EUR', '2026-11-24' FROM unnest($1::text[]) WITH ORDINALITY AS u(a, n)",
+      [amounts],
+    );
+    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::text, errors FROM (${VALIDATE}) v ORDER BY line_no`);
+    return rows.map((row) => ({ amount: row.amount, issue: row.errors.find((error) => error.startsWith("amount")) ?? null }));
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
+/** A decimal's digits without leading or trailing zeros and a plus sign ("-0012.5000" → "-12.5", "-0" → "0"). */
+function canonical(text: string): string {
+  const negative = text.startsWith("-");
+  const [whole = "", fraction = ""] = text.replace(/^[+-]/, "").split(".");
+  const digits = whole.replace(/^0+(?=\d)/, "") + (fraction.replace(/0+$/, "") ? `.${fraction.replace(/0+$/, "")}` : "");
+  return negative && digits !== "0" ? `-${digits}` : digits;
+}
+
+const digits = (count: number) => fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: count, maxLength: count });
+/** Numbers with any count of digits around the limits (0–18 before the point, none or 0–6 after), signed or not. */
+const number = fc
+  .tuple(fc.constantFrom("", "+", "-"), fc.integer({ min: 0, max: 18 }), fc.option(fc.integer({ min: 0, max: 6 })))
+  .chain(([sign, whole, fraction]) =>
+    fc.tuple(digits(whole), fraction === null ? fc.constant(null) : digits(fraction)).map(([w, f]) => `${sign}${w}${f === null ? "" : `.${f}`}`),
+  );
+/** Amount-like cells: such numbers, some in accounting's parentheses or padded, and strings of number-ish characters. */
+const cell = fc.oneof(
+  number,
+  number.map((text) => `(${text})`),
+  number.map((text) => ` ${text} `),
+  fc.string({ unit: fc.constantFrom("0", "1", "9", ".", "-", "+", " ", "e", "(", ")"), maxLength: 22 }),
+);
+
+it("accepts exactly the amounts NUMERIC(20,4) holds, and stores them as written", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(cell, { minLength: 1, maxLength: 60 }), async (amounts) => {
+      const results = await validate(amounts);
+      amounts.forEach((text, i) => {
+        // Cells are trimmed, and "(12.50)" is accounting's -12.50.
+        const plain = text.trim().replace(/^\((.*)\)$/, "-$1");
+        const { amount, issue } = results[i]!;
+        if (FITS.test(plain)) {
+          expect(issue, text).toBeNull();
+          expect(amount === null ? null : canonical(amount), text).toBe(canonical(plain));
+        } else {
+          expect(amount, text).toBeNull();
+          expect(issue, text).not.toBeNull();
+        }
+      });
+    }),
+    { numRuns: 150 },
+  );
+});
