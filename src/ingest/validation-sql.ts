@@ -38,14 +38,16 @@ export function copySql(table: string, mapping: ColumnMapping): string {
 /**
  * How each date format is recognised (a plain regex match, which is fast) and how its parts are cut out
  * (split_part/substr; capture-group regexes cost ~20 µs a row in PostgreSQL, too slow for millions of rows).
+ * Digits are `[0-9]`, never `\d`: in a database with ICU collation `\d` also matches other scripts' digits
+ * (Arabic-Indic, full-width), which the parts' `::int` cast then refuses, failing the whole statement.
  */
 const DATE_FORMATS_SQL: Record<DateFormat, { shape: string; year: (t: string) => string; month: (t: string) => string; day: (t: string) => string }> = {
-  "YYYY-MM-DD": { shape: "^\\d{4}-\\d{1,2}-\\d{1,2}$", year: (t) => `split_part(${t}, '-', 1)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 3)` },
-  "DD/MM/YYYY": { shape: "^\\d{1,2}/\\d{1,2}/\\d{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 2)`, day: (t) => `split_part(${t}, '/', 1)` },
-  "MM/DD/YYYY": { shape: "^\\d{1,2}/\\d{1,2}/\\d{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 1)`, day: (t) => `split_part(${t}, '/', 2)` },
-  "DD.MM.YYYY": { shape: "^\\d{1,2}\\.\\d{1,2}\\.\\d{4}$", year: (t) => `split_part(${t}, '.', 3)`, month: (t) => `split_part(${t}, '.', 2)`, day: (t) => `split_part(${t}, '.', 1)` },
-  "DD-MM-YYYY": { shape: "^\\d{1,2}-\\d{1,2}-\\d{4}$", year: (t) => `split_part(${t}, '-', 3)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 1)` },
-  YYYYMMDD: { shape: "^\\d{8}$", year: (t) => `substr(${t}, 1, 4)`, month: (t) => `substr(${t}, 5, 2)`, day: (t) => `substr(${t}, 7, 2)` },
+  "YYYY-MM-DD": { shape: "^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$", year: (t) => `split_part(${t}, '-', 1)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 3)` },
+  "DD/MM/YYYY": { shape: "^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 2)`, day: (t) => `split_part(${t}, '/', 1)` },
+  "MM/DD/YYYY": { shape: "^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$", year: (t) => `split_part(${t}, '/', 3)`, month: (t) => `split_part(${t}, '/', 1)`, day: (t) => `split_part(${t}, '/', 2)` },
+  "DD.MM.YYYY": { shape: "^[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{4}$", year: (t) => `split_part(${t}, '.', 3)`, month: (t) => `split_part(${t}, '.', 2)`, day: (t) => `split_part(${t}, '.', 1)` },
+  "DD-MM-YYYY": { shape: "^[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}$", year: (t) => `split_part(${t}, '-', 3)`, month: (t) => `split_part(${t}, '-', 2)`, day: (t) => `split_part(${t}, '-', 1)` },
+  YYYYMMDD: { shape: "^[0-9]{8}$", year: (t) => `substr(${t}, 1, 4)`, month: (t) => `substr(${t}, 5, 2)`, day: (t) => `substr(${t}, 7, 2)` },
 };
 
 /**

@@ -1,10 +1,12 @@
 /**
  * Properties of the validating SELECT (ingest/validation-sql.ts) run by real PostgreSQL on staged rows: which
- * amounts it accepts, and that an accepted amount is stored exactly as written.
+ * amounts it accepts, that an accepted amount is stored exactly as written, and that digits of other scripts are
+ * row errors, never a failed statement, in a database with ICU collation too.
  */
 import fc from "fast-check";
 import pg from "pg";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { withDatabaseName } from "../../src/db/database-url.js";
 import { parseColumnMapping, resolveColumns } from "../../src/ingest/column-mapping.js";
 import { stagingTableSql, validatedRowsSql } from "../../src/ingest/validation-sql.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
@@ -33,20 +35,28 @@ const VALIDATE = validatedRowsSql("staged_amounts", { mapping: mapping.mapping, 
 /** What NUMERIC(20,4) holds exactly, written plainly: a sign, 1–16 digits, and optionally a point and 1–4 digits. */
 const FITS = /^[+-]?[0-9]{1,16}(\.[0-9]{1,4})?$/;
 
+/** Stages rows of (amount, date) cells on `on` and validates them: each row's stored amount and date (text) and its problems. */
+async function validateRows(on: pg.Client, cells: [amount: string, date: string][]) {
+  await on.query("BEGIN");
+  try {
+    await on.query(stagingTableSql("staged_amounts", HEADER.length));
+    await on.query(
+      "INSERT INTO staged_amounts SELECT n, 'id' || n, a, 'EUR', d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(a, d, n)",
+      [cells.map(([amount]) => amount), cells.map(([, date]) => date)],
+    );
+    const { rows } = await on.query<{ amount: string | null; booked_date: string | null; errors: string[] }>(
+      `SELECT amount::text, booked_date::text, errors FROM (${VALIDATE}) v ORDER BY line_no`,
+    );
+    return rows;
+  } finally {
+    await on.query("ROLLBACK");
+  }
+}
+
 /** Validates `amounts` as the amount cells of staged rows; the stored amount (text) and the amount's issue of each. */
 async function validate(amounts: string[]): Promise<{ amount: string | null; issue: string | null }[]> {
-  await client.query("BEGIN");
-  try {
-    await client.query(stagingTableSql("staged_amounts", HEADER.length));
-    await client.query(
-      "INSERT INTO staged_amounts SELECT n, 'id' || n, a, 'EUR', '2026-11-24' FROM unnest($1::text[]) WITH ORDINALITY AS u(a, n)",
-      [amounts],
-    );
-    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::text, errors FROM (${VALIDATE}) v ORDER BY line_no`);
-    return rows.map((row) => ({ amount: row.amount, issue: row.errors.find((error) => error.startsWith("amount")) ?? null }));
-  } finally {
-    await client.query("ROLLBACK");
-  }
+  const rows = await validateRows(client, amounts.map((amount) => [amount, "2026-11-24"]));
+  return rows.map((row) => ({ amount: row.amount, issue: row.errors.find((error) => error.startsWith("amount")) ?? null }));
 }
 
 /** A decimal's digits without leading or trailing zeros and a plus sign ("-0012.5000" → "-12.5", "-0" → "0"). */
@@ -91,4 +101,33 @@ it("accepts exactly the amounts NUMERIC(20,4) holds, and stores them as written"
     }),
     { numRuns: 150 },
   );
+});
+
+it("reports digits of other scripts as row errors, also where the database collates with ICU", async () => {
+  // A database of ICU collation (PostgreSQL's regex `\d` matches any script's digits there, `[0-9]` does not).
+  const name = `icu_${db.name}`;
+  const server = new pg.Client({ connectionString: inject("postgresServerUrl") });
+  await server.connect();
+  await server.query(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+  const icu = new pg.Client({ connectionString: withDatabaseName(inject("postgresServerUrl"), name) });
+  try {
+    await icu.connect();
+    expect((await icu.query<{ matches: boolean }>("SELECT '\u0662' ~ '\\d' AS matches")).rows[0]!.matches).toBe(true);
+    for (const on of [client, icu]) {
+      const rows = await validateRows(on, [
+        ["12.50", "2026-11-24"],
+        ["\u0661\u0662.50", "2026-11-24"], // Arabic-Indic 12.50
+        ["12.50", "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0664"], // Arabic-Indic 2026-11-24
+        ["12.50", "\uff12\uff10\uff12\uff16-11-24"], // full-width 2026
+      ]);
+      expect(rows.map((row) => [row.amount, row.booked_date])).toEqual([["12.50", "2026-11-24"], [null, "2026-11-24"], ["12.50", null], ["12.50", null]]);
+      expect(rows[1]!.errors).toEqual(["amount\u001f'\u0661\u0662.50' is not a number"]);
+      expect(rows[2]!.errors).toEqual(["date\u001f'\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0664' is not a date in format YYYY-MM-DD"]);
+      expect(rows[3]!.errors).toHaveLength(1);
+    }
+  } finally {
+    await icu.end();
+    await server.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await server.end();
+  }
 });
