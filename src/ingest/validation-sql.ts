@@ -116,8 +116,15 @@ export function validatedRowsSql(table: string, layout: StagedLayout): string {
     amountColumn("credit", "credit");
     checks.push(amountIssue("debit", "debit", true), amountIssue("credit", "credit", true));
     checks.push(`CASE WHEN n.debit = '' AND n.credit = '' THEN ${issue("debit", "'and credit are both empty'")} END`);
-    amount = `CASE WHEN (n.debit = '' OR n.debit_ok) AND (n.credit = '' OR n.credit_ok) AND (n.debit <> '' OR n.credit <> '')
-      THEN coalesce(nullif(n.credit, '')::numeric, 0) - coalesce(nullif(n.debit, '')::numeric, 0) END`;
+    // Each fits NUMERIC(20,4), but their difference may not (a credit and a negative debit of 16 digits each).
+    // Nested CASEs: PostgreSQL does not promise to evaluate an AND's operands in order, and the casts need the checks.
+    const parsed = `(n.debit = '' OR n.debit_ok) AND (n.credit = '' OR n.credit_ok) AND (n.debit <> '' OR n.credit <> '')`;
+    const net = `coalesce(nullif(n.credit, '')::numeric, 0) - coalesce(nullif(n.debit, '')::numeric, 0)`;
+    checks.push(`CASE WHEN ${parsed} THEN CASE WHEN abs(${net}) >= 1e16 THEN ${issue(
+      "credit",
+      `${shown("n.credit")} || ' minus debit ' || ${shown("n.debit")} || ' has more than 16 digits before the decimal point'`,
+    )} END END`);
+    amount = `CASE WHEN ${parsed} THEN CASE WHEN abs(${net}) < 1e16 THEN ${net} END END`;
   } else {
     amountColumn("amount", "amount");
     checks.push(amountIssue("amount", "amount", false));

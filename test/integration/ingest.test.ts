@@ -286,6 +286,16 @@ describe("ingest", () => {
     ]);
   });
 
+  it("lists a debit and a credit whose difference NUMERIC(20,4) cannot hold as a row problem, and ingests the rest", async () => {
+    const source = await createSource("Split", { debit: "debit", credit: "credit" });
+    const result = ok(await upload(source, "debit-credit-overflow.csv")).uploadDataSourceFile;
+    expect(result).toMatchObject({ status: "COMPLETED", rowsIngested: 2, rowsRejected: 1 });
+    expect(issuesOf(result)).toEqual([
+      { line: 3, column: "credit", reason: "'9999999999999999.9999' minus debit '-9999999999999999.9999' has more than 16 digits before the decimal point", severity: "ERROR" },
+    ]);
+    expect((await records(result.id)).map((row) => [row.external_id, row.amount])).toEqual([["S-1", "-12.5000"], ["S-3", "9999999999999999.9999"]]);
+  });
+
   it("maps columns by position when there is no header, and a sign column", async () => {
     const positional = await createSource("Positional", { externalId: 1, currency: 2, bookedDate: 3, amount: 4, description: 5, header: false });
     const result = ok(await upload(positional, "no-header.csv")).uploadDataSourceFile;

@@ -131,3 +131,32 @@ it("reports digits of other scripts as row errors, also where the database colla
     await server.end();
   }
 });
+
+it("refuses, as a row problem, a debit and a credit whose difference NUMERIC(20,4) cannot hold", async () => {
+  const header = ["id", "debit", "credit", "currency", "date"];
+  const split = parseColumnMapping({ externalId: "id", debit: "debit", credit: "credit", currency: "currency", bookedDate: "date" });
+  if (!split.ok) throw new Error(split.message);
+  const positions = resolveColumns(split.mapping, header, header.length);
+  if (!positions.ok) throw new Error(positions.missing.join());
+  const sql = validatedRowsSql("staged_split", { mapping: split.mapping, positions: positions.positions, columnCount: header.length, header });
+  const max = "9999999999999999.9999";
+  await client.query("BEGIN");
+  try {
+    await client.query(stagingTableSql("staged_split", header.length));
+    await client.query(
+      `INSERT INTO staged_split VALUES (1, 'a', '', '${max}', 'EUR', '2026-11-24'), (2, 'b', '-${max}', '', 'EUR', '2026-11-24'),
+        (3, 'c', '-${max}', '${max}', 'EUR', '2026-11-24'), (4, 'd', '-1', '${max}', 'EUR', '2026-11-24'), (5, 'e', '5', '${max}', 'EUR', '2026-11-24')`,
+    );
+    // The stored type: an amount the validation passed must fit it (it would fail the whole insert otherwise).
+    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::numeric(20,4)::text AS amount, errors FROM (${sql}) v ORDER BY line_no`);
+    expect(rows).toEqual([
+      { amount: max, errors: [] },
+      { amount: max, errors: [] },
+      { amount: null, errors: [`credit\u001f'${max}' minus debit '-${max}' has more than 16 digits before the decimal point`] },
+      { amount: null, errors: [`credit\u001f'${max}' minus debit '-1' has more than 16 digits before the decimal point`] },
+      { amount: "9999999999999994.9999", errors: [] },
+    ]);
+  } finally {
+    await client.query("ROLLBACK");
+  }
+});
