@@ -1,13 +1,14 @@
 /**
- * Properties of the validating SELECT (ingest/validation-sql.ts) run by real PostgreSQL on staged rows: which
- * amounts it accepts, that an accepted amount is stored exactly as written, and that digits of other scripts are
- * row errors, never a failed statement, in a database with ICU collation too.
+ * Properties of the validating SELECT (ingest/validation-sql.ts) run by real PostgreSQL on staged rows: it never
+ * fails as a whole, whatever the cells (every value is stored in its column's type or is a row problem); which
+ * amounts it accepts, and that an accepted amount is stored exactly as written; digits of other scripts are row
+ * problems in a database with ICU collation too; a debit and a credit whose difference does not fit are one.
  */
 import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { withDatabaseName } from "../../src/db/database-url.js";
-import { parseColumnMapping, resolveColumns } from "../../src/ingest/column-mapping.js";
+import { DATE_FORMATS, parseColumnMapping, resolveColumns } from "../../src/ingest/column-mapping.js";
 import { stagingTableSql, validatedRowsSql } from "../../src/ingest/validation-sql.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
@@ -159,4 +160,65 @@ it("refuses, as a row problem, a debit and a credit whose difference NUMERIC(20,
   } finally {
     await client.query("ROLLBACK");
   }
+});
+
+/** Cells of any kind a file may hold where amounts, dates and codes are expected: numbers, dates, junk. */
+const anyCell = fc.oneof(
+  number,
+  number.map((text) => `(${text})`),
+  fc.string({ unit: fc.constantFrom(..."0123456789.,-+() '/eE", "\u0662", "\uff12", "é"), maxLength: 24 }),
+  fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), fc.nat(5)).map(([y, m, d, format]) =>
+    [`${y}-${m}-${d}`, `${d}/${m}/${y}`, `${m}/${d}/${y}`, `${d}.${m}.${y}`, `${d}-${m}-${y}`, `${y}${String(m).padStart(2, "0")}${String(d).padStart(2, "0")}`][format]!,
+  ),
+  fc.constantFrom("", " ", "EUR", "eur", "EURO", "D", "DR", "C"),
+);
+
+/** Mappings of every shape: one amount, debit and credit, a sign column; any date format and separators. */
+const anyMapping = fc.record({
+  amounts: fc.constantFrom("amount", "debit-credit", "signed"),
+  dateFormat: fc.constantFrom(...DATE_FORMATS),
+  separators: fc.constantFrom([".", ""], [".", ","], [".", " "], [",", "."], [",", " "], [",", "'"]),
+});
+
+it("never fails the statement, whatever the cells: a value is either stored in its column's type or a row problem", async () => {
+  const header = ["id", "amount", "debit", "credit", "dc", "currency", "date", "valued", "ref"];
+  await fc.assert(
+    fc.asyncProperty(anyMapping, fc.array(fc.array(anyCell, { minLength: header.length, maxLength: header.length }), { minLength: 1, maxLength: 30 }), async (shape, rows) => {
+      const mapping = parseColumnMapping({
+        externalId: "id",
+        ...(shape.amounts === "debit-credit" ? { debit: "debit", credit: "credit" } : { amount: "amount" }),
+        ...(shape.amounts === "signed" ? { sign: { column: "dc" } } : {}),
+        currency: "currency",
+        bookedDate: "date",
+        valueDate: "valued",
+        reference: "ref",
+        dateFormat: shape.dateFormat,
+        decimalSeparator: shape.separators[0],
+        thousandsSeparator: shape.separators[1],
+      });
+      if (!mapping.ok) throw new Error(mapping.message);
+      const positions = resolveColumns(mapping.mapping, header, header.length);
+      if (!positions.ok) throw new Error(positions.missing.join());
+      const sql = validatedRowsSql("staged_any", { mapping: mapping.mapping, positions: positions.positions, columnCount: header.length, header });
+      await client.query("BEGIN");
+      try {
+        await client.query(stagingTableSql("staged_any", header.length));
+        await client.query(
+          `INSERT INTO staged_any SELECT n, ${header.map((_, i) => `r[${i + 1}]`).join(", ")}
+           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(j, n), LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(j)) AS r) x`,
+          [JSON.stringify(rows)],
+        );
+        // The records' column types: what the ingest's INSERT casts to.
+        const { rows: validated } = await client.query<{ ok: boolean; complete: boolean }>(
+          `SELECT cardinality(errors) = 0 AS ok,
+             (external_id IS NOT NULL AND amount::numeric(20,4) IS NOT NULL AND currency::char(3) IS NOT NULL AND booked_date IS NOT NULL) AS complete
+           FROM (${sql}) v ORDER BY line_no`,
+        );
+        for (const row of validated) if (row.ok) expect(row.complete).toBe(true);
+      } finally {
+        await client.query("ROLLBACK");
+      }
+    }),
+    { numRuns: 200 },
+  );
 });
