@@ -33,3 +33,23 @@ export function requireObject(value: unknown, field: string): Record<string, unk
   }
   return value as Record<string, unknown>;
 }
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why PostgreSQL cannot store `text` as it is, or null when it can: a NUL character (refused by `text` and `jsonb`)
+ * or a lone UTF-16 surrogate (stored as U+FFFD: the value silently changed).
+ */
+export function unstorableText(text: string): string | null {
+  if (text.includes("\u0000")) return "contains a NUL character (U+0000), which text cannot hold";
+  if (LONE_SURROGATE.test(text)) return "is not valid Unicode (a lone UTF-16 surrogate)";
+  return null;
+}
+
+/** Refuses text PostgreSQL cannot store (see `unstorableText`), naming the field. */
+export function requireStorableText(value: string, field: string): string {
+  const reason = unstorableText(value);
+  if (reason) throw new BadUserInputError(field, reason);
+  return value;
+}

@@ -22,6 +22,7 @@ import { responseCachePlugin, type CacheNote } from "../graphql/response-cache-p
 import { retryAfterPlugin } from "../graphql/retry-after-plugin.js";
 import { createSchema } from "../graphql/schema.js";
 import { sqlStatementsPlugin } from "../graphql/sql-statements-plugin.js";
+import { textInputPlugin } from "../graphql/text-input-plugin.js";
 import { currentRequestScope, runInRequestScope, type RequestScope } from "../observability/request-scope.js";
 import { cachedCompressed, COMPRESS_MIN_BYTES, compressBody, preferredEncoding } from "./compression.js";
 import { parseGraphQLMultipart, type ParsedMultipart } from "./multipart.js";
@@ -152,6 +153,7 @@ export async function createGraphQLRoute(container: Container, options: GraphQLR
       sqlStatementsPlugin(metrics, exposeSqlStatements, container.slowOperationMs === undefined ? undefined : { ms: container.slowOperationMs, logger }),
       responseCachePlugin(),
       retryAfterPlugin(),
+      textInputPlugin(),
       ApolloServerPluginLandingPageDisabled(),
       // Apollo's cache hints wrap every resolver; recon's response cache does not use them.
       ApolloServerPluginCacheControlDisabled(),

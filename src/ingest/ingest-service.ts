@@ -13,7 +13,7 @@ import type { IngestPolicy, RowIssueSeverity } from "../generated/prisma/enums.j
 import { pageRequest, pageSize, toConnection, toConnectionBy } from "../graphql/pagination.js";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../graphql/errors.js";
 import type { FileUpload } from "../graphql/models.js";
-import { isId, requireId } from "../graphql/validate.js";
+import { isId, requireId, requireStorableText } from "../graphql/validate.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { AuditService } from "../modules/audit/audit-service.js";
@@ -248,6 +248,7 @@ export function createIngestService(deps: {
     async upload(viewer: Viewer | null, input: UploadInput, body: Readable, options: UploadOptions = {}): Promise<FileUpload> {
       const { actor, source, mapping } = await authorizeSource(viewer, input.dataSourceId);
       checkDeclaredSize(input.declaredSize);
+      requireStorableText(input.fileName, "fileName");
       if (active >= limits.maxConcurrentIngests) {
         throw ingestError("TOO_MANY_INGESTS", `This server is already ingesting ${active} file(s), its limit; retry shortly`);
       }
