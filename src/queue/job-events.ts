@@ -150,6 +150,18 @@ export function createJobEvents(options: {
     setTimeout(() => void connect(), delay).unref();
   }
 
+  /** The notifications sent on the listening connection, one after another (pg runs one query at a time on it). */
+  let sending: Promise<unknown> = Promise.resolve();
+  /** Sends a notification on the listening connection; rejects when there is none or it fails. */
+  function notifyOnListener(channel: string, payload: string): Promise<unknown> {
+    const sent = sending.then(() => {
+      if (!client) throw new Error("not listening");
+      return client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    });
+    sending = sent.catch(() => {});
+    return sent;
+  }
+
   /** A peer's change (`<origin>\n*` for everything, `<origin>\n<tag>\n<tag>…` otherwise); this process's own are skipped. */
   function dispatchPeerChange(payload: string): void {
     const [from, ...rest] = payload.split("\n");
@@ -175,7 +187,9 @@ export function createJobEvents(options: {
     },
     async wake(task) {
       // On the listening connection (idle between notifications): sending needs no pool connection of its own.
-      await client?.query("SELECT pg_notify($1, $2)", [QUEUE_WAKEUPS_CHANNEL, task]).catch((error: unknown) => {
+      // None while reconnecting: the workers' poll covers that moment.
+      if (!client) return;
+      await notifyOnListener(QUEUE_WAKEUPS_CHANNEL, task).catch((error: unknown) => {
         logger.warn({ err: error, task }, "could not wake the queue's workers; they will poll");
       });
     },
@@ -184,16 +198,12 @@ export function createJobEvents(options: {
     },
     async shareChange(db, change) {
       const notify = async (payload: string) => {
-        const listener = client;
-        if (listener) {
-          try {
-            await listener.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
-            return;
-          } catch {
-            // The listening connection broke under the query: the pool sends it.
-          }
+        try {
+          await notifyOnListener(CACHE_CHANGES_CHANNEL, payload);
+        } catch {
+          // No listening connection, or it broke under the query: the pool sends it.
+          await db.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
         }
-        await db.query("SELECT pg_notify($1, $2)", [CACHE_CHANGES_CHANNEL, payload]);
       };
       try {
         for (const payload of changePayloads(origin, change)) await notify(payload);
