@@ -11,26 +11,42 @@ import { GraphQLError, Kind, visit, type ASTNode, type DocumentNode } from "grap
 import type { GraphQLContext } from "./context.js";
 import { unstorableText } from "./validate.js";
 
-/** The first unstorable string in a variable's value: its path (`$input.lines[2]`) and why; object keys too. */
-function inValue(value: unknown, path: string): { field: string; reason: string } | null {
-  if (typeof value === "string") {
-    const reason = unstorableText(value);
-    return reason ? { field: path, reason } : null;
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = inValue(value[i], `${path}[${i}]`);
-      if (found) return found;
-    }
-    return null;
-  }
-  // Plain objects only, as JSON gives them: an upload's variable is a class instance of the multipart parser's.
-  if (value !== null && typeof value === "object" && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
-    for (const [key, item] of Object.entries(value)) {
-      const keyReason = unstorableText(key);
-      if (keyReason) return { field: `${path}.${key.replace(/[\u0000\ud800-\udfff]/g, "?")}`, reason: `has a key that ${keyReason}` };
-      const found = inValue(item, `${path}.${key}`);
-      if (found) return found;
+/** A place in a variable's value: the value, and how it was reached (its path is spelled only when needed). */
+interface Place {
+  value: unknown;
+  parent: Place | null;
+  /** `$name` at the root, `[2]` or `.key` below. */
+  step: string;
+}
+
+const pathOf = (place: Place): string => {
+  const steps: string[] = [];
+  for (let at: Place | null = place; at; at = at.parent) steps.push(at.step);
+  return steps.reverse().join("");
+};
+
+/**
+ * The first unstorable string in a variable's value: its path (`$input.lines[2]`) and why; object keys too.
+ * Walked with a stack of its own, not by recursion: a variable may nest arrays thousands deep within the body limit.
+ */
+function inValue(value: unknown, name: string): { field: string; reason: string } | null {
+  const stack: Place[] = [{ value, parent: null, step: `$${name}` }];
+  while (stack.length) {
+    const place = stack.pop()!;
+    const current = place.value;
+    if (typeof current === "string") {
+      const reason = unstorableText(current);
+      if (reason) return { field: pathOf(place), reason };
+    } else if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) stack.push({ value: current[i], parent: place, step: `[${i}]` });
+    } else if (current !== null && typeof current === "object" && [Object.prototype, null].includes(Object.getPrototypeOf(current))) {
+      // Plain objects only, as JSON gives them: an upload's variable is a class instance of the multipart parser's.
+      const entries = Object.entries(current);
+      for (const [key] of entries) {
+        const keyReason = unstorableText(key);
+        if (keyReason) return { field: `${pathOf(place)}.${key.replace(/[\u0000\ud800-\udfff]/g, "?")}`, reason: `has a key that ${keyReason}` };
+      }
+      for (let i = entries.length - 1; i >= 0; i--) stack.push({ value: entries[i]![1], parent: place, step: `.${entries[i]![0]}` });
     }
   }
   return null;
@@ -69,7 +85,7 @@ export function textInputPlugin(): ApolloServerPlugin<GraphQLContext> {
         async didResolveOperation({ request, document }) {
           let found: { field: string; reason: string } | null = null;
           for (const [name, value] of Object.entries(request.variables ?? {})) {
-            found = inValue(value, `$${name}`);
+            found = inValue(value, name);
             if (found) break;
           }
           found ??= inDocument(document);

@@ -49,6 +49,22 @@ it("refuses it inside JSON values and keys, and in the document's own string lit
   refused(await t.graphql(`mutation { createProject(input: { name: "a\\u0000b" }) { id } }`, {}, analyst.token), "input.name", NUL);
 });
 
+it("looks through JSON nested thousands deep without failing (a NUL at the bottom is still found)", async () => {
+  const query = `mutation($m: JSON) { createDataSource(input: { projectId: "${projectId}", name: "Deep", columnMapping: $m }) { id } }`;
+  // Written out by hand: JSON.stringify recurses, and this nesting is deeper than its stack allows.
+  const send = async (bottom: string) => {
+    const body = `{"query":${JSON.stringify(query)},"variables":{"m":${"[".repeat(50_000)}${bottom}${"]".repeat(50_000)}}}`;
+    const response = await fetch(t.url, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${analyst.token}` }, body });
+    return { status: response.status, body: (await response.json()) as { errors: { extensions: Record<string, unknown> }[] } };
+  };
+  const deep = await send(JSON.stringify("x\u0000"));
+  expect(deep.status).toBe(400);
+  expect(deep.body.errors[0]!.extensions.field).toBe(`$m${"[0]".repeat(50_000)}`);
+  // Without one, the operation goes on to its own checks (a column mapping must be an object).
+  const clean = await send(JSON.stringify("x"));
+  expect(clean.body.errors[0]!.extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "input.columnMapping" });
+});
+
 it("refuses a lone surrogate instead of storing U+FFFD in its place", async () => {
   const create = `mutation($n: String!) { createProject(input: { name: $n }) { id } }`;
   refused(await t.graphql(create, { n: "a\ud800b" }, analyst.token), "$n", /not valid Unicode/);
