@@ -209,9 +209,14 @@ function rejectedFileMessage(rowsRejected: number, first: { line: number; column
   return `${rowsRejected} invalid row(s): nothing was ingested (policy REJECT_FILE)${where}; see rowErrors`;
 }
 
-/** Refuses a file already ingested into the data source (same SHA-256, COMPLETED), unless forced. */
+/**
+ * Refuses a file already ingested into the data source (same SHA-256, COMPLETED), unless forced. The same file sent
+ * twice at once (a double submit) would pass the check twice, neither having committed: the check is made under a
+ * transaction lock on (data source, SHA-256), so the second waits for the first's COMMIT, then sees it.
+ */
 async function refuseDuplicate(client: pg.PoolClient, target: IngestTarget, sha256: string): Promise<void> {
   if (target.force) return;
+  await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`upload-sha256:${target.dataSourceId}:${sha256}`]);
   const { rows: earlier } = await client.query(
     `SELECT id, file_name, completed_at FROM uploaded_files
      WHERE data_source_id = $1 AND sha256 = $2 AND status = 'COMPLETED' AND id <> $3 LIMIT 1`,

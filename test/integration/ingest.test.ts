@@ -560,6 +560,32 @@ describe("answering early (Prefer: respond-async)", () => {
     expect([200, 202]).toContain(now.status);
   });
 
+  it("ingests the same file sent twice at once (a double submit) only once", async () => {
+    const source = await createSource("Double submit");
+    const release = await holdIngests(db);
+    let first: string;
+    let second: Promise<Response>;
+    try {
+      // The first is past its duplicate check (answered 202) and held before its rows are written.
+      const answered = await put(source, "good.csv", { headers: asyncHeaders });
+      expect(answered.status).toBe(202);
+      first = ((await answered.json()) as any).upload.id;
+      // The second arrives before the first commits; it is in, and waiting, once a second ingest waits on a lock.
+      second = put(source, "good.csv", { headers: asyncHeaders });
+      await expect
+        .poll(async () => (await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n)
+        .toBe(2);
+    } finally {
+      await release();
+    }
+    expect(await final(first)).toMatchObject({ status: "COMPLETED", rowsIngested: 4 });
+    const refused = await second;
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as any).errors[0].extensions.code).toBe("DUPLICATE_FILE");
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM records WHERE data_source_id = $1", [source]);
+    expect(rows[0].n).toBe(4);
+  });
+
   it("answers the multipart mutation as soon as its file is in, saying so with Preference-Applied", async () => {
     const source = await createSource("Async multipart");
     const release = await holdIngests(db);
