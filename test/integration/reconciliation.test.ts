@@ -366,6 +366,29 @@ describe("starting a job", () => {
   });
 });
 
+describe("amounts at NUMERIC(20,4)'s limit", () => {
+  it("keeps the exact difference and exposure of two records whose amounts differ by more than a record can hold", async () => {
+    const project = ok(await t.graphql(`mutation { createProject(input: { name: "Limits" }) { id } }`, {}, analyst.token)).createProject.id;
+    const source = async (name: string) =>
+      ok(await t.graphql("mutation($p: ID!, $n: String!) { createDataSource(input: { projectId: $p, name: $n }) { id } }", { p: project, n: name }, analyst.token)).createDataSource.id as string;
+    const [left, right] = [await source("Ledger"), await source("Bank")];
+    const max = "9999999999999999.9999";
+    await uploadCsv(t, analyst.token, left, `id,amount,currency,date,reference\nL-1,${max},EUR,2026-11-02,BIG-1\n`);
+    await uploadCsv(t, analyst.token, right, `id,amount,currency,date,reference\nB-1,-${max},EUR,2026-11-02,BIG-1\n`);
+    const jobId = ok(await t.graphql(START, { input: { projectId: project, leftSourceId: left, rightSourceId: right } }, analyst.token)).startReconciliation.id;
+    const { events } = await follow(jobId, analyst.token);
+    expect(events.at(-1)).toMatchObject({ status: "COMPLETED", error: null, discrepancyCount: 1 });
+    const mismatch = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { discrepancies(type: AMOUNT_MISMATCH, first: 5) { edges { node { amountDelta } } } } }`, { id: jobId }, analyst.token));
+    expect(mismatch.reconciliationJob.discrepancies.edges.map((edge: any) => edge.node.amountDelta)).toEqual(["-19999999999999999.9998"]);
+    const opened = ok(await t.graphql(`query($p: ID!) { exceptions(projectId: $p, first: 5) { edges { node { id type amount } } } }`, { p: project }, analyst.token));
+    const [exception] = opened.exceptions.edges.map((edge: any) => edge.node);
+    expect(exception).toMatchObject({ type: "AMOUNT_MISMATCH", amount: "19999999999999999.9998" });
+    // Written off (by an ADMIN: writing off is a manager's call) at its own amount, which a record could not hold either.
+    const written = ok(await t.graphql(`mutation($id: ID!) { writeOffException(id: $id, input: { kind: WRITE_OFF, reason: "test" }) { status resolutionAmount } }`, { id: exception.id }, t.admin.token));
+    expect(written.writeOffException).toEqual({ status: "RESOLVED", resolutionAmount: "19999999999999999.9998" });
+  });
+});
+
 describe("deleting", () => {
   it("deleting the project deletes its jobs' groups (the statement trigger stands in for the foreign key)", async () => {
     const { rows: before } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE project_id = $1`, [projectId]);

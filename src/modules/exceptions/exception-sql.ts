@@ -45,7 +45,7 @@ export function openExceptionsSql(): string {
 export const EXCEPTION_FACTS_TABLE = "job_exception_facts";
 export const CREATE_EXCEPTION_FACTS_SQL = `
   CREATE TEMP TABLE ${EXCEPTION_FACTS_TABLE} (id uuid, job_id uuid, project_id uuid, type "MatchOutcome", left_record_ids uuid[],
-    right_record_ids uuid[], amount numeric(20,4), currency char(3), booked_date date) ON COMMIT DROP`;
+    right_record_ids uuid[], amount numeric(24,4), currency char(3), booked_date date) ON COMMIT DROP`;
 
 /** Opens the exceptions copied into EXCEPTION_FACTS_TABLE (severity and SLA as `openExceptionsSql`), and empties it. */
 export async function openExceptionsFromFacts(client: Querier): Promise<void> {
