@@ -26,32 +26,43 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/**
+ * Runs `run` on `on` in a transaction that is rolled back afterwards, with a staging table `staged` for files of
+ * `header` and the validating SELECT of `columnMapping` over it.
+ */
+async function withStaged<T>(on: pg.Client, columnMapping: Record<string, unknown>, header: string[], run: (validate: string) => Promise<T>): Promise<T> {
+  const mapping = parseColumnMapping(columnMapping);
+  if (!mapping.ok) throw new Error(mapping.message);
+  const resolved = resolveColumns(mapping.mapping, header, header.length);
+  if (!resolved.ok) throw new Error(resolved.missing.join());
+  const validate = validatedRowsSql("staged", { mapping: mapping.mapping, positions: resolved.positions, columnCount: header.length, header });
+  await on.query("BEGIN");
+  try {
+    await on.query(stagingTableSql("staged", header.length));
+    return await run(validate);
+  } finally {
+    await on.query("ROLLBACK");
+  }
+}
+
 const HEADER = ["id", "amount", "currency", "date"];
-const mapping = parseColumnMapping({ externalId: "id", amount: "amount", currency: "currency", bookedDate: "date" });
-if (!mapping.ok) throw new Error(mapping.message);
-const resolved = resolveColumns(mapping.mapping, HEADER, HEADER.length);
-if (!resolved.ok) throw new Error(resolved.missing.join());
-const VALIDATE = validatedRowsSql("staged_amounts", { mapping: mapping.mapping, positions: resolved.positions, columnCount: HEADER.length, header: HEADER });
+const MAPPING = { externalId: "id", amount: "amount", currency: "currency", bookedDate: "date" };
 
 /** What NUMERIC(20,4) holds exactly, written plainly: a sign, 1–16 digits, and optionally a point and 1–4 digits. */
 const FITS = /^[+-]?[0-9]{1,16}(\.[0-9]{1,4})?$/;
 
 /** Stages rows of (amount, date) cells on `on` and validates them: each row's stored amount and date (text) and its problems. */
-async function validateRows(on: pg.Client, cells: [amount: string, date: string][]) {
-  await on.query("BEGIN");
-  try {
-    await on.query(stagingTableSql("staged_amounts", HEADER.length));
+function validateRows(on: pg.Client, cells: [amount: string, date: string][]) {
+  return withStaged(on, MAPPING, HEADER, async (validate) => {
     await on.query(
-      "INSERT INTO staged_amounts SELECT n, 'id' || n, a, 'EUR', d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(a, d, n)",
+      "INSERT INTO staged SELECT n, 'id' || n, a, 'EUR', d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(a, d, n)",
       [cells.map(([amount]) => amount), cells.map(([, date]) => date)],
     );
     const { rows } = await on.query<{ amount: string | null; booked_date: string | null; errors: string[] }>(
-      `SELECT amount::text, booked_date::text, errors FROM (${VALIDATE}) v ORDER BY line_no`,
+      `SELECT amount::text, booked_date::text, errors FROM (${validate}) v ORDER BY line_no`,
     );
     return rows;
-  } finally {
-    await on.query("ROLLBACK");
-  }
+  });
 }
 
 /** Validates `amounts` as the amount cells of staged rows; the stored amount (text) and the amount's issue of each. */
@@ -135,21 +146,15 @@ it("reports digits of other scripts as row errors, also where the database colla
 
 it("refuses, as a row problem, a debit and a credit whose difference NUMERIC(20,4) cannot hold", async () => {
   const header = ["id", "debit", "credit", "currency", "date"];
-  const split = parseColumnMapping({ externalId: "id", debit: "debit", credit: "credit", currency: "currency", bookedDate: "date" });
-  if (!split.ok) throw new Error(split.message);
-  const positions = resolveColumns(split.mapping, header, header.length);
-  if (!positions.ok) throw new Error(positions.missing.join());
-  const sql = validatedRowsSql("staged_split", { mapping: split.mapping, positions: positions.positions, columnCount: header.length, header });
+  const split = { externalId: "id", debit: "debit", credit: "credit", currency: "currency", bookedDate: "date" };
   const max = "9999999999999999.9999";
-  await client.query("BEGIN");
-  try {
-    await client.query(stagingTableSql("staged_split", header.length));
+  await withStaged(client, split, header, async (validate) => {
     await client.query(
-      `INSERT INTO staged_split VALUES (1, 'a', '', '${max}', 'EUR', '2026-11-24'), (2, 'b', '-${max}', '', 'EUR', '2026-11-24'),
+      `INSERT INTO staged VALUES (1, 'a', '', '${max}', 'EUR', '2026-11-24'), (2, 'b', '-${max}', '', 'EUR', '2026-11-24'),
         (3, 'c', '-${max}', '${max}', 'EUR', '2026-11-24'), (4, 'd', '-1', '${max}', 'EUR', '2026-11-24'), (5, 'e', '5', '${max}', 'EUR', '2026-11-24')`,
     );
     // The stored type: an amount the validation passed must fit it (it would fail the whole insert otherwise).
-    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::numeric(20,4)::text AS amount, errors FROM (${sql}) v ORDER BY line_no`);
+    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::numeric(20,4)::text AS amount, errors FROM (${validate}) v ORDER BY line_no`);
     expect(rows).toEqual([
       { amount: max, errors: [] },
       { amount: max, errors: [] },
@@ -157,9 +162,7 @@ it("refuses, as a row problem, a debit and a credit whose difference NUMERIC(20,
       { amount: null, errors: [`credit\u001f'${max}' minus debit '-1' has more than 16 digits before the decimal point`] },
       { amount: "9999999999999994.9999", errors: [] },
     ]);
-  } finally {
-    await client.query("ROLLBACK");
-  }
+  });
 });
 
 /** Cells of any kind a file may hold where amounts, dates and codes are expected: numbers, dates, junk. */
@@ -184,7 +187,7 @@ it("never fails the statement, whatever the cells: a value is either stored in i
   const header = ["id", "amount", "debit", "credit", "dc", "currency", "date", "valued", "ref"];
   await fc.assert(
     fc.asyncProperty(anyMapping, fc.array(fc.array(anyCell, { minLength: header.length, maxLength: header.length }), { minLength: 1, maxLength: 30 }), async (shape, rows) => {
-      const mapping = parseColumnMapping({
+      const mapping = {
         externalId: "id",
         ...(shape.amounts === "debit-credit" ? { debit: "debit", credit: "credit" } : { amount: "amount" }),
         ...(shape.amounts === "signed" ? { sign: { column: "dc" } } : {}),
@@ -195,16 +198,10 @@ it("never fails the statement, whatever the cells: a value is either stored in i
         dateFormat: shape.dateFormat,
         decimalSeparator: shape.separators[0],
         thousandsSeparator: shape.separators[1],
-      });
-      if (!mapping.ok) throw new Error(mapping.message);
-      const positions = resolveColumns(mapping.mapping, header, header.length);
-      if (!positions.ok) throw new Error(positions.missing.join());
-      const sql = validatedRowsSql("staged_any", { mapping: mapping.mapping, positions: positions.positions, columnCount: header.length, header });
-      await client.query("BEGIN");
-      try {
-        await client.query(stagingTableSql("staged_any", header.length));
+      };
+      await withStaged(client, mapping, header, async (validate) => {
         await client.query(
-          `INSERT INTO staged_any SELECT n, ${header.map((_, i) => `r[${i + 1}]`).join(", ")}
+          `INSERT INTO staged SELECT n, ${header.map((_, i) => `r[${i + 1}]`).join(", ")}
            FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(j, n), LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(j)) AS r) x`,
           [JSON.stringify(rows)],
         );
@@ -212,12 +209,10 @@ it("never fails the statement, whatever the cells: a value is either stored in i
         const { rows: validated } = await client.query<{ ok: boolean; complete: boolean }>(
           `SELECT cardinality(errors) = 0 AS ok,
              (external_id IS NOT NULL AND amount::numeric(20,4) IS NOT NULL AND currency::char(3) IS NOT NULL AND booked_date IS NOT NULL) AS complete
-           FROM (${sql}) v ORDER BY line_no`,
+           FROM (${validate}) v ORDER BY line_no`,
         );
         for (const row of validated) if (row.ok) expect(row.complete).toBe(true);
-      } finally {
-        await client.query("ROLLBACK");
-      }
+      });
     }),
     { numRuns: 200 },
   );
