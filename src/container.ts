@@ -138,7 +138,7 @@ export function createContainer(deps: ContainerDeps) {
       audit,
       cache: createCacheService({ cache: deps.cache, changes: database.changes }),
       auth,
-      users: createUserService({ transaction, users: repos.users, audit }),
+      users: createUserService({ transaction, users: repos.users, audit, passwords: auth }),
       projects,
       dataSources: createDataSourceService({ transaction, dataSources: repos.dataSources, projects, audit }),
       jobs,

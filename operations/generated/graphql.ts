@@ -402,13 +402,15 @@ export type UpdateProjectInput = {
 
 /** Changes to a user. Users may change their own name and password; only an ADMIN may change the rest. */
 export type UpdateUserInput = {
+  /** Your current password: required with `password` when you change your own (an ADMIN resetting someone else's needs none). */
+  currentPassword?: string | null | undefined;
   /** New sign-in email. */
   email?: string | null | undefined;
   /** Reactivate or deactivate (ADMIN only). */
   isActive?: boolean | null | undefined;
   /** New display name. */
   name?: string | null | undefined;
-  /** New password, at least 12 characters. */
+  /** New password, at least 12 characters. Ends every session of the user: the tokens issued before stop working. */
   password?: string | null | undefined;
   /** New global role (ADMIN only). */
   role?: Role | null | undefined;

@@ -846,7 +846,7 @@ export type Mutation = {
   updateDataSource: DataSource;
   /** Changes a project (its owner, project managers and analysts, ADMIN). */
   updateProject: Project;
-  /** Changes a user: ADMIN any field, anyone their own name and password. */
+  /** Changes a user: ADMIN any field, anyone their own name and password (with their current password). */
   updateUser: User;
   /**
    * Streams a CSV file into a data source (multipart request). Resolves when the ingest has finished; rows that
@@ -1868,13 +1868,15 @@ export type UpdateProjectInput = {
 
 /** Changes to a user. Users may change their own name and password; only an ADMIN may change the rest. */
 export type UpdateUserInput = {
+  /** Your current password: required with `password` when you change your own (an ADMIN resetting someone else's needs none). */
+  currentPassword?: InputMaybe<Scalars['String']['input']>;
   /** New sign-in email. */
   email?: InputMaybe<Scalars['String']['input']>;
   /** Reactivate or deactivate (ADMIN only). */
   isActive?: InputMaybe<Scalars['Boolean']['input']>;
   /** New display name. */
   name?: InputMaybe<Scalars['String']['input']>;
-  /** New password, at least 12 characters. */
+  /** New password, at least 12 characters. Ends every session of the user: the tokens issued before stop working. */
   password?: InputMaybe<Scalars['String']['input']>;
   /** New global role (ADMIN only). */
   role?: InputMaybe<Role>;

@@ -78,7 +78,7 @@ async function tokenFor(role: string): Promise<string> {
     `SELECT id FROM users WHERE role = $1::"Role" AND is_active ORDER BY email LIMIT 1`,
     [role],
   );
-  return (await tokens.issue(rows[0].id)).token;
+  return (await tokens.issue(rows[0].id, 0)).token;
 }
 
 /** Sequential scans of large tables in the plan of `statement`. */

@@ -18,7 +18,7 @@ export interface UserFilter {
 }
 
 const COLUMNS = raw(`u.id, u.email, u.name, u.role::text AS role, u.is_active AS "isActive",
-  u.last_login_at AS "lastLoginAt", u.created_at AS "createdAt", u.updated_at AS "updatedAt"`);
+  u.token_version AS "tokenVersion", u.last_login_at AS "lastLoginAt", u.created_at AS "createdAt", u.updated_at AS "updatedAt"`);
 
 function visibleUser(scope: UserScope): Sql {
   if (scope.all) return sql`TRUE`;

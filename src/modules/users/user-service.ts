@@ -26,6 +26,7 @@ export interface UpdateUserInput {
   name?: string | null;
   email?: string | null;
   password?: string | null;
+  currentPassword?: string | null;
   role?: Role | null;
   isActive?: boolean | null;
 }
@@ -43,8 +44,14 @@ function snapshot(user: User) {
   return { email: user.email, name: user.name, role: user.role, isActive: user.isActive };
 }
 
-export function createUserService(deps: { transaction: Database["transaction"]; users: UserRepository; audit: AuditService }) {
-  const { transaction, users, audit } = deps;
+export function createUserService(deps: {
+  transaction: Database["transaction"];
+  users: UserRepository;
+  audit: AuditService;
+  /** Checks a signed-in user's current password (auth-service.ts: failures count as failed sign-ins). */
+  passwords: { confirmPassword(email: string, password: string): Promise<boolean> };
+}) {
+  const { transaction, users, audit, passwords } = deps;
 
   async function withUniqueEmail<T>(field: string, write: () => Promise<T>): Promise<T> {
     try {
@@ -119,7 +126,20 @@ export function createUserService(deps: { transaction: Database["transaction"]; 
       if (input.email != null) data.email = requireEmail(input.email, "input.email");
       if (input.role != null) data.role = input.role;
       if (input.isActive != null) data.isActive = input.isActive;
-      if (input.password != null) data.passwordHash = await hashPassword(requirePassword(input.password, "input.password"));
+      if (input.password != null) {
+        const password = requirePassword(input.password, "input.password");
+        // Your own password only with the current one: a token alone (left signed in, or stolen) must not be enough
+        // to lock its owner out.
+        if (id === actor.id) {
+          if (!input.currentPassword) throw new BadUserInputError("input.currentPassword", "is required to change your own password");
+          if (!(await passwords.confirmPassword(target.email, input.currentPassword))) {
+            throw new BadUserInputError("input.currentPassword", "is not your current password");
+          }
+        }
+        data.passwordHash = await hashPassword(password);
+        // Every token issued so far stops working (tokens.ts): a new password ends the sessions the old one opened.
+        data.tokenVersion = { increment: 1 };
+      }
       return withUniqueEmail("input.email", () =>
         transaction(async (tx) => {
           const user = await users.update(id, data, tx);
