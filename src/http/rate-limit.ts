@@ -62,11 +62,16 @@ export function rateKey(viewerId: string | null | undefined, token: string | und
   return `address:${address ?? "unknown"}`;
 }
 
+/** What a refused request is told, over HTTP (with its 429) and over WebSocket alike. */
+export function rateLimitedMessage(retryAfterSeconds: number, perSecond: number): string {
+  return `Too many requests: wait ${retryAfterSeconds} s (the limit is ${perSecond} a second)`;
+}
+
 /** Answers a refused request: 429, Retry-After, and a GraphQL-shaped RATE_LIMITED error. */
 export function sendRateLimited(res: ServerResponse, requestId: string, retryAfterSeconds: number, perSecond: number): void {
   const body = JSON.stringify({
     errors: [{
-      message: `Too many requests: wait ${retryAfterSeconds} s (the limit is ${perSecond} a second)`,
+      message: rateLimitedMessage(retryAfterSeconds, perSecond),
       extensions: { code: "RATE_LIMITED", retryAfterSeconds, requestId },
     }],
   });

@@ -228,7 +228,7 @@ export async function createHttpServer(container: Container, options: HttpServer
   }
 
   const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, listener);
-  const subscriptions = attachSubscriptions({ server, schema, validationRules, container });
+  const subscriptions = attachSubscriptions({ server, schema, validationRules, container, limiter });
   return {
     server,
     apollo,

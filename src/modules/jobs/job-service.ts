@@ -298,20 +298,31 @@ export function createJobService(deps: {
 
     /**
      * The job's state now and after every change announced on the job-event bus (from whichever instance runs
-     * it), until it completes, fails or is cancelled. Authorized once, when the subscription starts.
+     * it), until it completes, fails or is cancelled. Authorized when the subscription starts and again before
+     * every later event (a viewer removed from the project meanwhile gets no more: the subscription ends).
      */
     async follow(viewer: Viewer | null, id: string, loaders: Loaders): Promise<AsyncIterable<ReconciliationJob>> {
       const job = await this.get(viewer, id, loaders);
       if (!job) throw new NotFoundError("ReconciliationJob");
-      return followJob(job.id, jobs, events);
+      // Not through `loaders`: they remember the project as it was when the subscription started.
+      const stillVisible = async () => (await projects.get(viewer, job.projectId)) !== null;
+      return followJob(job.id, jobs, events, stillVisible);
     },
   };
 }
 
 const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
-/** Re-reads the job on each announced change; yields only when something visible changed. */
-async function* followJob(id: string, jobs: Pick<JobRepository, "findById">, events: Pick<JobEvents, "subscribe">): AsyncGenerator<ReconciliationJob> {
+/**
+ * Re-reads the job on each announced change; yields only when something visible changed, and only while
+ * `stillVisible` (asked before every event but the first, which the caller has just authorized) says so.
+ */
+async function* followJob(
+  id: string,
+  jobs: Pick<JobRepository, "findById">,
+  events: Pick<JobEvents, "subscribe">,
+  stillVisible: () => Promise<boolean>,
+): AsyncGenerator<ReconciliationJob> {
   let changed = true;
   let wake: (() => void) | null = null;
   const unsubscribe = events.subscribe(id, () => {
@@ -328,6 +339,7 @@ async function* followJob(id: string, jobs: Pick<JobRepository, "findById">, eve
       if (!job) return;
       const state = JSON.stringify([job.status, job.phase, job.processed, job.matchedCount, job.suggestedCount, job.discrepancyCount, job.unmatchedLeftCount, job.unmatchedRightCount]);
       if (state !== last) {
+        if (last !== "" && !(await stillVisible())) return;
         last = state;
         yield job;
       }
