@@ -5,6 +5,7 @@
  */
 import type { GraphQLResolveInfo } from "graphql";
 import { BadUserInputError } from "./errors.js";
+import { isId } from "./validate.js";
 
 export const MAX_PAGE_SIZE = 100;
 
@@ -29,15 +30,27 @@ export function encodeCursor(row: Position): string {
   return Buffer.from(JSON.stringify([row.createdAt.toISOString(), row.id])).toString("base64url");
 }
 
+/**
+ * Cursors hold creation times: none is before year 1 (PostgreSQL itself refuses timestamps before 4714 BC, which
+ * JavaScript dates reach; its latest, in 294276, is beyond theirs).
+ */
+const EARLIEST_CURSOR_TIME = Date.parse("0001-01-01T00:00:00.000Z");
+
+/**
+ * The position of a cursor made by `encodeCursor`, and of nothing else: a time PostgreSQL holds, a uuid, and the
+ * cursor exactly as `encodeCursor` writes them, so that a tampered cursor is the client's mistake rather than a
+ * statement PostgreSQL refuses.
+ */
 function decodeCursor(cursor: string): Position {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
-    const date = new Date(createdAt);
-    if (Number.isNaN(date.getTime()) || typeof id !== "string" || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error();
-    return { createdAt: date, id };
+    const position = { createdAt: new Date(createdAt), id };
+    const wellFormed = position.createdAt.getTime() >= EARLIEST_CURSOR_TIME && typeof id === "string" && isId(id);
+    if (wellFormed && encodeCursor(position) === cursor) return position;
   } catch {
-    throw new BadUserInputError("after", "is not a cursor from this list (use pageInfo.endCursor)");
+    // falls through to the error below
   }
+  throw new BadUserInputError("after", "is not a cursor from this list (use pageInfo.endCursor)");
 }
 
 /** Validates a page size (`first`, default 20). */
