@@ -106,11 +106,11 @@ export type ExceptionFilter = {
   jobId?: string | number | null | undefined;
   /** Only with this label. */
   label?: string | null | undefined;
-  /** Only at most this many days old. */
+  /** Only at most this many days old (0 to 36,500). */
   maxAgeDays?: number | null | undefined;
   /** Only with `amount` at most this. */
   maxAmount?: string | null | undefined;
-  /** Only at least this many days old. */
+  /** Only at least this many days old (0 to 36,500). */
   minAgeDays?: number | null | undefined;
   /** Only with `amount` at least this. */
   minAmount?: string | null | undefined;

@@ -403,11 +403,11 @@ export type ExceptionFilter = {
   jobId?: InputMaybe<Scalars['ID']['input']>;
   /** Only with this label. */
   label?: InputMaybe<Scalars['String']['input']>;
-  /** Only at most this many days old. */
+  /** Only at most this many days old (0 to 36,500). */
   maxAgeDays?: InputMaybe<Scalars['Int']['input']>;
   /** Only with `amount` at most this. */
   maxAmount?: InputMaybe<Scalars['Decimal']['input']>;
-  /** Only at least this many days old. */
+  /** Only at least this many days old (0 to 36,500). */
   minAgeDays?: InputMaybe<Scalars['Int']['input']>;
   /** Only with `amount` at least this. */
   minAmount?: InputMaybe<Scalars['Decimal']['input']>;

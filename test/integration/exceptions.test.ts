@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode, ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
 import { uploadCsv } from "../helpers/jobs.js";
 import { TODAY_UTC, severityRankSql, SEVERITIES } from "../../src/modules/exceptions/severity.js";
+import { MAX_AGE_DAYS } from "../../src/modules/exceptions/exception-service.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -146,6 +147,7 @@ const REJECT = `mutation($id: ID!, $reason: String) { rejectMatch(groupId: $id, 
 const UNMATCH = `mutation($id: ID!, $reason: String) { unmatch(groupId: $id, reason: $reason) { ${RESULT_FIELDS} } }`;
 const MANUAL = `mutation($job: ID!, $left: [ID!]!, $right: [ID!]!, $reason: String) { manualMatch(jobId: $job, leftRecordIds: $left, rightRecordIds: $right, reason: $reason) { ${RESULT_FIELDS} } }`;
 const FORCE = `mutation($job: ID!, $left: [ID!]!, $right: [ID!]!, $code: ForceMatchReason!, $reason: String) { forceMatch(jobId: $job, leftRecordIds: $left, rightRecordIds: $right, reasonCode: $code, reason: $reason) { ${RESULT_FIELDS} } }`;
+const DIFFERENCE = "query($job: ID!, $l: [ID!]!, $r: [ID!]!) { matchDifference(jobId: $job, leftRecordIds: $l, rightRecordIds: $r) { currency left right difference } }";
 const LIST = `query($p: ID!, $f: ExceptionFilter, $first: Int, $after: String) { exceptions(projectId: $p, filter: $f, first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { ${EXCEPTION_FIELDS} } } } }`;
 
 const ids = (...externalIds: string[]) => externalIds.map((id) => records[id]!);
@@ -252,6 +254,15 @@ describe("exceptions of a job", () => {
     expect(new Set([...first.edges, ...second.edges].map((edge: any) => edge.node.id)).size).toBe(7);
     expect(fail(await t.graphql(LIST, { p: projectId, f: { currency: "euro" } }, owner.token))).toMatchObject({ code: "BAD_USER_INPUT", field: "filter.currency" });
     expect(fail(await t.graphql(LIST, { p: projectId, f: { minAgeDays: -1 } }, owner.token))).toMatchObject({ code: "BAD_USER_INPUT", field: "filter.minAgeDays" });
+  });
+
+  it("takes ages up to a century, and refuses more naming the field", async () => {
+    expect((await list({ minAgeDays: 0, maxAgeDays: MAX_AGE_DAYS })).total).toBe(7);
+    for (const field of ["minAgeDays", "maxAgeDays"]) {
+      for (const days of [MAX_AGE_DAYS + 1, 3_000_000]) {
+        expect(fail(await t.graphql(LIST, { p: projectId, f: { [field]: days } }, owner.token))).toMatchObject({ code: "BAD_USER_INPUT", field: `filter.${field}` });
+      }
+    }
   });
 
   it("severity, as PostgreSQL computes it: per-currency amount tiers, raised by age", async () => {
@@ -416,7 +427,7 @@ describe("manual work on a job's groups", () => {
   });
 
   it("a difference is shown, refused by manualMatch, and accepted by forceMatch for MANAGER/ADMIN with a reason code", async () => {
-    const difference = ok(await t.graphql("query($job: ID!, $l: [ID!]!, $r: [ID!]!) { matchDifference(jobId: $job, leftRecordIds: $l, rightRecordIds: $r) { currency left right difference } }", { job: jobId, l: ids("L3"), r: ids("B9") }, analyst.token)).matchDifference;
+    const difference = ok(await t.graphql(DIFFERENCE, { job: jobId, l: ids("L3"), r: ids("B9") }, analyst.token)).matchDifference;
     expect(difference).toEqual([{ currency: "EUR", left: "55.0000", right: "12.3400", difference: "42.6600" }]);
     expect(fail(await t.graphql(MANUAL, { job: jobId, left: ids("L3"), right: ids("B9") }, analyst.token))).toMatchObject({
       code: "BAD_USER_INPUT",
@@ -457,6 +468,27 @@ describe("manual work on a job's groups", () => {
     expect(await refused(["L10", "L10"], ["B2"])).toMatchObject({ field: "leftRecordIds[1]", message: expect.stringContaining("named twice") });
     expect(await refused([], ["B2"])).toMatchObject({ field: "leftRecordIds" });
     expect(fail(await t.graphql(MANUAL, { job: jobId, left: ["nope"], right: ids("B2") }, analyst.token))).toMatchObject({ field: "leftRecordIds[0]" });
+  });
+
+  it("matchDifference refuses the ids manualMatch refuses, as manualMatch does, rather than leaving them out", async () => {
+    const other = ok(await t.graphql(`mutation($p: ID!) { createDataSource(input: { projectId: $p, name: "Other" }) { id } }`, { p: projectId }, owner.token)).createDataSource.id;
+    await uploadCsv(t, owner.token, other, csv([["X1", 5, "12.34", "FEE"]]), "other.csv");
+    const { rows: [x1] } = await db.query<{ id: string }>("SELECT id FROM records WHERE data_source_id = $1", [other]);
+    const refusals: [string, string[], string[]][] = [
+      ["a right record named as left", ids("B9"), ids("L3")],
+      ["a record of a source the job did not reconcile", ids("L3"), [x1!.id]],
+      ["a record named twice", ids("L3", "L3"), ids("B9")],
+      ["an invalid id", ids("L3"), ["nope"]],
+    ];
+    for (const [what, left, right] of refusals) {
+      const manual = fail(await t.graphql(MANUAL, { job: jobId, left, right }, analyst.token));
+      expect(manual.code, what).toBe("BAD_USER_INPUT");
+      expect(fail(await t.graphql(DIFFERENCE, { job: jobId, l: left, r: right }, analyst.token)), what).toEqual(manual);
+    }
+    // A selection still being made: one side may be empty.
+    expect(ok(await t.graphql(DIFFERENCE, { job: jobId, l: ids("L3"), r: [] }, analyst.token)).matchDifference).toEqual([
+      { currency: "EUR", left: "55.0000", right: "0.0000", difference: "55.0000" },
+    ]);
   });
 
   it("unmatch takes an automatic match apart into unmatched records with exceptions; a single record cannot be unmatched", async () => {

@@ -21,6 +21,8 @@ export const MAX_BULK = 500;
 const MAX_LABELS = 20;
 const MAX_LABEL_LENGTH = 50;
 const MAX_COMMENT_LENGTH = 5000;
+/** Oldest age a list filter may ask for: a century (millions of days reach back before PostgreSQL's first date). */
+export const MAX_AGE_DAYS = 36_500;
 
 /** A reason that must be given (write-offs, resolutions). */
 export function requiredReason(value: string | null | undefined, field = "reason"): string {
@@ -246,7 +248,9 @@ function validFilter(filter: ExceptionFilter): ExceptionFilter {
   if (out.assigneeId && out.unassigned) throw new BadUserInputError("filter.unassigned", "cannot be combined with assigneeId");
   for (const field of ["minAgeDays", "maxAgeDays"] as const) {
     const value = out[field];
-    if (value != null && (!Number.isInteger(value) || value < 0)) throw new BadUserInputError(`filter.${field}`, "must be a whole number of days, 0 or more");
+    if (value != null && (!Number.isInteger(value) || value < 0 || value > MAX_AGE_DAYS)) {
+      throw new BadUserInputError(`filter.${field}`, `must be a whole number of days from 0 to ${MAX_AGE_DAYS}`);
+    }
   }
   if (out.currency != null && !/^[A-Z]{3}$/.test(out.currency)) throw new BadUserInputError("filter.currency", "must be an ISO 4217 code such as EUR");
   return out;

@@ -10,7 +10,7 @@
 import { policy, type Viewer } from "../../auth/policy.js";
 import type { Database, DbTransaction } from "../../db/database.js";
 import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
-import type { MatchGroup } from "../../graphql/models.js";
+import type { MatchGroup, ReconciliationJob } from "../../graphql/models.js";
 import { requireId } from "../../graphql/validate.js";
 import { decimalOf } from "../jobs/job-results.js";
 import type { JobRepository } from "../jobs/job-repository.js";
@@ -75,6 +75,35 @@ function groupSnapshot(group: LockedGroup) {
   return { id: group.id, outcome: group.outcome, status: group.status, left: group.leftRecordIds, right: group.rightRecordIds };
 }
 
+/** Records of a job named by hand, per side: what manualMatch, forceMatch and matchDifference are given. */
+interface RecordSelection {
+  leftRecordIds: readonly string[];
+  rightRecordIds: readonly string[];
+}
+
+/** A selection's ids once checked (`requireRecordIds`), and all of them. */
+type SelectedIds = { leftRecordIds: string[]; rightRecordIds: string[]; all: string[] };
+
+/**
+ * The ids of a selection as every manual action takes them: at most MAX_MATCH_RECORDS in all, each valid and named
+ * once; a refusal names the id's `leftRecordIds[i]` or `rightRecordIds[i]`.
+ */
+function requireRecordIds(selection: RecordSelection): SelectedIds {
+  if (selection.leftRecordIds.length + selection.rightRecordIds.length > MAX_MATCH_RECORDS) {
+    throw new BadUserInputError("rightRecordIds", `a match takes at most ${MAX_MATCH_RECORDS} records`);
+  }
+  const seen = new Set<string>();
+  const side = (field: keyof RecordSelection) =>
+    selection[field].map((value, index) => {
+      const id = requireId(value, `${field}[${index}]`);
+      if (seen.has(id)) throw new BadUserInputError(`${field}[${index}]`, `record ${id} is named twice`);
+      seen.add(id);
+      return id;
+    });
+  const ids = { leftRecordIds: side("leftRecordIds"), rightRecordIds: side("rightRecordIds") };
+  return { ...ids, all: [...seen] };
+}
+
 export function createMatchWorkService(deps: {
   transaction: Database["transaction"];
   exceptions: ExceptionRepository;
@@ -110,6 +139,21 @@ export function createMatchWorkService(deps: {
     const group = await exceptions.findGroup(id);
     if (!group) throw new NotFoundError("MatchGroup");
     return { actor: await authorizeProject(viewer, group.projectId, "MatchGroup", "work"), id };
+  }
+
+  /**
+   * The records of a selection, each checked to be a record of the job's data source on the side it was named for
+   * (a right record named as left, or a record of another job's sources, is refused naming its `field[i]`).
+   */
+  async function recordsOfSides(tx: DbTransaction, job: Pick<ReconciliationJob, "leftSourceId" | "rightSourceId">, ids: SelectedIds) {
+    const records = new Map((await exceptions.workRecords(tx, ids.all)).map((r) => [r.id, r]));
+    const side = (field: keyof RecordSelection, source: string, name: string) =>
+      ids[field].map((id, index) => {
+        const record = records.get(id);
+        if (!record || record.dataSourceId !== source) throw new BadUserInputError(`${field}[${index}]`, `record ${id} is not a record of the job's ${name} data source`);
+        return record;
+      });
+    return { left: side("leftRecordIds", job.leftSourceId, "left"), right: side("rightRecordIds", job.rightSourceId, "right") };
   }
 
   /** Locks one group, or NOT_FOUND when it was taken apart meanwhile. */
@@ -170,37 +214,20 @@ export function createMatchWorkService(deps: {
   ): Promise<MatchWorkResult> {
     const reason = optionalReason(input.reason);
     if (force?.code === "OTHER" && !reason) throw new BadUserInputError("reason", "is required with reason code OTHER");
-    const sides = { leftRecordIds: input.leftRecordIds, rightRecordIds: input.rightRecordIds };
-    const seen = new Set<string>();
-    const ids = Object.fromEntries(
-      Object.entries(sides).map(([field, raw]) => {
-        if (raw.length === 0) throw new BadUserInputError(field, "must name at least one record");
-        return [field, raw.map((value, index) => {
-          const id = requireId(value, `${field}[${index}]`);
-          if (seen.has(id)) throw new BadUserInputError(`${field}[${index}]`, `record ${id} is named twice`);
-          seen.add(id);
-          return id;
-        })];
-      }),
-    ) as { leftRecordIds: string[]; rightRecordIds: string[] };
-    if (seen.size > MAX_MATCH_RECORDS) throw new BadUserInputError("rightRecordIds", `a match takes at most ${MAX_MATCH_RECORDS} records`);
+    for (const field of ["leftRecordIds", "rightRecordIds"] as const) {
+      if (input[field].length === 0) throw new BadUserInputError(field, "must name at least one record");
+    }
+    const ids = requireRecordIds(input);
+    const { all } = ids;
+    const taken = new Set(all);
     const { actor, job } = await authorizeJob(viewer, input.jobId, force ? "approve" : "work");
-    const all = [...seen];
     const fieldOf = (id: string) => {
       const left = ids.leftRecordIds.indexOf(id);
       return left >= 0 ? `leftRecordIds[${left}]` : `rightRecordIds[${ids.rightRecordIds.indexOf(id)}]`;
     };
 
     const outcome = await transaction(async (tx) => {
-      const records = new Map((await exceptions.workRecords(tx, all)).map((r) => [r.id, r]));
-      for (const [field, source, side] of [["leftRecordIds", job.leftSourceId, "left"], ["rightRecordIds", job.rightSourceId, "right"]] as const) {
-        ids[field].forEach((id, index) => {
-          const record = records.get(id);
-          if (!record || record.dataSourceId !== source) throw new BadUserInputError(`${field}[${index}]`, `record ${id} is not a record of the job's ${side} data source`);
-        });
-      }
-      const left = ids.leftRecordIds.map((id) => records.get(id)!);
-      const right = ids.rightRecordIds.map((id) => records.get(id)!);
+      const { left, right } = await recordsOfSides(tx, job, ids);
       const groups = await exceptions.lockGroupsOfRecords(tx, job.id, all);
       const groupOf = new Map<string, LockedGroup>();
       for (const group of groups) for (const id of [...group.leftRecordIds, ...group.rightRecordIds]) groupOf.set(id, group);
@@ -237,8 +264,8 @@ export function createMatchWorkService(deps: {
       const partial: string[] = [];
       const leftovers = { left: [] as string[], right: [] as string[] };
       for (const group of groups) {
-        const restLeft = group.leftRecordIds.filter((id) => !seen.has(id));
-        const restRight = group.rightRecordIds.filter((id) => !seen.has(id));
+        const restLeft = group.leftRecordIds.filter((id) => !taken.has(id));
+        const restRight = group.rightRecordIds.filter((id) => !taken.has(id));
         (restLeft.length + restRight.length ? partial : whole).push(group.id);
         leftovers.left.push(...restLeft);
         leftovers.right.push(...restRight);
@@ -275,16 +302,17 @@ export function createMatchWorkService(deps: {
   }
 
   return {
-    /** The per-currency sums and differences of records of a job, as a manual match would see them (writes nothing). */
+    /**
+     * The per-currency sums and differences of records of a job, as a manual match would see them (writes nothing):
+     * ids are refused as manualMatch refuses them — invalid, named twice, not a record of the job's data source on
+     * their side — never left out of the sums. A side may be empty (a selection still being made).
+     */
     async difference(viewer: Viewer | null, rawJobId: string, leftRecordIds: readonly string[], rightRecordIds: readonly string[]): Promise<CurrencyDifference[]> {
+      const ids = requireRecordIds({ leftRecordIds, rightRecordIds });
       const { job } = await authorizeJob(viewer, rawJobId, "work");
-      const left = leftRecordIds.map((id, index) => requireId(id, `leftRecordIds[${index}]`));
-      const right = rightRecordIds.map((id, index) => requireId(id, `rightRecordIds[${index}]`));
-      if (left.length + right.length > MAX_MATCH_RECORDS) throw new BadUserInputError("rightRecordIds", `at most ${MAX_MATCH_RECORDS} records`);
       return transaction(async (tx) => {
-        const records = await exceptions.workRecords(tx, [...left, ...right]);
-        const pick = (ids: string[], source: string) => records.filter((r) => ids.includes(r.id) && r.dataSourceId === source);
-        return differenceOf(pick(left, job.leftSourceId), pick(right, job.rightSourceId)).rows;
+        const { left, right } = await recordsOfSides(tx, job, ids);
+        return differenceOf(left, right).rows;
       });
     },
 
