@@ -3,7 +3,7 @@
  * the API (the job runner streams records and writes groups itself, with COPY: modules/jobs/reconcile-task.ts).
  */
 import type { ChangeFeed } from "../../db/change-feed.js";
-import type { Db, DbClient } from "../../db/database.js";
+import type { Db, DbClient, DbTransaction } from "../../db/database.js";
 import type { JobStatus } from "../../generated/prisma/enums.js";
 import { type SqlReader, afterCursor, and, raw, sql } from "../../db/sql.js";
 import type { MatchGroup, MatchOutcomeName, ReconciliationJob, RuleSet, SourceRecord } from "../../graphql/models.js";
@@ -97,14 +97,18 @@ export function createJobRepository({ prisma, read, changes }: { prisma: DbClien
       return rows;
     },
 
-    /** Saves `rules` as the next version of the project's rule set `name`. */
-    async saveRuleSet(data: { projectId: string; name: string; rules: object; createdById: string }, db: Db): Promise<RuleSet> {
-      const latest = await db.ruleSet.findFirst({
+    /**
+     * Saves `rules` as the next version of the project's rule set `name`. Saves of one name wait for each other
+     * (an advisory lock held until `tx` ends), so that two at once get consecutive versions, not the same one.
+     */
+    async saveRuleSet(data: { projectId: string; name: string; rules: object; createdById: string }, tx: DbTransaction): Promise<RuleSet> {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`recon:ruleSet:${data.projectId}:${data.name}`}, 0))`;
+      const latest = await tx.ruleSet.findFirst({
         where: { projectId: data.projectId, name: data.name },
         orderBy: { version: "desc" },
         select: { version: true },
       });
-      return db.ruleSet.create({ data: { ...data, version: (latest?.version ?? 0) + 1 } });
+      return tx.ruleSet.create({ data: { ...data, version: (latest?.version ?? 0) + 1 } });
     },
 
     /** Rule-set versions by id (versions never change once saved). */
