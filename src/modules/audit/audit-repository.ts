@@ -4,7 +4,8 @@
  */
 import type pg from "pg";
 import type { Db, DbClient } from "../../db/database.js";
-import { type SqlReader, afterCursor, and, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import { type SqlReader, afterCursor, and, join, Prisma, raw, sql, type Sql, takeTotal } from "../../db/sql.js";
+import type { ProjectRole } from "../../generated/prisma/enums.js";
 import type { AuditEvent } from "../../graphql/models.js";
 import type { PageRequest } from "../../graphql/pagination.js";
 import { readTags, tags } from "../../cache/tags.js";
@@ -31,8 +32,11 @@ export interface AuditFilter {
   action?: string | null;
 }
 
-/** Which events a query may return: all, or those of the given projects. */
-export type AuditScope = { all: true } | { all: false; managedBy: string };
+/**
+ * Which events a query may return: all, or those of the projects user `userId` owns (when `asOwner`) or is a member
+ * of with one of `memberRoles`.
+ */
+export type AuditScope = { all: true } | { all: false; userId: string; asOwner: boolean; memberRoles: ProjectRole[] };
 
 const COLUMNS = raw(`a.id, a.user_id AS "userId", a.project_id AS "projectId", a.action,
   a.resource_type AS "resourceType", a.resource_id AS "resourceId", a.before, a.after, a.reason,
@@ -47,13 +51,20 @@ function toJson(value: unknown): Prisma.InputJsonValue | typeof Prisma.DbNull {
   return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
 }
 
+/** The condition "the event is of a project in the scope" (FALSE when the scope holds none). */
+function inScope(scope: Extract<AuditScope, { all: false }>): Sql {
+  const projects: Sql[] = [];
+  if (scope.asOwner) projects.push(sql`SELECT p.id FROM projects p WHERE p.owner_id = ${scope.userId}::uuid`);
+  if (scope.memberRoles.length) {
+    projects.push(sql`SELECT m.project_id FROM project_members m
+      WHERE m.user_id = ${scope.userId}::uuid AND m.role::text = ANY(${scope.memberRoles}::text[])`);
+  }
+  return projects.length ? sql`a.project_id IN (${join(projects, " UNION ")})` : sql`FALSE`;
+}
+
 function conditions(scope: AuditScope, filter: AuditFilter): Sql[] {
   const list: Sql[] = [];
-  if (!scope.all) {
-    list.push(sql`a.project_id IN (
-      SELECT p.id FROM projects p WHERE p.owner_id = ${scope.managedBy}::uuid
-      UNION SELECT m.project_id FROM project_members m WHERE m.user_id = ${scope.managedBy}::uuid AND m.role = 'MANAGER')`);
-  }
+  if (!scope.all) list.push(inScope(scope));
   if (filter.resourceType) list.push(sql`a.resource_type = ${filter.resourceType}`);
   if (filter.resourceId) list.push(sql`a.resource_id = ${filter.resourceId}`);
   if (filter.projectId) list.push(sql`a.project_id = ${filter.projectId}::uuid`);
