@@ -2,13 +2,15 @@
  * `npm run seed`: loads a small demo so that GraphiQL shows real data at once. It creates the first admin (when
  * there is no user yet, by the same rule as the server's first start), three demo users, the project
  * "Demo: Bank vs Ledger" with a bank statement and a ledger ingested from `seed-data/*.csv`, and one finished
- * reconciliation job with its match groups.
+ * reconciliation job with its match groups, exceptions and summary.
  *
  * It is a fixture loader, not a feature: there is no viewer to authorize, so it writes through Prisma in one
- * transaction instead of going through the services, and it runs its own tiny matcher so the demo does not depend
- * on the real engine. It is idempotent: when the demo project exists it says so and changes nothing.
+ * transaction instead of going through the services. The job is the exception: it is queued in that transaction
+ * and then run, here, by the reconciliation task a worker runs (reconcile-task.ts), so the demo's results are what
+ * any job stores. It is idempotent: when the demo project exists it says so and changes nothing (but runs its job
+ * if an earlier seed stopped before it could).
  */
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseString } from "fast-csv";
@@ -18,9 +20,12 @@ import { createDatabase, type Database, type Db, type DbTransaction } from "../d
 import { resolveDatabaseUrl } from "../db/database-server.js";
 import { applyMigrations } from "../db/schema-engine.js";
 import type { Prisma } from "../generated/prisma/client.js";
-import type { DataSourceKind, MatchOutcome, Role } from "../generated/prisma/enums.js";
-import { groupIdFactory } from "../modules/jobs/job-results.js";
-import { createMetrics } from "../observability/metrics.js";
+import type { DataSourceKind, Role } from "../generated/prisma/enums.js";
+import { createReconcileTask } from "../modules/jobs/reconcile-task.js";
+import { createLogger } from "../observability/logger.js";
+import { createMetrics, type Metrics } from "../observability/metrics.js";
+import { createJobEvents } from "../queue/job-events.js";
+import { DEFAULT_RULE_SET } from "../reconcile/rules.js";
 
 const DEMO_PROJECT = "Demo: Bank vs Ledger";
 const DEMO_PASSWORD = "demo-password-1";
@@ -40,19 +45,12 @@ const SOURCES: { name: string; kind: DataSourceKind; file: string }[] = [
   { name: "Ledger", kind: "LEDGER", file: "ledger.csv" },
 ];
 
-/** One CSV row, checked and ready to insert (the id is chosen here so match groups can refer to it). */
+/** One CSV row, checked and ready to insert. */
 interface SeedRecord {
-  id: string; externalId: string; amount: string; currency: string; bookedDate: Date;
+  externalId: string; amount: string; currency: string; bookedDate: Date;
   reference: string; description: string; counterparty: string; rowNumber: number; extras: Record<string, string>;
 }
 interface SeedFile { source: (typeof SOURCES)[number]; sha256: string; sizeBytes: number; records: SeedRecord[] }
-
-/** Amounts are exact decimals with two places; as integer cents they compare and subtract without a float. */
-const cents = (amount: string) => BigInt(amount.replace(".", ""));
-function fromCents(value: bigint): string {
-  const abs = value < 0n ? -value : value;
-  return `${value < 0n ? "-" : ""}${abs / 100n}.${(abs % 100n).toString().padStart(2, "0")}`;
-}
 
 /** Parses a CSV with fast-csv; rejects the file at the first bad row (demo data is meant to be clean). */
 async function readSeedFile(source: SeedFile["source"]): Promise<SeedFile> {
@@ -71,36 +69,11 @@ async function readSeedFile(source: SeedFile["source"]): Promise<SeedFile> {
     if (!col("externalId")) fail("id is empty");
     const extras = Object.fromEntries(Object.entries(row as Record<string, string>).filter(([column]) => !mapped.has(column)));
     records.push({
-      id: randomUUID(), externalId: col("externalId"), amount, currency, bookedDate, reference: col("reference"),
+      externalId: col("externalId"), amount, currency, bookedDate, reference: col("reference"),
       description: col("description"), counterparty: col("counterparty"), rowNumber, extras,
     });
   }
   return { source, sha256: createHash("sha256").update(bytes).digest("hex"), sizeBytes: bytes.length, records };
-}
-
-interface DemoGroup { left: SeedRecord; right: SeedRecord; outcome: MatchOutcome; amountDelta: string; dateDeltaDays: number }
-
-/**
- * DEMO MATCHER — a stand-in so the seeded job has believable results, NOT the reconciliation engine. A left
- * record pairs with an unpaired right record of the same reference and currency (an equal amount first):
- * equal amounts are MATCHED, different ones AMOUNT_MISMATCH. Everything else stays unmatched.
- */
-function demoMatch(left: SeedRecord[], right: SeedRecord[]) {
-  const open = new Map<string, SeedRecord[]>();
-  for (const r of right) open.set(`${r.reference}|${r.currency}`, [...(open.get(`${r.reference}|${r.currency}`) ?? []), r]);
-  const groups: DemoGroup[] = [];
-  const unmatchedLeft: SeedRecord[] = [];
-  for (const l of left) {
-    const candidates = l.reference ? (open.get(`${l.reference}|${l.currency}`) ?? []) : [];
-    const index = Math.max(0, candidates.findIndex((r) => r.amount === l.amount));
-    const [r] = candidates.splice(index, 1);
-    if (!r) { unmatchedLeft.push(l); continue; }
-    const delta = cents(l.amount) - cents(r.amount);
-    const dateDeltaDays = Math.round((l.bookedDate.getTime() - r.bookedDate.getTime()) / 86_400_000);
-    groups.push({ left: l, right: r, outcome: delta === 0n ? "MATCHED" : "AMOUNT_MISMATCH", amountDelta: fromCents(delta), dateDeltaDays });
-  }
-  const paired = new Set(groups.map((g) => g.right));
-  return { groups, unmatchedLeft, unmatchedRight: right.filter((r) => !paired.has(r)) };
 }
 
 const findDemoProject = (db: Db) => db.project.findFirst({ where: { name: DEMO_PROJECT }, select: { id: true } });
@@ -113,7 +86,10 @@ async function prepareAdmin(db: Db, config: ReturnType<typeof loadConfig>) {
   return { email: config.adminEmail, password, generated: !config.adminPassword, passwordHash: await hashPassword(password) };
 }
 
-/** Writes the whole demo; returns null when another run got there first. Audit rows are appended at the end. */
+/**
+ * Writes the whole demo, its job QUEUED; returns null when another run got there first. Audit rows are appended at
+ * the end.
+ */
 async function writeDemo(tx: DbTransaction, files: SeedFile[], admin: Awaited<ReturnType<typeof prepareAdmin>>, demoHash: string) {
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('recon.seed'))`; // serialises concurrent seeds
   if (await findDemoProject(tx)) return null;
@@ -161,55 +137,50 @@ async function writeDemo(tx: DbTransaction, files: SeedFile[], admin: Awaited<Re
     sourceIds.push(dataSource.id);
   }
 
-  const [left, right] = files.map((f) => f.records);
-  const { groups, unmatchedLeft, unmatchedRight } = demoMatch(left, right);
-  const matched = groups.filter((g) => g.outcome === "MATCHED");
-  const counts = {
-    matchedCount: matched.length, discrepancyCount: groups.length - matched.length,
-    unmatchedLeftCount: unmatchedLeft.length, unmatchedRightCount: unmatchedRight.length,
-  };
-  const finishedAt = new Date();
+  // The job as startReconciliation records it with the default rules; runDemoJob runs it once this commits.
   const job = await tx.reconciliationJob.create({
-    data: {
-      projectId: project.id, leftSourceId: sourceIds[0], rightSourceId: sourceIds[1], createdById: users.sam.id,
-      rules: { matcher: "seed-demo", keys: ["reference", "currency"], amountTolerance: "0.00" },
-      status: "COMPLETED", phase: "done", progress: 1, ...counts,
-      summary: { ...counts, leftRecords: left.length, rightRecords: right.length, note: "computed by the seed's demo matcher" },
-      createdAt: new Date(finishedAt.getTime() - 5_000), startedAt: new Date(finishedAt.getTime() - 4_000), finishedAt,
-    },
+    data: { projectId: project.id, leftSourceId: sourceIds[0]!, rightSourceId: sourceIds[1]!, createdById: users.sam.id, rules: DEFAULT_RULE_SET },
   });
-  // Ids numbered as a job's engine numbers its groups: after the range of its pushed pairs, as exports expect
-  // (group-scan.ts).
-  const nextGroupId = groupIdFactory(job.id);
-  await tx.matchGroup.createMany({
-    data: groups.map((g) => ({
-      id: nextGroupId(), jobId: job.id, projectId: project.id, leftRecordIds: [g.left.id], rightRecordIds: [g.right.id], kind: "ONE_TO_ONE" as const,
-      outcome: g.outcome, confidence: g.outcome === "MATCHED" ? "1" : "0.5", rule: "demo: reference + currency + amount",
-      amountDelta: g.amountDelta, dateDeltaDays: g.dateDeltaDays,
-      // The API's FieldScore list (models.ts), as a job stores it: an object here failed every read of it.
-      scoreBreakdown: [
-        { comparator: "reference:exact", similarity: 1, weight: 1, passed: true, detail: "same reference" },
-        { comparator: "currency:equal", similarity: 1, weight: 1, passed: true, detail: "same currency" },
-        { comparator: "amount:exact", similarity: g.outcome === "MATCHED" ? 1 : 0, weight: 1, passed: g.outcome === "MATCHED", detail: g.outcome === "MATCHED" ? "same amount" : `delta ${g.amountDelta}` },
-      ],
-    })),
-  });
-  // Only exact matches count as matched; discrepancies stay UNMATCHED (the default) until someone resolves them.
-  await tx.record.updateMany({ where: { id: { in: matched.flatMap((g) => [g.left.id, g.right.id]) } }, data: { status: "MATCHED" } });
-  created("ReconciliationJob", job.id, project.id, { status: job.status, ...counts });
+  created("ReconciliationJob", job.id, project.id, { leftSourceId: job.leftSourceId, rightSourceId: job.rightSourceId, dryRun: false });
   await tx.auditEvent.createMany({ data: audit });
-  return { adminCreated, users, counts };
+  return { adminCreated, users, jobId: job.id };
+}
+
+/**
+ * Runs a QUEUED job here and now with the reconciliation task a worker runs (the engine, then its groups, exceptions
+ * and summary, committed with its COMPLETED status); a job no longer QUEUED is left as it is. Returns the job after.
+ */
+async function runDemoJob(deps: { database: Database; url: string; metrics: Metrics; blockRecords: number }, jobId: string) {
+  const { database, url, metrics, blockRecords } = deps;
+  // Warnings and errors only: the job's progress lines would drown what the seed prints.
+  const logger = createLogger("warn");
+  const events = createJobEvents({ url, logger });
+  try {
+    const task = createReconcileTask({ pool: database.pool, changes: database.changes, events, metrics, logger, blockRecords });
+    await task.perform({ jobId });
+  } finally {
+    await events.close();
+  }
+  return database.prisma.reconciliationJob.findUniqueOrThrow({ where: { id: jobId } });
 }
 
 const config = loadConfig();
 const server = await resolveDatabaseUrl(config);
+const metrics = createMetrics();
 let database: Database | undefined;
 try {
   const applied = await applyMigrations(server.url);
   if (applied.length) console.log(`Applied ${applied.length} migration(s): ${applied.join(", ")}`);
-  database = createDatabase({ url: server.url, poolSize: 2, metrics: createMetrics() });
+  // As many connections as one job worker uses (the job's writer, its two record streams, its progress writes).
+  database = createDatabase({ url: server.url, poolSize: 4, metrics });
   const { prisma } = database;
-  if (await findDemoProject(prisma)) {
+  const jobRunner = { database, url: server.url, metrics, blockRecords: config.jobs.blockRecords };
+  const seeded = await findDemoProject(prisma);
+  const queued = seeded && (await prisma.reconciliationJob.findFirst({ where: { projectId: seeded.id, status: "QUEUED" }, select: { id: true } }));
+  if (queued) {
+    const job = await runDemoJob(jobRunner, queued.id);
+    console.log(`Already seeded: the project "${DEMO_PROJECT}" exists; ran its job, which an earlier seed had left queued (${job.status}).`);
+  } else if (seeded) {
     console.log(`Already seeded: the project "${DEMO_PROJECT}" exists; nothing changed.`);
   } else {
     const files = await Promise.all(SOURCES.map(readSeedFile));
@@ -219,11 +190,12 @@ try {
     if (!result) {
       console.log(`Already seeded: the project "${DEMO_PROJECT}" exists; nothing changed.`);
     } else {
-      const { counts } = result;
+      const job = await runDemoJob(jobRunner, result.jobId);
+      if (job.status !== "COMPLETED") throw new Error(`the demo's reconciliation job is ${job.status}: ${job.error ?? "see the log above"}`);
       console.log(`Seeded the project "${DEMO_PROJECT}":`);
       for (const f of files) console.log(`  ${f.source.name.padEnd(15)} ${f.records.length} records from ${f.source.file}`);
-      console.log(`  Finished job    ${counts.matchedCount} matched, ${counts.discrepancyCount} amount mismatches, ` +
-        `${counts.unmatchedLeftCount} bank-only and ${counts.unmatchedRightCount} ledger-only records`);
+      console.log(`  Finished job    ${job.matchedCount} matched, ${job.suggestedCount} suggested, ${job.discrepancyCount} discrepancies, ` +
+        `${job.unmatchedLeftCount} bank-only and ${job.unmatchedRightCount} ledger-only records`);
       console.log(`\nDemo users (password "${DEMO_PASSWORD}"):`);
       for (const { key, email, role } of DEMO_USERS) {
         const note = result.users[key].existed ? "  (existed already; password unchanged)" : "";
