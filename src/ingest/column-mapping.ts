@@ -8,6 +8,15 @@ import { z } from "zod";
 /** A column: its header name (matched case-insensitively, trimmed) or its 1-based position. */
 const column = z.union([z.string().trim().min(1), z.number().int().min(1).max(10_000)]);
 
+/**
+ * The delimiter or the quote: one ASCII character, neither a line break nor a digit. The framer sends each record
+ * to COPY as `<line number><delimiter><record>`, so a digit as either would run into the line number.
+ */
+const csvCharacter = z
+  .string()
+  .regex(/^[\x01-\x7f]$/, "must be one ASCII character")
+  .regex(/^[^0-9\r\n]$/, "must not be a digit or a line break");
+
 export const DATE_FORMATS = ["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY", "DD-MM-YYYY", "YYYYMMDD"] as const;
 export type DateFormat = (typeof DATE_FORMATS)[number];
 
@@ -30,8 +39,8 @@ export const columnMappingSchema = z
     dateFormat: z.enum(DATE_FORMATS).default("YYYY-MM-DD"),
     decimalSeparator: z.enum([".", ","]).default("."),
     thousandsSeparator: z.enum(["", ",", ".", " ", "'"]).default(""),
-    delimiter: z.string().regex(/^[\x01-\x7f]$/, "must be one ASCII character").default(","),
-    quote: z.string().regex(/^[\x01-\x7f]$/, "must be one ASCII character").default('"'),
+    delimiter: csvCharacter.default(","),
+    quote: csvCharacter.default('"'),
     encoding: z.enum(["UTF8", "WIN1252"]).default("UTF8"),
     /** Physical lines to drop before the header (bank exports often start with a title block). */
     skipRows: z.number().int().min(0).max(1000).default(0),
@@ -55,8 +64,8 @@ export const columnMappingSchema = z
     if (mapping.decimalSeparator === mapping.thousandsSeparator) {
       ctx.addIssue({ code: "custom", path: ["thousandsSeparator"], message: "must differ from decimalSeparator" });
     }
-    if (mapping.delimiter === mapping.quote || /[\r\n\0]/.test(mapping.delimiter + mapping.quote)) {
-      ctx.addIssue({ code: "custom", path: ["delimiter"], message: "must differ from quote and not be a line break" });
+    if (mapping.delimiter === mapping.quote) {
+      ctx.addIssue({ code: "custom", path: ["delimiter"], message: "must differ from quote" });
     }
   })
   .transform((mapping) => ({
@@ -103,24 +112,39 @@ export function mappedColumns(mapping: ColumnMapping): [MappedField, ColumnRef][
 }
 
 /**
- * Resolves column references to 0-based positions, given the header (or null when the file has none).
- * Returns the positions, or the mapped columns the file lacks.
+ * Where a mapping's columns are in a file: their 0-based positions; or the mapped columns the file lacks; or a name
+ * the header repeats (its 1-based fields), which would leave a column looked up by that name ambiguous.
  */
-export function resolveColumns(
-  mapping: ColumnMapping,
-  header: string[] | null,
-  columnCount: number,
-): { ok: true; positions: Map<MappedField, number> } | { ok: false; missing: string[] } {
-  const byName = new Map((header ?? []).map((name, index) => [name.trim().toLowerCase(), index]));
+export type ResolvedColumns =
+  | { ok: true; positions: Map<MappedField, number> }
+  | { ok: false; missing: string[] }
+  | { ok: false; repeated: { name: string; fields: number[] } };
+
+/**
+ * Resolves column references to 0-based positions, given the header (or null when the file has none). A column
+ * mapped by name, or an optional one picked up by name, must be named by exactly one header field; a mapping by
+ * position does not care what the header repeats.
+ */
+export function resolveColumns(mapping: ColumnMapping, header: string[] | null, columnCount: number): ResolvedColumns {
+  const byName = new Map<string, number[]>();
+  (header ?? []).forEach((name, index) => {
+    const key = name.trim().toLowerCase();
+    byName.set(key, [...(byName.get(key) ?? []), index]);
+  });
+  const repeated = (name: string, found: number[]) => ({ ok: false as const, repeated: { name, fields: found.map((index) => index + 1) } });
   const positions = new Map<MappedField, number>();
   const missing: string[] = [];
   for (const [field, ref] of mappedColumns(mapping)) {
-    const position = typeof ref === "number" ? (ref <= columnCount ? ref - 1 : undefined) : byName.get(ref.toLowerCase());
-    if (position === undefined) missing.push(`${field} (${typeof ref === "number" ? `column ${ref}` : `"${ref}"`})`);
-    else positions.set(field, position);
+    const found = typeof ref === "number" ? (ref <= columnCount ? [ref - 1] : []) : (byName.get(ref.toLowerCase()) ?? []);
+    if (found.length > 1) return repeated(String(ref), found);
+    if (found.length === 0) missing.push(`${field} (${typeof ref === "number" ? `column ${ref}` : `"${ref}"`})`);
+    else positions.set(field, found[0]!);
   }
   for (const [field, name] of OPTIONAL_BY_NAME) {
-    if (!positions.has(field) && byName.has(name)) positions.set(field, byName.get(name)!);
+    const found = byName.get(name) ?? [];
+    if (positions.has(field) || found.length === 0) continue;
+    if (found.length > 1) return repeated(name, found);
+    positions.set(field, found[0]!);
   }
   return missing.length ? { ok: false, missing } : { ok: true, positions };
 }

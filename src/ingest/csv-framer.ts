@@ -45,9 +45,9 @@ export interface CsvRowError {
 }
 
 export interface CsvFramerOptions {
-  /** Field delimiter: one ASCII character (default `,`). */
+  /** Field delimiter: one ASCII character other than a digit or a line break (default `,`). */
   delimiter?: string;
-  /** Quote character: one ASCII character (default `"`); also the escape character, as in PostgreSQL. */
+  /** Quote character: like the delimiter, and not it (default `"`); also the escape character, as in PostgreSQL. */
   quote?: string;
   /** Physical lines to drop at the start of the file (after the BOM), before looking for a header (default 0). */
   skipRows?: number;
@@ -201,10 +201,11 @@ function splitFields(text: string, delimiter: string, quote: string): string[] {
   return fields.map((f) => f.trim());
 }
 
+/** The delimiter's or the quote's byte: neither may be a line break, nor a digit (it would run into the line prefix). */
 function asciiByte(value: string, name: string): number {
   const code = value.length === 1 ? value.charCodeAt(0) : -1;
-  if (code < 1 || code > 0x7f || code === LF || code === CR) {
-    throw new RangeError(`CSV ${name} must be one ASCII character other than NUL, CR and LF (got ${JSON.stringify(value)})`);
+  if (code < 1 || code > 0x7f || code === LF || code === CR || (code >= 0x30 && code <= 0x39)) {
+    throw new RangeError(`CSV ${name} must be one ASCII character other than NUL, CR, LF and a digit (got ${JSON.stringify(value)})`);
   }
   return code;
 }

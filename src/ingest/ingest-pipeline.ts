@@ -15,7 +15,7 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { looksLikeHeader, resolveColumns, type ColumnMapping, type MappedField } from "./column-mapping.js";
+import { looksLikeHeader, resolveColumns, type ColumnMapping, type MappedField, type ResolvedColumns } from "./column-mapping.js";
 import { createCsvFramer, CsvStructureError, type CsvFramer } from "./csv-framer.js";
 import { copySql, ISSUE_SEPARATOR, stagingTableSql, validatedRowsSql } from "./validation-sql.js";
 
@@ -135,25 +135,21 @@ async function stage(
   const output = framer[Symbol.asyncIterator]();
   const table = `staging_${randomBytes(6).toString("hex")}`;
   try {
+    // The first record settles the header and the field count. No data record at all is a file problem only when the
+    // framer dropped none either: rows it dropped are row problems, listed like any other (even if all are).
     const first = await output.next();
-    if (first.done) {
+    if (first.done && framer.rejected === 0) {
       await feeding;
       throw new IngestError("INVALID_FILE", framer.header ? "The file has a header but no data rows" : "The file is empty");
     }
     const header = framer.header;
     const columnCount = framer.columnCount;
     const resolved = resolveColumns(mapping, header, columnCount);
-    if (!resolved.ok) {
-      const headerLine = framer.firstRecordLine ?? mapping.skipRows + 1;
-      const where = header ? `its header (line ${headerLine}) does not name` : "it has no header and too few columns for";
-      throw new IngestError("INVALID_FILE", `The file does not match the data source's column mapping: ${where} ${resolved.missing.join(", ")}`, header ? headerLine : undefined);
-    }
-    await client.query(stagingTableSql(table, columnCount)); 
+    if (!resolved.ok) throw columnsError(resolved, header, framer.firstRecordLine ?? mapping.skipRows + 1);
+    await client.query(stagingTableSql(table, columnCount));
     const limit = options.recordLimit;
     async function* records() {
-      yield first.value as Buffer;
-      if (limit !== undefined && framer.records >= limit) return;
-      for (let next = await output.next(); !next.done; next = await output.next()) {
+      for (let next = first; !next.done; next = await output.next()) {
         yield next.value as Buffer;
         if (limit !== undefined && framer.records >= limit) return;
       }
@@ -181,6 +177,18 @@ async function stage(
     feeding.catch(() => {});
     throw translate(error);
   }
+}
+
+/** Why a file's columns do not fit the mapping (`headerLine`: the first record's line, the header's if there is one). */
+function columnsError(resolved: Exclude<ResolvedColumns, { ok: true }>, header: string[] | null, headerLine: number): IngestError {
+  if ("repeated" in resolved) {
+    const { name, fields } = resolved.repeated;
+    const times = fields.length === 2 ? "twice" : `${fields.length} times`;
+    const where = `fields ${fields.slice(0, -1).join(", ")} and ${fields.at(-1)}`;
+    return new IngestError("INVALID_FILE", `line ${headerLine}: the header has '${name}' ${times} (${where}); map the column by position instead`, headerLine);
+  }
+  const where = header ? `its header (line ${headerLine}) does not name` : "it has no header and too few columns for";
+  return new IngestError("INVALID_FILE", `The file does not match the data source's column mapping: ${where} ${resolved.missing.join(", ")}`, header ? headerLine : undefined);
 }
 
 /** Structural faults from the framer and PostgreSQL's COPY become IngestErrors that name the line. */

@@ -75,6 +75,19 @@ async function uploadVia(route: "multipart" | "PUT", source: string, name: strin
 }
 
 const issuesOf = (result: any) => result.rowErrors.edges.map((edge: any) => edge.node);
+
+/** The row problems previewDataSourceFile shows for a fixture under the source's mapping, in the form rowErrors lists them. */
+async function previewIssues(source: string, name: string) {
+  const response = await multipart(
+    "mutation($source: ID!, $file: Upload!) { previewDataSourceFile(dataSourceId: $source, file: $file) { rows { errors { line column reason severity } } } }",
+    { source },
+    fixture(name),
+    name,
+    analyst.token,
+  );
+  return ok(response).previewDataSourceFile.rows.flatMap((row: any) => row.errors);
+}
+
 const WIN1252_HINT = "(is the file Windows-1252? then set the column mapping's encoding to WIN1252)";
 
 async function createSource(name: string, columnMapping?: unknown): Promise<string> {
@@ -171,6 +184,34 @@ describe("ingest", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  const utf8 = (line: number, character: number) => `byte 0xFC at line ${line}, character ${character} is not valid UTF-8 ${WIN1252_HINT}`;
+  it.each([
+    ["all-rows-invalid-utf8.csv", {}, [
+      { line: 2, column: "name", reason: utf8(2, 21), severity: "ERROR" },
+      { line: 3, column: "name", reason: utf8(3, 21), severity: "ERROR" },
+    ]],
+    ["no-header-invalid-utf8.csv", { externalId: 1, amount: 2, currency: 3, bookedDate: 4, header: false }, [
+      { line: 1, column: "column 5", reason: utf8(1, 21), severity: "ERROR" },
+      { line: 2, column: "column 5", reason: utf8(2, 21), severity: "ERROR" },
+    ]],
+    ["all-rows-ragged.csv", {}, [
+      { line: 2, column: "(row)", reason: "expected 4 fields, found 3", severity: "ERROR" },
+      { line: 3, column: "(row)", reason: "expected 4 fields, found 5", severity: "ERROR" },
+    ]],
+  ])("lists every row of %s, whose every data row the framer drops, under either policy, and previews them alike", async (name, mapping, issues) => {
+    const source = await createSource(`Dropped ${name}`, mapping);
+    const skipped = ok(await upload(source, name)).uploadDataSourceFile;
+    expect(skipped).toMatchObject({ status: "COMPLETED", rowsRead: 2, rowsIngested: 0, rowsRejected: 2, error: null, errorLine: null });
+    expect(issuesOf(skipped)).toEqual(issues);
+    const rejected = ok(await upload(source, name, { policy: "REJECT_FILE", force: true })).uploadDataSourceFile;
+    const first = issues[0]!;
+    expect(rejected).toMatchObject({ status: "FAILED", rowsRead: 2, rowsIngested: 0, rowsRejected: 2, errorLine: first.line });
+    const where = first.column === "(row)" ? "the row as a whole" : `column ${first.column}`;
+    expect(rejected.error).toBe(`2 invalid row(s): nothing was ingested (policy REJECT_FILE); the first is line ${first.line}, ${where}: ${first.reason}; see rowErrors`);
+    expect(issuesOf(rejected)).toEqual(issues);
+    expect(await previewIssues(source, name)).toEqual(issues);
+  });
+
   it("names the first invalid row, its line and column in a REJECT_FILE refusal", async () => {
     const source = await createSource("Strict first");
     const result = ok(await upload(source, "mixed-errors.csv", { policy: "REJECT_FILE" })).uploadDataSourceFile;
@@ -239,6 +280,7 @@ describe("ingest", () => {
     ["empty.csv", "empty.csv", /empty/, null],
     ["header-only.csv", "header-only.csv", /no data rows/, null],
     ["missing-columns.csv", "missing-columns.csv", /amount \("amount"\)/, 1],
+    ["duplicate-header.csv", "duplicate-header.csv", /^line 1: the header has 'amount' twice \(fields 2 and 3\); map the column by position instead$/, 1],
     ["invalid-utf8-header.csv", "invalid-utf8-header.csv", /^line 1: byte 0xE4 at character 36 of the header \(its field 6\) is not valid UTF-8 \(is the file Windows-1252\?/, 1],
     ["a line over 1 MiB", Buffer.from(`id,amount,currency,date,reference,description\nL-1,1.00,EUR,2026-10-01,R,${"x".repeat(1024 * 1024 + 10)}\n`), /longer than 1048576 bytes/, 2],
   ];
@@ -286,14 +328,62 @@ describe("ingest", () => {
     ]);
   });
 
-  it("lists a debit and a credit whose difference NUMERIC(20,4) cannot hold as a row problem, and ingests the rest", async () => {
+  it("refuses a debit or credit cell with a sign or parentheses as a row problem naming its column, and previews it alike", async () => {
     const source = await createSource("Split", { debit: "debit", credit: "credit" });
-    const result = ok(await upload(source, "debit-credit-overflow.csv")).uploadDataSourceFile;
-    expect(result).toMatchObject({ status: "COMPLETED", rowsIngested: 2, rowsRejected: 1 });
-    expect(issuesOf(result)).toEqual([
-      { line: 3, column: "credit", reason: "'9999999999999999.9999' minus debit '-9999999999999999.9999' has more than 16 digits before the decimal point", severity: "ERROR" },
+    const result = ok(await upload(source, "signed-debit-credit.csv")).uploadDataSourceFile;
+    expect(result).toMatchObject({ status: "COMPLETED", rowsIngested: 2, rowsRejected: 4 });
+    const sign = "has a sign: debit and credit columns hold unsigned amounts";
+    const issues = [
+      { line: 3, column: "debit", reason: `'-12.50' ${sign}`, severity: "ERROR" },
+      { line: 4, column: "debit", reason: `'(3.00)' ${sign}`, severity: "ERROR" },
+      { line: 5, column: "credit", reason: `'-4' ${sign}`, severity: "ERROR" },
+      { line: 6, column: "credit", reason: `'+4' ${sign}`, severity: "ERROR" },
+    ];
+    expect(issuesOf(result)).toEqual(issues);
+    expect((await records(result.id)).map((row) => [row.external_id, row.amount])).toEqual([["S-1", "-12.5000"], ["S-6", "-9999999999999999.9999"]]);
+    expect(await previewIssues(source, "signed-debit-credit.csv")).toEqual(issues);
+  });
+
+  it("reads amounts by the mapping's separators only, quoting a refused cell as written, and previews them alike", async () => {
+    const decimalComma = { delimiter: ";", decimalSeparator: "," };
+    const plain = await createSource("Decimal comma", decimalComma);
+    const result = ok(await upload(plain, "separators.csv")).uploadDataSourceFile;
+    const notANumber = (line: number, cell: string) => ({ line, column: "amount", reason: `'${cell}' is not a number`, severity: "ERROR" });
+    // Without a thousands separator, "." is no separator at all: "1.234" is not 1.234.
+    const plainIssues = [notANumber(3, "1.234"), notANumber(5, "1.234,50"), notANumber(6, "12.50")];
+    expect(issuesOf(result)).toEqual(plainIssues);
+    expect((await records(result.id)).map((row) => [row.external_id, row.amount])).toEqual([["G-1", "1234.5000"], ["G-3", "-12.5000"]]);
+    expect(await previewIssues(plain, "separators.csv")).toEqual(plainIssues);
+
+    // With "." as thousands separator: only between groups of three digits.
+    const grouped = await createSource("Decimal comma, thousands point", { ...decimalComma, thousandsSeparator: "." });
+    const groupedResult = ok(await upload(grouped, "separators.csv")).uploadDataSourceFile;
+    expect(issuesOf(groupedResult)).toEqual([notANumber(6, "12.50")]);
+    expect((await records(groupedResult.id)).map((row) => [row.external_id, row.amount])).toEqual([
+      ["G-1", "1234.5000"],
+      ["G-2", "1234.0000"],
+      ["G-3", "-12.5000"],
+      ["G-4", "1234.5000"],
     ]);
-    expect((await records(result.id)).map((row) => [row.external_id, row.amount])).toEqual([["S-1", "-12.5000"], ["S-3", "9999999999999999.9999"]]);
+    expect(await previewIssues(grouped, "separators.csv")).toEqual([notANumber(6, "12.50")]);
+  });
+
+  it("maps a header that repeats a mapped name by position, and keeps every unmapped column in extras under a key of its own", async () => {
+    const byPosition = await createSource("Repeated by position", { externalId: 1, amount: 3, currency: 4, bookedDate: 5, header: true });
+    const result = ok(await upload(byPosition, "duplicate-header.csv")).uploadDataSourceFile;
+    expect((await records(result.id)).map((row) => [row.amount, row.extras])).toEqual([["2.0000", { amount: "1.00" }]]);
+    const repeated = ok(await upload(await createSource("Repeated extras"), "duplicate-extras.csv")).uploadDataSourceFile;
+    expect((await records(repeated.id))[0].extras).toEqual({ note: "first", column_6: "blank 6", "note (2)": "second", column_8: "blank 8", "note (3)": "third" });
+    // The preview refuses a header that repeats a mapped name as the ingest does.
+    const preview = await multipart(
+      "mutation($source: ID!, $file: Upload!) { previewDataSourceFile(dataSourceId: $source, file: $file) { validRows } }",
+      { source: await createSource("Repeated preview") },
+      fixture("duplicate-header.csv"),
+      "duplicate-header.csv",
+      analyst.token,
+    );
+    expect(errorCode(preview)).toBe("INVALID_FILE");
+    expect(preview.errors![0]).toMatchObject({ message: "line 1: the header has 'amount' twice (fields 2 and 3); map the column by position instead", extensions: { line: 1 } });
   });
 
   it("maps columns by position when there is no header, and a sign column", async () => {
@@ -381,6 +471,32 @@ describe("ingest", () => {
     );
     expect(errorCode(bad)).toBe("BAD_USER_INPUT");
     expect(bad.errors![0].extensions?.field).toBe("input.columnMapping.dateFormat");
+  });
+
+  it("refuses a digit or a line break as the delimiter or the quote (the framer's line prefix), naming the setting", async () => {
+    const create = (columnMapping: unknown) =>
+      t.graphql("mutation($p: ID!, $m: JSON) { createDataSource(input: { projectId: $p, name: \"Odd\", columnMapping: $m }) { id } }", { p: projectId, m: columnMapping }, analyst.token);
+    for (const [columnMapping, field] of [
+      [{ delimiter: "1" }, "input.columnMapping.delimiter"],
+      [{ quote: "0" }, "input.columnMapping.quote"],
+      [{ quote: "\n" }, "input.columnMapping.quote"],
+      [{ delimiter: "\r" }, "input.columnMapping.delimiter"],
+      [{ delimiter: "'", quote: "'" }, "input.columnMapping.delimiter"],
+    ] as const) {
+      const refused = await create(columnMapping);
+      expect(errorCode(refused), JSON.stringify(columnMapping)).toBe("BAD_USER_INPUT");
+      expect(refused.errors![0].extensions?.field).toBe(field);
+    }
+    // A trial mapping in the preview is checked the same way.
+    const preview = await multipart(
+      "mutation($source: ID!, $file: Upload!, $m: JSON) { previewDataSourceFile(dataSourceId: $source, file: $file, columnMapping: $m) { validRows } }",
+      { source: await createSource("Odd preview"), m: { quote: "1" } },
+      fixture("good.csv"),
+      "good.csv",
+      analyst.token,
+    );
+    expect(errorCode(preview)).toBe("BAD_USER_INPUT");
+    expect(preview.errors![0].extensions?.field).toBe("columnMapping.quote");
   });
 
   it("rejects a multipart request without Apollo's CSRF preflight header", async () => {

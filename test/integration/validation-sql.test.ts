@@ -1,8 +1,9 @@
 /**
  * Properties of the validating SELECT (ingest/validation-sql.ts) run by real PostgreSQL on staged rows: it never
  * fails as a whole, whatever the cells (every value is stored in its column's type or is a row problem); which
- * amounts it accepts, and that an accepted amount is stored exactly as written; digits of other scripts are row
- * problems in a database with ICU collation too; a debit and a credit whose difference does not fit are one.
+ * amounts it accepts under each pair of separators, that an accepted amount is stored exactly as the number written
+ * and that a refused one is quoted as written; digits of other scripts are row problems in a database with ICU
+ * collation too; debit and credit cells are unsigned.
  */
 import fc from "fast-check";
 import pg from "pg";
@@ -34,7 +35,7 @@ async function withStaged<T>(on: pg.Client, columnMapping: Record<string, unknow
   const mapping = parseColumnMapping(columnMapping);
   if (!mapping.ok) throw new Error(mapping.message);
   const resolved = resolveColumns(mapping.mapping, header, header.length);
-  if (!resolved.ok) throw new Error(resolved.missing.join());
+  if (!resolved.ok) throw new Error(JSON.stringify(resolved));
   const validate = validatedRowsSql("staged", { mapping: mapping.mapping, positions: resolved.positions, columnCount: header.length, header });
   await on.query("BEGIN");
   try {
@@ -65,18 +66,68 @@ function validateRows(on: pg.Client, cells: [amount: string, date: string][]) {
   });
 }
 
-/** Validates `amounts` as the amount cells of staged rows; the stored amount (text) and the amount's issue of each. */
-async function validate(amounts: string[]): Promise<{ amount: string | null; issue: string | null }[]> {
-  const rows = await validateRows(client, amounts.map((amount) => [amount, "2026-11-24"]));
-  return rows.map((row) => ({ amount: row.amount, issue: row.errors.find((error) => error.startsWith("amount")) ?? null }));
-}
-
 /** A decimal's digits without leading or trailing zeros and a plus sign ("-0012.5000" → "-12.5", "-0" → "0"). */
 function canonical(text: string): string {
   const negative = text.startsWith("-");
   const [whole = "", fraction = ""] = text.replace(/^[+-]/, "").split(".");
   const digits = whole.replace(/^0+(?=\d)/, "") + (fraction.replace(/0+$/, "") ? `.${fraction.replace(/0+$/, "")}` : "");
   return negative && digits !== "0" ? `-${digits}` : digits;
+}
+
+type AmountColumn = "amount" | "debit" | "credit";
+const AMOUNT_HEADER = ["id", "amount", "debit", "credit", "currency", "date"];
+
+/**
+ * Validates each of `cells` as the `column` cell of a row (the other amount columns empty) under `columnMapping`,
+ * mapped by the names of AMOUNT_HEADER: one amount column, or debit and credit; each row's stored amount (text, in
+ * the records' type) and problems.
+ */
+function validateAmounts(columnMapping: Record<string, unknown>, column: AmountColumn, cells: string[]) {
+  const amounts = column === "amount" ? { amount: "amount" } : { debit: "debit", credit: "credit" };
+  return withStaged(client, { ...amounts, ...columnMapping }, AMOUNT_HEADER, async (validate) => {
+    const cellsOf = AMOUNT_HEADER.slice(1, 4).map((name) => (name === column ? "c" : "''"));
+    await client.query(
+      `INSERT INTO staged SELECT n, 'id' || n, ${cellsOf.join(", ")}, 'EUR', '2026-11-24' FROM unnest($1::text[]) WITH ORDINALITY AS u(c, n)`,
+      [cells],
+    );
+    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(
+      `SELECT amount::numeric(20,4)::text AS amount, errors FROM (${validate}) v ORDER BY line_no`,
+    );
+    return rows;
+  });
+}
+
+/**
+ * The number an amount cell means under the separators (digits, optionally a point and digits, signed), or null if
+ * it is none, stated apart from the SQL: cells are trimmed of spaces; at most one decimal separator, with digits on
+ * both sides; thousands separators only between groups of three digits after a first group of one to three; a
+ * leading sign or accounting parentheses only where `signed`.
+ */
+function meaning(cell: string, decimal: string, thousands: string, signed: boolean): string | null {
+  let text = cell.replace(/^ +| +$/g, "");
+  let sign = "";
+  if (signed && text.startsWith("(") && text.endsWith(")")) [sign, text] = ["-", text.slice(1, -1)];
+  else if (signed && /^[+-]/.test(text)) [sign, text] = [text[0]!, text.slice(1)];
+  const [whole = "", fraction, ...more] = text.split(decimal);
+  if (more.length || (fraction !== undefined && !/^[0-9]+$/.test(fraction))) return null;
+  const groups = thousands ? whole.split(thousands) : [whole];
+  if (!groups.every((group) => /^[0-9]+$/.test(group))) return null;
+  if (groups.length > 1 && (groups[0]!.length > 3 || groups.slice(1).some((group) => group.length !== 3))) return null;
+  return `${sign}${groups.join("")}${fraction === undefined ? "" : `.${fraction}`}`;
+}
+
+/** The problem an amount cell is (its reason, quoting the cell as written and trimmed), or null if it is stored. */
+function amountProblem(cell: string, decimal: string, thousands: string, signed: boolean): string | null {
+  const text = cell.replace(/^ +| +$/g, "");
+  if (text === "") return "is empty";
+  const shown = `'${text.replace(/'/g, "''")}'`;
+  const value = meaning(text, decimal, thousands, signed);
+  if (value === null) {
+    const sign = !signed && meaning(text, decimal, thousands, true) !== null;
+    return `${shown} ${sign ? "has a sign: debit and credit columns hold unsigned amounts" : "is not a number"}`;
+  }
+  if (FITS.test(value)) return null;
+  return `${shown} ${(value.split(".")[1] ?? "").length > 4 ? "has more than 4 decimal places" : "has more than 16 digits before the decimal point"}`;
 }
 
 const digits = (count: number) => fc.string({ unit: fc.constantFrom(..."0123456789"), minLength: count, maxLength: count });
@@ -86,33 +137,102 @@ const number = fc
   .chain(([sign, whole, fraction]) =>
     fc.tuple(digits(whole), fraction === null ? fc.constant(null) : digits(fraction)).map(([w, f]) => `${sign}${w}${f === null ? "" : `.${f}`}`),
   );
-/** Amount-like cells: such numbers, some in accounting's parentheses or padded, and strings of number-ish characters. */
-const cell = fc.oneof(
-  number,
-  number.map((text) => `(${text})`),
-  number.map((text) => ` ${text} `),
-  fc.string({ unit: fc.constantFrom("0", "1", "9", ".", "-", "+", " ", "e", "(", ")"), maxLength: 22 }),
-);
 
-it("accepts exactly the amounts NUMERIC(20,4) holds, and stores them as written", async () => {
+/** Every pair of separators a mapping may set: [decimal, thousands]. */
+const SEPARATORS = [[".", ""], [".", ","], [".", " "], [".", "'"], [",", ""], [",", "."], [",", " "], [",", "'"]] as const;
+
+/**
+ * Amount-like cells for the separators: numbers around the limits written with them (thousands in threes, or
+ * misplaced, or none; the decimal separator or the other one), signed, in parentheses or padded; and strings of
+ * number-ish characters.
+ */
+const amountCell = (decimal: string, thousands: string) =>
+  fc.oneof(
+    fc
+      .tuple(number, fc.constantFrom(decimal, ".", ","), fc.constantFrom("none", "threes", "misplaced"), fc.nat(), fc.constantFrom("", "()", " "))
+      .map(([plain, point, grouping, at, wrap]) => {
+        const [, sign = "", whole = "", fraction] = /^([+-]?)([0-9]*)(?:\.([0-9]*))?$/.exec(plain)!;
+        let written = whole;
+        if (thousands && grouping === "threes") written = whole.replace(/\B(?=([0-9]{3})+$)/g, thousands);
+        const cut = at % (whole.length + 1);
+        if (thousands && grouping === "misplaced") written = `${whole.slice(0, cut)}${thousands}${whole.slice(cut)}`;
+        const text = `${sign}${written}${fraction === undefined ? "" : `${point}${fraction}`}`;
+        return wrap === "()" ? `(${text})` : `${wrap}${text}${wrap}`;
+      }),
+    fc.string({ unit: fc.constantFrom(..."0123456789.,' -+()"), maxLength: 24 }),
+  );
+
+it("reads amounts by the mapping's separators only, stores them as the number written, and quotes a refused cell as written", async () => {
+  const cases = fc
+    .tuple(fc.constantFrom(...SEPARATORS), fc.constantFrom<AmountColumn>("amount", "debit", "credit"))
+    .chain(([[decimal, thousands], column]) =>
+      fc.tuple(fc.constant({ decimal, thousands, column }), fc.array(amountCell(decimal, thousands), { minLength: 1, maxLength: 40 })),
+    );
   await fc.assert(
-    fc.asyncProperty(fc.array(cell, { minLength: 1, maxLength: 60 }), async (amounts) => {
-      const results = await validate(amounts);
-      amounts.forEach((text, i) => {
-        // Cells are trimmed, and "(12.50)" is accounting's -12.50.
-        const plain = text.trim().replace(/^\((.*)\)$/, "-$1");
-        const { amount, issue } = results[i]!;
-        if (FITS.test(plain)) {
-          expect(issue, text).toBeNull();
-          expect(amount === null ? null : canonical(amount), text).toBe(canonical(plain));
+    fc.asyncProperty(cases, async ([{ decimal, thousands, column }, cells]) => {
+      const rows = await validateAmounts({ decimalSeparator: decimal, thousandsSeparator: thousands }, column, cells);
+      cells.forEach((cell, i) => {
+        const { amount, errors } = rows[i]!;
+        const signed = column === "amount";
+        const problem = amountProblem(cell, decimal, thousands, signed);
+        if (problem === null) {
+          const value = canonical(meaning(cell, decimal, thousands, signed)!);
+          expect({ amount: canonical(amount!), errors }, cell).toEqual({ amount: column === "debit" ? canonical(`-${value}`) : value, errors: [] });
         } else {
-          expect(amount, text).toBeNull();
-          expect(issue, text).not.toBeNull();
+          // Debit and credit may each be empty, not both.
+          const issue = !signed && problem === "is empty" ? "debit\u001fand credit are both empty" : `${column}\u001f${problem}`;
+          expect({ amount, errors }, cell).toEqual({ amount: null, errors: [issue] });
         }
       });
     }),
     { numRuns: 150 },
   );
+});
+
+it.each([
+  // Thousands separators only between groups of three digits (the first of one to three).
+  [{ thousandsSeparator: "," }, "1,234,567.5", "1234567.5000", null],
+  [{ thousandsSeparator: "," }, "12,50", null, "'12,50' is not a number"],
+  [{ thousandsSeparator: "," }, "1,2,3", null, "'1,2,3' is not a number"],
+  [{ thousandsSeparator: "," }, "1.234,5", null, "'1.234,5' is not a number"],
+  [{ thousandsSeparator: "," }, "1.234,56", null, "'1.234,56' is not a number"],
+  [{ thousandsSeparator: "," }, "1234,567", null, "'1234,567' is not a number"],
+  [{ decimalSeparator: ",", thousandsSeparator: "." }, "-1.234.567,8", "-1234567.8000", null],
+  [{ decimalSeparator: ",", thousandsSeparator: "." }, "1.23", null, "'1.23' is not a number"],
+  [{ decimalSeparator: ",", thousandsSeparator: "." }, "1,234.5", null, "'1,234.5' is not a number"],
+  [{ thousandsSeparator: " " }, "1 234", "1234.0000", null],
+  [{ thousandsSeparator: " " }, "1 2", null, "'1 2' is not a number"],
+  [{ thousandsSeparator: "'" }, "12'50", null, "'12''50' is not a number"],
+  // Only the configured decimal separator separates decimals.
+  [{ decimalSeparator: "," }, "1,5", "1.5000", null],
+  [{ decimalSeparator: "," }, "1.234", null, "'1.234' is not a number"],
+  [{}, "1,5", null, "'1,5' is not a number"],
+  // Quoted as written.
+  [{ decimalSeparator: ",", thousandsSeparator: " " }, "1\u00a0234,50", null, "'1\u00a0234,50' is not a number"],
+  [{ decimalSeparator: ",", thousandsSeparator: "." }, "1.234,56789", null, "'1.234,56789' has more than 4 decimal places"],
+  [{ thousandsSeparator: "," }, "12,345,678,901,234,567", null, "'12,345,678,901,234,567' has more than 16 digits before the decimal point"],
+  [{}, "(12.50)", "-12.5000", null],
+  [{}, "( 12.50 )", null, "'( 12.50 )' is not a number"],
+  [{}, "(-12.50)", null, "'(-12.50)' is not a number"],
+  [{}, "()", null, "'()' is not a number"],
+])("with %j reads the amount %j as %s (%s)", async (separators, cell, amount, reason) => {
+  const [row] = await validateAmounts(separators, "amount", [cell]);
+  expect(row).toEqual({ amount, errors: reason === null ? [] : [`amount\u001f${reason}`] });
+});
+
+it("refuses a sign or accounting parentheses in a debit or credit cell as a row problem naming the column", async () => {
+  const sign = "has a sign: debit and credit columns hold unsigned amounts";
+  expect(await validateAmounts({}, "debit", ["-12.50", "(3.00)", "+1", "12.50"])).toEqual([
+    { amount: null, errors: [`debit\u001f'-12.50' ${sign}`] },
+    { amount: null, errors: [`debit\u001f'(3.00)' ${sign}`] },
+    { amount: null, errors: [`debit\u001f'+1' ${sign}`] },
+    { amount: "-12.5000", errors: [] },
+  ]);
+  expect(await validateAmounts({ decimalSeparator: ",", thousandsSeparator: "." }, "credit", ["-4", "(1.234,50)", "1.234,50"])).toEqual([
+    { amount: null, errors: [`credit\u001f'-4' ${sign}`] },
+    { amount: null, errors: [`credit\u001f'(1.234,50)' ${sign}`] },
+    { amount: "1234.5000", errors: [] },
+  ]);
 });
 
 it("reports digits of other scripts as row errors, also where the database collates with ICU", async () => {
@@ -142,27 +262,6 @@ it("reports digits of other scripts as row errors, also where the database colla
     await server.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await server.end();
   }
-});
-
-it("refuses, as a row problem, a debit and a credit whose difference NUMERIC(20,4) cannot hold", async () => {
-  const header = ["id", "debit", "credit", "currency", "date"];
-  const split = { externalId: "id", debit: "debit", credit: "credit", currency: "currency", bookedDate: "date" };
-  const max = "9999999999999999.9999";
-  await withStaged(client, split, header, async (validate) => {
-    await client.query(
-      `INSERT INTO staged VALUES (1, 'a', '', '${max}', 'EUR', '2026-11-24'), (2, 'b', '-${max}', '', 'EUR', '2026-11-24'),
-        (3, 'c', '-${max}', '${max}', 'EUR', '2026-11-24'), (4, 'd', '-1', '${max}', 'EUR', '2026-11-24'), (5, 'e', '5', '${max}', 'EUR', '2026-11-24')`,
-    );
-    // The stored type: an amount the validation passed must fit it (it would fail the whole insert otherwise).
-    const { rows } = await client.query<{ amount: string | null; errors: string[] }>(`SELECT amount::numeric(20,4)::text AS amount, errors FROM (${validate}) v ORDER BY line_no`);
-    expect(rows).toEqual([
-      { amount: max, errors: [] },
-      { amount: max, errors: [] },
-      { amount: null, errors: [`credit\u001f'${max}' minus debit '-${max}' has more than 16 digits before the decimal point`] },
-      { amount: null, errors: [`credit\u001f'${max}' minus debit '-1' has more than 16 digits before the decimal point`] },
-      { amount: "9999999999999994.9999", errors: [] },
-    ]);
-  });
 });
 
 /** Cells of any kind a file may hold where amounts, dates and codes are expected: numbers, dates, junk. */

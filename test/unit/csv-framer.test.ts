@@ -473,7 +473,10 @@ describe("createCsvFramer", () => {
   it.each([
     [{ delimiter: "€" }, /delimiter must be one ASCII character/],
     [{ delimiter: ";;" }, /delimiter must be one ASCII character/],
-    [{ quote: "\n" }, /quote must be one ASCII character other than NUL, CR and LF/],
+    [{ quote: "\n" }, /quote must be one ASCII character other than NUL, CR, LF and a digit/],
+    // Each record goes out as `<line><delimiter>…`: a digit as either would run into the line number.
+    [{ delimiter: "7" }, /delimiter must be one ASCII character other than NUL, CR, LF and a digit/],
+    [{ quote: "0" }, /quote must be one ASCII character other than NUL, CR, LF and a digit/],
     [{ delimiter: '"' }, /delimiter and quote must differ/],
     [{ maxRecordBytes: 0 }, /maxRecordBytes must be a positive integer/],
     [{ skipRows: -1 }, /skipRows must be a non-negative integer/],
