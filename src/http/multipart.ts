@@ -6,8 +6,8 @@
  * graphql-upload, whose processRequest spools every file to a temp file, is not used).
  *
  * A file stream errors (code PAYLOAD_TOO_LARGE, status 413) rather than being cut short when the file is over the
- * limit; structural mistakes (missing or misplaced fields, bad JSON, a map path that does not exist, a file not in
- * the map or missing from the request) are `MultipartError`s with status 400.
+ * limit; structural mistakes (missing or misplaced fields, bad JSON, a map path that does not exist, one file mapped
+ * to several paths, a file not in the map or missing from the request) are `MultipartError`s with status 400.
  */
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
@@ -127,7 +127,7 @@ function placeUpload(operations: Record<string, unknown>, path: string, upload: 
   return false;
 }
 
-/** Validates the `map` field (file field name → paths in operations) and places one `Upload` per file. */
+/** Validates the `map` field (file field name → its one path in operations) and places one `Upload` per file. */
 function mapUploads(operations: Record<string, unknown>, map: unknown, maxFiles: number): Map<string, Upload> {
   if (!isObject(map) || Array.isArray(map)) {
     throw new MultipartError(400, "The 'map' multipart field must be a JSON object of file field names to arrays of paths");
@@ -140,6 +140,14 @@ function mapUploads(operations: Record<string, unknown>, map: unknown, maxFiles:
   for (const [field, paths] of entries) {
     if (!Array.isArray(paths) || !paths.every((path): path is string => typeof path === "string")) {
       throw new MultipartError(400, `The 'map' entry '${field}' must be an array of paths such as ["variables.file"]`);
+    }
+    // The spec lets one file fill several variables, but a streamed file can be read only once: the second reader
+    // would fail after the first had run (its result lost). Refused before anything runs.
+    if (paths.length > 1) {
+      throw new MultipartError(
+        400,
+        `The 'map' entry '${field}' names ${paths.length} paths: a file is streamed and can be read once, so each Upload variable needs its own file part`,
+      );
     }
     const upload = new Upload();
     for (const path of paths) {

@@ -1,8 +1,10 @@
 /**
  * `PUT /data-sources/<id>/file?name=<fileName>&policy=SKIP_INVALID_ROWS|REJECT_FILE&force=true`: a data-source file
  * sent as the raw request body, for curl (`curl -T ledger.csv -H "Authorization: Bearer $TOKEN" <url>`) and
- * `npm run recon -- ingest`. Responsible for reading the query and the bearer token and for answering in JSON; the
- * body streams into the same ingest service method as the uploadDataSourceFile mutation, never held whole.
+ * `npm run recon -- ingest`. Responsible for reading the query, the bearer token and the body's `Content-Encoding`
+ * (none or gzip, decoded as it streams; anything else is 415) and for answering in JSON; the body streams into the
+ * same ingest service method as the uploadDataSourceFile mutation, never held whole. A client that goes away before
+ * sending all of it leaves its upload FAILED saying so, and a log line naming the request and the upload.
  *
  * With `Prefer: respond-async` (RFC 7240) the answer is `202 Accepted` as soon as the whole body has been read into
  * the ingest (never earlier: many clients fail on an answer while they still send), with the upload as it stands
@@ -13,12 +15,16 @@
  * response headers.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import type { Viewer } from "../auth/policy.js";
 import type { IngestPolicy, UploadStatus } from "../generated/prisma/enums.js";
 import { createErrorFormatter } from "../graphql/format-error.js";
+import { IngestError } from "../ingest/ingest-pipeline.js";
+import { ClientDisconnectedError } from "../ingest/ingest-service.js";
 import type { Logger } from "../observability/logger.js";
+import { currentRequestScope } from "../observability/request-scope.js";
 import { asyncPreference } from "./request-utils.js";
 
 /** The path of the route; its group is the data source's id. */
@@ -73,6 +79,65 @@ function badInput(field: string, message: string): GraphQLError {
 
 function unauthenticated(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: "UNAUTHENTICATED" } });
+}
+
+/**
+ * Most a gzip body may expand past its first MiB (Apache POI's bound for zip entries): CSV compresses about
+ * tenfold, a decompression bomb a thousandfold. The upload limit, applied to the decoded bytes, bounds the work
+ * anyway; this refuses a bomb before that work is done.
+ */
+const MAX_GZIP_RATIO = 100;
+const GZIP_RATIO_FROM_BYTES = 1024 * 1024;
+
+/**
+ * Whether the body is gzip-compressed (`Content-Encoding: gzip`, or its old name `x-gzip`). Any other coding is
+ * refused (415 Unsupported Media Type, naming it, with `Accept-Encoding: gzip` as RFC 9110 §15.5.16 says): the
+ * file would otherwise be read as the bytes it was encoded to.
+ */
+function isGzipped(header: string | undefined): boolean {
+  const codings = (header ?? "").split(",").map((coding) => coding.trim().toLowerCase()).filter((coding) => coding && coding !== "identity");
+  if (codings.length === 0) return false;
+  if (codings.length === 1 && (codings[0] === "gzip" || codings[0] === "x-gzip")) return true;
+  throw new GraphQLError(
+    `Content-Encoding '${header!.slice(0, 100)}' is not supported: send the file as it is, or gzip-compressed with Content-Encoding: gzip`,
+    { extensions: { code: "UNSUPPORTED_MEDIA_TYPE", http: { status: 415, headers: { "accept-encoding": "gzip" } } } },
+  );
+}
+
+/**
+ * The file's bytes, in a stream of their own fed from the request (the service may destroy the stream it is given
+ * — a bad line ends the read — and that must not destroy the socket the answer goes out on), decoded as they
+ * arrive when the body is gzip. What is decoded is the file: its size limit, SHA-256 and duplicate check are the
+ * decoded bytes'. A body that is not gzip fails the file with INVALID_FILE, one that expands beyond MAX_GZIP_RATIO
+ * with PAYLOAD_TOO_LARGE.
+ */
+function fileStream(req: IncomingMessage, gzipped: boolean): Readable {
+  const file = gzipped ? gunzipped(req) : req.pipe(new PassThrough());
+  // The service sees the stream's errors through its own listeners, also those from before it began to read (the
+  // client gone, or the body found not to be gzip, while the viewer was looked up): unheard, they would be thrown.
+  file.on("error", () => undefined);
+  return file;
+}
+
+/** The request's body, gunzipped as it arrives (see fileStream). */
+function gunzipped(req: IncomingMessage): Readable {
+  const gunzip = createGunzip();
+  let decoded = 0;
+  const file = new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
+      decoded += chunk.length;
+      if (decoded > GZIP_RATIO_FROM_BYTES && decoded > MAX_GZIP_RATIO * gunzip.bytesWritten) {
+        const message = `The gzip body expands more than ${MAX_GZIP_RATIO}-fold (${decoded} bytes from ${gunzip.bytesWritten}): refused as a likely decompression bomb; send the file uncompressed`;
+        done(new IngestError("PAYLOAD_TOO_LARGE", message));
+        return;
+      }
+      done(null, chunk);
+    },
+  });
+  gunzip.on("error", (error) => file.destroy(new IngestError("INVALID_FILE", `The body is not valid gzip (Content-Encoding: gzip): ${error.message}`)));
+  file.on("close", () => gunzip.destroy());
+  req.pipe(gunzip).pipe(file);
+  return file;
 }
 
 /** The file's name, policy and force flag from the query string. */
@@ -132,8 +197,9 @@ export function createUploadRoute(deps: {
   function replyError(res: ServerResponse, error: unknown) {
     const raw: GraphQLFormattedError = error instanceof GraphQLError ? error.toJSON() : { message: String((error as Error)?.message ?? error) };
     const { message, extensions = {} } = formatError(raw, error);
-    const { http, ...shown } = extensions as { http?: { status?: number } } & Record<string, unknown>;
+    const { http, ...shown } = extensions as { http?: { status?: number; headers?: Record<string, string> } } & Record<string, unknown>;
     const status = http?.status ?? STATUS_BY_CODE[String(shown.code)] ?? 500;
+    for (const [name, value] of Object.entries(http?.headers ?? {})) res.setHeader(name, value);
     reply(res, status, { errors: [{ message, extensions: shown }] });
   }
 
@@ -170,21 +236,24 @@ export function createUploadRoute(deps: {
       return;
     }
     const preference = asyncPreference(req, Date.now());
-    // The service may destroy the stream it is given (a bad line ends the read): that must not destroy the socket
-    // the answer goes out on, so it gets its own stream, fed from the request.
-    const body = new PassThrough();
+    const contentLength = Number(req.headers["content-length"]) || undefined;
+    let received = 0;
+    let body: Readable | undefined;
     let clientGone = false;
-    req.pipe(body);
     req.on("error", () => undefined);
     req.on("close", () => {
       if (req.complete) return;
       clientGone = true;
-      body.destroy(new Error("The client closed the request before sending all of it"));
+      body?.destroy(new ClientDisconnectedError(received, contentLength));
     });
     try {
       const query = parseQuery(new URL(req.url ?? "/", "http://localhost").searchParams);
+      const gzipped = isGzipped(req.headers["content-encoding"]);
+      req.on("data", (chunk: Buffer) => (received += chunk.length));
+      body = fileStream(req, gzipped);
       const viewer = await viewerOf(req);
-      const declaredSize = Number(req.headers["content-length"]) || undefined;
+      // A compressed body's length is not the file's size (that is known once it is decoded).
+      const declaredSize = gzipped ? undefined : contentLength;
       const row = await ingest.upload(viewer, { dataSourceId, declaredSize, ...query }, body, preference);
       // The service answers early only once the body is read whole. A file whose ingest was over by then (a small
       // one, or one that finished within the client's `wait`) is simply answered: the preference was not needed.
@@ -197,7 +266,9 @@ export function createUploadRoute(deps: {
       }
     } catch (error) {
       if (clientGone) {
-        logger.info({ dataSourceId }, "the client closed an upload before sending all of it");
+        // Nobody to answer: the upload (if it had begun) is FAILED saying so; the log says which one it was.
+        const uploadId = error instanceof GraphQLError ? error.extensions.uploadId : undefined;
+        logger.info({ requestId: currentRequestScope()?.requestId, dataSourceId, uploadId, received, contentLength }, "the client closed an upload before sending all of it");
         return;
       }
       // What the client is still sending is of no use now: close the connection rather than read it all.
@@ -205,7 +276,7 @@ export function createUploadRoute(deps: {
       replyError(res, error);
     } finally {
       // Whatever the service left unread is discarded (until the connection closes, when it was refused early).
-      req.unpipe(body);
+      req.unpipe();
       req.resume();
     }
   }

@@ -34,11 +34,20 @@ function issueCursor(position: IssuePosition): string {
   return Buffer.from(JSON.stringify([position.line, position.id])).toString("base64url");
 }
 
+/** The largest `int` (an issue's line) and `bigint` (its id) PostgreSQL holds. */
+const MAX_INT4 = 2 ** 31 - 1;
+const MAX_INT8 = 2n ** 63n - 1n;
+
+/**
+ * A position in an upload's issues, from a cursor of ours: anything else — an edited cursor too, whose numbers
+ * PostgreSQL's `int`/`bigint` cannot hold — is a BAD_USER_INPUT naming `after`, never a query that fails.
+ */
 function parseIssueCursor(cursor: string | null | undefined): IssuePosition | null {
   if (!cursor) return null;
   try {
-    const [line, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [number, string];
-    if (Number.isInteger(line) && /^\d+$/.test(id)) return { line, id };
+    const [line, id]: unknown[] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    const lineOk = typeof line === "number" && Number.isInteger(line) && line >= 0 && line <= MAX_INT4;
+    if (lineOk && typeof id === "string" && /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_INT8) return { line, id };
   } catch {
     // not a cursor of ours
   }
@@ -50,6 +59,17 @@ const PROGRESS_INTERVAL_MS = 500;
 export const RECOVERY_INTERVAL_MS = 60_000;
 
 const HTTP_STATUS: Record<string, number> = { INVALID_FILE: 422, PAYLOAD_TOO_LARGE: 413, DUPLICATE_FILE: 409, TOO_MANY_INGESTS: 429 };
+
+/**
+ * What a caller destroys an upload's body with when its client went away before sending all of it (the PUT route):
+ * the upload then fails saying so — the client's doing, not an unexpected error — and `upload` rejects with
+ * CLIENT_CLOSED_REQUEST and the upload's id, for the caller's log (there is nobody left to answer).
+ */
+export class ClientDisconnectedError extends Error {
+  constructor(received: number, expected?: number) {
+    super(`The client disconnected after ${received}${expected === undefined ? "" : ` of ${expected}`} bytes`);
+  }
+}
 
 function ingestError(code: string, message: string, extra: Record<string, unknown> = {}): GraphQLError {
   return new GraphQLError(message, { extensions: { code, http: { status: HTTP_STATUS[code] ?? 400 }, ...extra } });
@@ -104,7 +124,8 @@ export function createIngestService(deps: {
     const id = requireId(rawId, "dataSourceId");
     const source = await dataSources.findById(id);
     if (!source) throw new NotFoundError("DataSource");
-    const { actor, relation } = await projects.authorize(viewer, source.projectId).catch((error) => {
+    // Not into an archived project (read-only): refused naming the data source the caller gave.
+    const { actor, relation } = await projects.authorize(viewer, source.projectId, "dataSourceId").catch((error) => {
       throw error instanceof NotFoundError ? new NotFoundError("DataSource") : error;
     });
     if (!policy.editProject(actor, relation)) throw new ForbiddenError("Your role in this project does not allow you to upload files");
@@ -201,18 +222,22 @@ export function createIngestService(deps: {
     } catch (error) {
       if (!row) throw error;
       const known = error instanceof IngestError;
+      const disconnected = error instanceof ClientDisconnectedError;
       // What a caller waiting for the answer would have been told (see graphql/format-error.ts): the row says it
       // too, for a caller answered early.
-      const unavailable = known ? null : findDatabaseUnavailable(error);
+      const unavailable = known || disconnected ? null : findDatabaseUnavailable(error);
       const requestId = currentRequestScope()?.requestId;
       const message = known
         ? error.message
-        : unavailable
-          ? `${unavailable.message} (nothing of the file was ingested)`
-          : `The ingest failed unexpectedly; nothing was ingested (quote request id ${requestId ?? "unknown"} to an operator)`;
+        : disconnected
+          ? `${error.message}; nothing was ingested`
+          : unavailable
+            ? `${unavailable.message} (nothing of the file was ingested)`
+            : `The ingest failed unexpectedly; nothing was ingested (quote request id ${requestId ?? "unknown"} to an operator)`;
       await uploads.fail(row.id, message, known ? (error.line ?? null) : null, latest.bytesRead).catch(() => {});
       metrics.ingestBytesTotal.inc(latest.bytesRead);
       if (known) throw ingestError(error.code, message, error.line === undefined ? { uploadId: row.id } : { uploadId: row.id, line: error.line });
+      if (disconnected) throw ingestError("CLIENT_CLOSED_REQUEST", message, { uploadId: row.id });
       throw error;
     } finally {
       clearInterval(timer);
@@ -318,7 +343,8 @@ export function createIngestService(deps: {
       if (!isId(id)) return null;
       const upload = await uploads.findById(id);
       if (!upload) return null;
-      const visible = await projects.authorize(viewer, upload.projectId).then(
+      // Reading: archived projects' uploads too.
+      const visible = await projects.authorize(viewer, upload.projectId, "id", { allowArchived: true }).then(
         () => true,
         (error) => {
           if (error instanceof NotFoundError) return false;

@@ -159,6 +159,7 @@ describe("parseGraphQLMultipart", () => {
     ["batched operations", form({ operations: [operations], map: { 0: ["0.variables.file"] }, files: [file] }), /Batched operations are not supported/],
     ["map before operations", form({ operations, map: { 0: ["variables.file"] }, files: [file], order: "map-first" }), /'operations' field must come first/],
     ["no operations", form({ files: [file] }), /Files must come after the 'operations' and 'map' fields/],
+    ["one file mapped to two variables (a stream is read once)", form({ operations: { query: QUERY, variables: { f: null, g: null } }, map: { 0: ["variables.f", "variables.g"] }, files: [file] }), /names 2 paths: a file is streamed and can be read once, so each Upload variable needs its own file part/],
     ["a path reaching for the prototype", form({ operations, map: { 0: ["__proto__.file"] }, files: [file] }), /not in 'operations'/],
     ["more files than allowed", form({ operations: { query: QUERY, variables: { a: null, b: null } }, map: { 0: ["variables.a"], 1: ["variables.b"] } }), /at most 1 may be sent/],
   ])("rejects %s with a MultipartError", async (_, body, message) => {
