@@ -4,6 +4,7 @@
  * answered as an internal error and never stored altered.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { MAX_JSON_DEPTH } from "../../src/graphql/text-input-plugin.js";
 import { ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "../helpers/app.js";
 
 let t: TestApp;
@@ -49,19 +50,23 @@ it("refuses it inside JSON values and keys, and in the document's own string lit
   refused(await t.graphql(`mutation { createProject(input: { name: "a\\u0000b" }) { id } }`, {}, analyst.token), "input.name", NUL);
 });
 
-it("looks through JSON nested thousands deep without failing (a NUL at the bottom is still found)", async () => {
+it("looks through JSON nested thousands deep without failing, and finds a NUL at the bottom of the deepest JSON allowed", async () => {
   const query = `mutation($m: JSON) { createDataSource(input: { projectId: "${projectId}", name: "Deep", columnMapping: $m }) { id } }`;
   // Written out by hand: JSON.stringify recurses, and this nesting is deeper than its stack allows.
-  const send = async (bottom: string) => {
-    const body = `{"query":${JSON.stringify(query)},"variables":{"m":${"[".repeat(50_000)}${bottom}${"]".repeat(50_000)}}}`;
+  const send = async (depth: number, bottom: string) => {
+    const body = `{"query":${JSON.stringify(query)},"variables":{"m":${"[".repeat(depth)}${bottom}${"]".repeat(depth)}}}`;
     const response = await fetch(t.url, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${analyst.token}` }, body });
     return { status: response.status, body: (await response.json()) as { errors: { extensions: Record<string, unknown> }[] } };
   };
-  const deep = await send(JSON.stringify("x\u0000"));
+  // 50,000 deep is refused for its depth (test/integration/json-depth.test.ts), not by a stack overflow.
+  const deep = await send(50_000, JSON.stringify("x\u0000"));
   expect(deep.status).toBe(400);
-  expect(deep.body.errors[0]!.extensions.field).toBe(`$m${"[0]".repeat(50_000)}`);
+  expect(deep.body.errors[0]!.extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "$m" });
+  const deepest = await send(MAX_JSON_DEPTH, JSON.stringify("x\u0000"));
+  expect(deepest.status).toBe(400);
+  expect(deepest.body.errors[0]!.extensions.field).toBe(`$m${"[0]".repeat(MAX_JSON_DEPTH)}`);
   // Without one, the operation goes on to its own checks (a column mapping must be an object).
-  const clean = await send(JSON.stringify("x"));
+  const clean = await send(MAX_JSON_DEPTH, JSON.stringify("x"));
   expect(clean.body.errors[0]!.extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "input.columnMapping" });
 });
 
