@@ -86,9 +86,13 @@ export function createJobService(deps: {
 }) {
   const { transaction, pool, jobs, dataSources, projects, audit, queue, events, task } = deps;
 
-  /** The project of `projectId` if the viewer may start and cancel jobs there. */
-  async function authorizeWork(viewer: Viewer | null, projectId: string, field: string) {
-    const { actor, project, relation } = await projects.authorize(viewer, projectId, field);
+  /**
+   * The project of `projectId` if the viewer may start and cancel jobs there (and save rule sets). Not in an
+   * archived project (see ProjectService.authorize), unless `allowArchived`: cancelling a job queued or running
+   * when the project was archived keeps its results out of the read-only history.
+   */
+  async function authorizeWork(viewer: Viewer | null, projectId: string, field: string, options: { allowArchived?: boolean } = {}) {
+    const { actor, project, relation } = await projects.authorize(viewer, projectId, field, options);
     if (!policy.editProject(actor, relation)) throw new ForbiddenError("Your role in this project does not allow you to run reconciliations");
     return { actor, project };
   }
@@ -227,7 +231,7 @@ export function createJobService(deps: {
       const reason = optionalReason(rawReason);
       const job = await jobs.findById(id);
       if (!job) throw new NotFoundError("ReconciliationJob");
-      const { actor } = await authorizeWork(viewer, job.projectId, "jobId").catch((error) => {
+      const { actor } = await authorizeWork(viewer, job.projectId, "jobId", { allowArchived: true }).catch((error) => {
         throw error instanceof NotFoundError ? new NotFoundError("ReconciliationJob") : error;
       });
       if (job.status !== "QUEUED" && job.status !== "RUNNING") {

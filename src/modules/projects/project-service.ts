@@ -1,11 +1,12 @@
 /**
- * Projects and their members. Responsible for who may see and change a project (auth/policy.ts) and for input
- * checks; talks to the project repository and records every change in the audit log.
+ * Projects and their members. Responsible for who may see and change a project (auth/policy.ts), for keeping an
+ * archived project unchanged (`authorize`, which every write path goes through) and for input checks; talks to the
+ * project repository and records every change in the audit log.
  */
 import type { Database } from "../../db/database.js";
 import type { ProjectRole, ProjectStatus } from "../../generated/prisma/enums.js";
 import { policy, projectRelation, requireViewer, type ProjectRelation, type Viewer } from "../../auth/policy.js";
-import { BadUserInputError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from "../../graphql/errors.js";
 import type { Project } from "../../graphql/models.js";
 import { MAX_PAGE_SIZE, pageRequest, toConnection } from "../../graphql/pagination.js";
 import { isId, requireId, requireObject, requireText } from "../../graphql/validate.js";
@@ -33,15 +34,21 @@ export function createProjectService(deps: {
   const { transaction, projects, users, audit } = deps;
 
   /**
-   * The project and the viewer's relation to it, if the viewer may see it; otherwise NOT_FOUND, so that a
-   * project one may not see is indistinguishable from one that does not exist.
+   * The project and the viewer's relation to it, before a change to it: every write path goes through here. NOT_FOUND
+   * if the viewer may not see the project, so that one they may not see is indistinguishable from one that does not
+   * exist; refused (BAD_USER_INPUT, reason CONFLICT, naming `field`) while the project is ARCHIVED — read-only
+   * history: no upload, data source, rule set, run, schedule, exception or match changes it any more. Acts that
+   * leave its history as it is pass `allowArchived`: deleting it, managing who may read it, stopping a job.
    */
-  async function authorize(viewer: Viewer | null, rawId: string, field = "id") {
+  async function authorize(viewer: Viewer | null, rawId: string, field = "id", { allowArchived = false } = {}) {
     const actor = requireViewer(viewer);
     const id = requireId(rawId, field);
     const row = await projects.findWithMemberRole(id, actor.id);
     const relation = row && projectRelation(actor, row, row.memberRole);
     if (!row || !relation) throw new NotFoundError("Project");
+    if (row.status === "ARCHIVED" && !allowArchived) {
+      throw new ConflictError(field, `project ${row.id} is archived (read-only history): it can be read and deleted, not changed`);
+    }
     const { memberRole: _, ...project } = row;
     return { actor, project: project as Project, relation };
   }
@@ -146,6 +153,10 @@ export function createProjectService(deps: {
       });
     },
 
+    /**
+     * Makes the project read-only history (ARCHIVED; see `authorize`). For good: nothing sets a project ACTIVE again
+     * (UpdateProjectInput has no status), and archiving an archived project is refused like any other change.
+     */
     async archive(viewer: Viewer | null, id: string) {
       const { actor, project, relation } = await authorize(viewer, id);
       check(policy.manageProject(actor, relation), "archive it");
@@ -165,7 +176,7 @@ export function createProjectService(deps: {
     },
 
     async delete(viewer: Viewer | null, id: string): Promise<string> {
-      const { actor, project, relation } = await authorize(viewer, id);
+      const { actor, project, relation } = await authorize(viewer, id, "id", { allowArchived: true });
       check(policy.deleteProject(actor, relation), "delete it");
       await transaction(async (tx) => {
         await projects.delete(project.id, tx);
@@ -181,8 +192,9 @@ export function createProjectService(deps: {
       return project.id;
     },
 
+    /** Adds a member or changes their role; also in an archived project, whose readers may change. */
     async addMember(viewer: Viewer | null, projectId: string, rawUserId: string, role: ProjectRole) {
-      const { actor, project, relation } = await authorize(viewer, projectId, "projectId");
+      const { actor, project, relation } = await authorize(viewer, projectId, "projectId", { allowArchived: true });
       check(policy.manageProject(actor, relation), "manage its members");
       const userId = requireId(rawUserId, "userId");
       const user = await users.findById(userId);
@@ -203,7 +215,7 @@ export function createProjectService(deps: {
     },
 
     async removeMember(viewer: Viewer | null, projectId: string, rawUserId: string) {
-      const { actor, project, relation } = await authorize(viewer, projectId, "projectId");
+      const { actor, project, relation } = await authorize(viewer, projectId, "projectId", { allowArchived: true });
       check(policy.manageProject(actor, relation), "manage its members");
       const userId = requireId(rawUserId, "userId");
       return transaction(async (tx) => {
