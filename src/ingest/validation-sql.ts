@@ -89,6 +89,8 @@ function numericAmount(text: string, { decimalSeparator, thousandsSeparator }: S
   return `translate(${text}, ${literal(decimalSeparator + thousandsSeparator)}, '.')::numeric`;
 }
 
+/** The years a date may have: a wider range is more often a typo (0026, 20026) than a real booking. */
+const [FIRST_YEAR, LAST_YEAR] = [1900, 2999];
 const MAX_TEXT = 4000;
 const MAX_EXTERNAL_ID = 200;
 
@@ -184,11 +186,13 @@ export function validatedRowsSql(table: string, layout: StagedLayout): string {
     const [y, m, d] = [`n.${alias}_y`, `n.${alias}_m`, `n.${alias}_d`];
     const monthLength = `CASE WHEN ${m} = 2 THEN CASE WHEN ${y} % 4 = 0 AND (${y} % 100 <> 0 OR ${y} % 400 = 0) THEN 29 ELSE 28 END
       WHEN ${m} IN (4, 6, 9, 11) THEN 30 ELSE 31 END`;
-    const valid = `coalesce(${y} BETWEEN 1900 AND 2999 AND ${m} BETWEEN 1 AND 12 AND ${d} BETWEEN 1 AND ${monthLength}, false)`;
+    const inYears = `${y} BETWEEN ${FIRST_YEAR} AND ${LAST_YEAR}`;
+    const valid = `coalesce(${inYears} AND ${m} BETWEEN 1 AND 12 AND ${d} BETWEEN 1 AND ${monthLength}, false)`;
     const empty = `n.${alias}_text = ''`;
     checks.push(`CASE WHEN ${required ? "" : `NOT ${empty} AND `}NOT ${valid} THEN ${issue(
       field,
-      `CASE WHEN ${empty} THEN 'is empty' ELSE ${shown(`n.${alias}_text`)} || ' is not a date in format ${mapping.dateFormat}' END`,
+      `CASE WHEN ${empty} THEN 'is empty' ELSE ${shown(`n.${alias}_text`)} || CASE WHEN NOT ${inYears}
+        THEN ' is outside the years ${FIRST_YEAR} to ${LAST_YEAR}' ELSE ' is not a date in format ${mapping.dateFormat}' END END`,
     )} END`);
     outputs.push(`CASE WHEN ${valid} THEN make_date(${y}, ${m}, ${d}) END AS ${alias}`);
   };

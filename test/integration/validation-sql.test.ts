@@ -235,6 +235,18 @@ it("refuses a sign or accounting parentheses in a debit or credit cell as a row 
   ]);
 });
 
+it("says when a date is well formed but outside the years it accepts", async () => {
+  const rows = await validateRows(client, [["1.00", "0001-01-01"], ["1.00", "9999-12-31"], ["1.00", "1900-01-01"], ["1.00", "2999-12-31"], ["1.00", "2026-02-30"]]);
+  expect(rows.map((row) => row.booked_date)).toEqual([null, null, "1900-01-01", "2999-12-31", null]);
+  expect(rows.map((row) => row.errors)).toEqual([
+    ["date\u001f'0001-01-01' is outside the years 1900 to 2999"],
+    ["date\u001f'9999-12-31' is outside the years 1900 to 2999"],
+    [],
+    [],
+    ["date\u001f'2026-02-30' is not a date in format YYYY-MM-DD"],
+  ]);
+});
+
 it("reports digits of other scripts as row errors, also where the database collates with ICU", async () => {
   // A database of ICU collation (PostgreSQL's regex `\d` matches any script's digits there, `[0-9]` does not).
   const name = `icu_${db.name}`;
