@@ -4,6 +4,7 @@
  * exact setting that is wrong, rather than when a file arrives.
  */
 import { z } from "zod";
+import { levenshteinSimilarity } from "../reconcile/text.js";
 
 /** A column: its header name (matched case-insensitively, trimmed) or its 1-based position. */
 const column = z.union([z.string().trim().min(1), z.number().int().min(1).max(10_000)]);
@@ -20,14 +21,20 @@ const csvCharacter = z
 export const DATE_FORMATS = ["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "DD.MM.YYYY", "DD-MM-YYYY", "YYYYMMDD"] as const;
 export type DateFormat = (typeof DATE_FORMATS)[number];
 
-export const columnMappingSchema = z
-  .object({
+/**
+ * The settings of a column mapping. `strict`: a setting it does not know is refused (a misspelt "refrence" would
+ * otherwise be dropped and the column silently not mapped); not strict for mappings stored before that rule, which
+ * are read as they were.
+ */
+function mappingSchema(strict: boolean) {
+  const object = strict ? z.strictObject : z.object;
+  return object({
     externalId: column.default("id"),
     /** A signed amount column; or `debit` and `credit` columns; or `amount` with a `sign` column. */
     amount: column.optional(),
     debit: column.optional(),
     credit: column.optional(),
-    sign: z.object({ column, negativeValues: z.array(z.string().trim().min(1)).min(1).default(["D", "DR", "DEBIT", "-"]) }).optional(),
+    sign: object({ column, negativeValues: z.array(z.string().trim().min(1)).min(1).default(["D", "DR", "DEBIT", "-"]) }).optional(),
     /** A currency column, or one fixed ISO 4217 code for the whole file. */
     currency: column.optional(),
     fixedCurrency: z.string().regex(/^[A-Z]{3}$/, "must be a 3-letter ISO 4217 code such as EUR").optional(),
@@ -47,33 +54,37 @@ export const columnMappingSchema = z
     /** Whether the first row is a header; `auto`: it is when it names the mapped columns. */
     header: z.union([z.boolean(), z.literal("auto")]).default("auto"),
   })
-  .superRefine((mapping, ctx) => {
-    const hasDebitCredit = mapping.debit !== undefined || mapping.credit !== undefined;
-    if (hasDebitCredit && (mapping.debit === undefined || mapping.credit === undefined)) {
-      ctx.addIssue({ code: "custom", path: [mapping.debit === undefined ? "debit" : "credit"], message: "debit and credit go together" });
-    }
-    if (hasDebitCredit && mapping.amount !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["amount"], message: "use either amount or debit and credit, not both" });
-    }
-    if (mapping.sign && hasDebitCredit) {
-      ctx.addIssue({ code: "custom", path: ["sign"], message: "a sign column goes with an amount column, not with debit and credit" });
-    }
-    if (mapping.currency !== undefined && mapping.fixedCurrency !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["fixedCurrency"], message: "use either currency or fixedCurrency, not both" });
-    }
-    if (mapping.decimalSeparator === mapping.thousandsSeparator) {
-      ctx.addIssue({ code: "custom", path: ["thousandsSeparator"], message: "must differ from decimalSeparator" });
-    }
-    if (mapping.delimiter === mapping.quote) {
-      ctx.addIssue({ code: "custom", path: ["delimiter"], message: "must differ from quote" });
-    }
-  })
-  .transform((mapping) => ({
-    ...mapping,
-    // The default layout: id,amount,currency,date,reference,description.
-    amount: mapping.amount ?? (mapping.debit === undefined ? "amount" : undefined),
-    currency: mapping.currency ?? (mapping.fixedCurrency === undefined ? "currency" : undefined),
-  }));
+    .superRefine((mapping, ctx) => {
+      const hasDebitCredit = mapping.debit !== undefined || mapping.credit !== undefined;
+      if (hasDebitCredit && (mapping.debit === undefined || mapping.credit === undefined)) {
+        ctx.addIssue({ code: "custom", path: [mapping.debit === undefined ? "debit" : "credit"], message: "debit and credit go together" });
+      }
+      if (hasDebitCredit && mapping.amount !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["amount"], message: "use either amount or debit and credit, not both" });
+      }
+      if (mapping.sign && hasDebitCredit) {
+        ctx.addIssue({ code: "custom", path: ["sign"], message: "a sign column goes with an amount column, not with debit and credit" });
+      }
+      if (mapping.currency !== undefined && mapping.fixedCurrency !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["fixedCurrency"], message: "use either currency or fixedCurrency, not both" });
+      }
+      if (mapping.decimalSeparator === mapping.thousandsSeparator) {
+        ctx.addIssue({ code: "custom", path: ["thousandsSeparator"], message: "must differ from decimalSeparator" });
+      }
+      if (mapping.delimiter === mapping.quote) {
+        ctx.addIssue({ code: "custom", path: ["delimiter"], message: "must differ from quote" });
+      }
+    })
+    .transform((mapping) => ({
+      ...mapping,
+      // The default layout: id,amount,currency,date,reference,description.
+      amount: mapping.amount ?? (mapping.debit === undefined ? "amount" : undefined),
+      currency: mapping.currency ?? (mapping.fixedCurrency === undefined ? "currency" : undefined),
+    }));
+}
+
+export const columnMappingSchema = mappingSchema(true);
+const storedMappingSchema = mappingSchema(false);
 
 /** Optional fields picked up by header name when the mapping does not name them and the header has them. */
 const OPTIONAL_BY_NAME: [MappedField, string][] = [
@@ -92,12 +103,28 @@ export const MAPPED_FIELDS = [
 ] as const;
 export type MappedField = (typeof MAPPED_FIELDS)[number] | "sign";
 
-/** A parsed mapping, or the first problem as a dotted path and message (for BAD_USER_INPUT errors). */
-export function parseColumnMapping(input: unknown): { ok: true; mapping: ColumnMapping } | { ok: false; path: string; message: string } {
-  const result = columnMappingSchema.safeParse(input ?? {});
+/**
+ * A parsed mapping, or the first problem as a dotted path and message (for BAD_USER_INPUT errors). A mapping sent
+ * now must use only known settings; a `stored` one (saved before that was checked) has unknown ones ignored.
+ */
+export function parseColumnMapping(input: unknown, options: { stored?: boolean } = {}): { ok: true; mapping: ColumnMapping } | { ok: false; path: string; message: string } {
+  const result = (options.stored ? storedMappingSchema : columnMappingSchema).safeParse(input ?? {});
   if (result.success) return { ok: true, mapping: result.data };
-  const issue = result.error.issues[0];
+  const issue = result.error.issues[0]!;
+  if (issue.code === "unrecognized_keys") {
+    return { ok: false, path: [...issue.path, issue.keys[0]].join("."), message: `is not a setting of a column mapping${suggestion(issue.keys[0]!, issue.path.length ? ["column", "negativeValues"] : SETTINGS)}` };
+  }
   return { ok: false, path: issue.path.join("."), message: issue.message };
+}
+
+/** Every top-level setting of a column mapping. */
+const SETTINGS = Object.keys(columnMappingSchema.in.shape);
+
+/** " (did you mean reference?)" for a setting spelt close to a known one, else nothing. */
+function suggestion(unknown: string, known: readonly string[]): string {
+  const similarity = (name: string) => levenshteinSimilarity(unknown.toLowerCase(), name.toLowerCase());
+  const closest = [...known].sort((a, b) => similarity(b) - similarity(a))[0];
+  return closest && similarity(closest) >= 0.75 ? ` (did you mean ${closest}?)` : "";
 }
 
 /** Every column a mapping refers to, by the record field it fills. */

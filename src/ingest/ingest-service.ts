@@ -129,7 +129,7 @@ export function createIngestService(deps: {
       throw error instanceof NotFoundError ? new NotFoundError("DataSource") : error;
     });
     if (!policy.editProject(actor, relation)) throw new ForbiddenError("Your role in this project does not allow you to upload files");
-    const parsed = parseColumnMapping(mappingOverride ?? source.columnMapping);
+    const parsed = mappingOverride === undefined ? parseColumnMapping(source.columnMapping, { stored: true }) : parseColumnMapping(mappingOverride);
     if (!parsed.ok) {
       const field = mappingOverride === undefined ? "dataSource.columnMapping" : "columnMapping";
       throw new BadUserInputError(`${field}${parsed.path ? `.${parsed.path}` : ""}`, parsed.message);

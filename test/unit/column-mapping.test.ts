@@ -12,6 +12,11 @@ function mapping(input: Record<string, unknown>): ColumnMapping {
 }
 
 describe("parseColumnMapping", () => {
+  it("reads a mapping stored before unknown settings were refused as it was read then", () => {
+    const parsed = parseColumnMapping({ refrence: "memo", dateFormat: "DD/MM/YYYY" }, { stored: true });
+    expect(parsed.ok && parsed.mapping.dateFormat).toBe("DD/MM/YYYY");
+  });
+
   it.each([
     // Each record is framed as `<line><delimiter>…`: a digit as either would be read as part of the line number.
     [{ delimiter: "1" }, "delimiter", "must not be a digit or a line break"],
@@ -25,6 +30,10 @@ describe("parseColumnMapping", () => {
     [{ quote: "''" }, "quote", "must be one ASCII character"],
     [{ delimiter: ";", quote: ";" }, "delimiter", "must differ from quote"],
     [{ delimiter: '"' }, "delimiter", "must differ from quote"],
+    // A setting it does not know: a typo would otherwise leave the column silently unmapped.
+    [{ refrence: "memo" }, "refrence", "is not a setting of a column mapping (did you mean reference?)"],
+    [{ bogus: "x" }, "bogus", "is not a setting of a column mapping"],
+    [{ sign: { column: "dc", negativeValue: ["D"] } }, "sign.negativeValue", "is not a setting of a column mapping (did you mean negativeValues?)"],
   ])("refuses %j, naming %s", (input, path, message) => {
     expect(parseColumnMapping(input)).toEqual({ ok: false, path, message });
   });
