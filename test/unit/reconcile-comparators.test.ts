@@ -171,12 +171,9 @@ describe("similarity measures", () => {
     expect(jaroWinkler("dixon", "dicksonx")).toBeCloseTo(0.8133, 4);
   });
 
-  it("regex patterns: safe shapes pass, the rest are refused, long inputs are cut", () => {
+  it("regex patterns: usual shapes pass, long inputs are cut (regex-pattern.test.ts has the rest)", () => {
     expect(patternProblem("INV-?(\\d{3,8})")).toBeNull();
     expect(patternProblem("(?:ref|inv)[: ]*(\\w+)")).toBeNull();
-    expect(patternProblem("(a+)+$")).toMatch(/catastrophic/);
-    expect(patternProblem("(\\w+\\s?)*$")).toMatch(/catastrophic/);
-    expect(patternProblem("([a-z]+)*")).toMatch(/catastrophic/);
     expect(compilePattern("(\\d+)")(`${"x".repeat(600)}123`)).toBe("");
     expect(compilePattern("(\\d+)")("ab 123 cd")).toBe("123");
   });
