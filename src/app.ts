@@ -167,7 +167,8 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       // they finish, or, if the process is killed first, roll back and are marked FAILED by recovery.
       if (ingest.running > 0) logger.info({ ingests: ingest.running }, "waiting for running ingests to finish");
       await ingest.drain();
-      // Running jobs get a moment to finish; one that does not is rolled back and picked up by another worker.
+      // The workers stop taking jobs and wait for those under way. On a signal, main.ts has already interrupted
+      // them (each rolls back and is queued again, as after a crash); a caller that has not waits for them to end.
       await workers.stop();
       await queue.stop();
       await jobEvents.close();

@@ -2,8 +2,8 @@
  * `npm run worker`: a process that only runs reconciliation jobs (no HTTP). Start as many as the machines allow;
  * they share the PostgreSQL-backed queue with the servers (whose own RECON_WORKERS may then be 0). Uses
  * DATABASE_URL, or the embedded PostgreSQL of a server started with `npm start` on this machine.
- * SIGTERM/SIGINT: stops taking jobs and waits for running ones (a job cut short is rolled back and run again
- * by another worker).
+ * SIGTERM/SIGINT: stops taking jobs and stops running ones, which roll back and are run again by another worker
+ * (or at the next start), as after a crash; one that cannot let go in time ends the process (main.ts does the same).
  */
 import { loadConfig } from "../config.js";
 import { createDatabase } from "../db/database.js";
@@ -56,7 +56,12 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "worker stopping: finishing running jobs");
+    logger.info({ signal }, "worker stopping: stopping running jobs");
+    void reconcileTask.interrupt().then((stopped) => {
+      if (stopped) return;
+      logger.error("running jobs did not stop in time: exiting (recovery queues them again)");
+      process.exit(1);
+    });
     void (async () => {
       await workers.stop();
       await queue.stop();

@@ -1,11 +1,14 @@
 /**
- * Helpers of the reconciliation tests: a CSV uploaded through the real multipart protocol, and a worker process
- * (`npm run worker`'s entry) started on a test database.
+ * Helpers of the reconciliation tests: a CSV uploaded through the real multipart protocol, a job followed over
+ * graphql-ws, and a worker process (`npm run worker`'s entry) or server process (`npm start`'s) started on a test
+ * database.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { createClient } from "graphql-ws";
 import { expect } from "vitest";
+import WebSocket from "ws";
 import type { GraphQLResponse, TestApp } from "./app.js";
 
 /** Uploads `csv` into data source `source` of `app` (GraphQL multipart request) and expects it COMPLETED. */
@@ -20,15 +23,54 @@ export async function uploadCsv(app: TestApp, token: string, source: string, csv
   expect(body.data!.uploadDataSourceFile.status).toBe("COMPLETED");
 }
 
-/** Starts a worker process on `databaseUrl`; resolves once it says it is taking jobs. */
-export async function startWorkerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/worker.ts"], {
+/** A job as `jobProgress` delivers it. */
+export interface JobState {
+  status: string;
+  phase: string;
+  processed: number;
+  attempts: number;
+}
+
+/**
+ * Follows job `jobId` over graphql-ws, as `token`'s viewer, until it finishes or `until` holds for a state; resolves
+ * with every state delivered.
+ */
+export async function followJob(app: TestApp, token: string, jobId: string, until: (job: JobState) => boolean = () => false): Promise<JobState[]> {
+  const client = createClient({ url: app.url.replace(/^http/, "ws"), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  const states: JobState[] = [];
+  try {
+    for await (const result of client.iterate<{ jobProgress: JobState }>({
+      query: `subscription($id: ID!) { jobProgress(jobId: $id) { status phase processed attempts } }`,
+      variables: { id: jobId },
+    })) {
+      states.push(result.data!.jobProgress);
+      if (until(result.data!.jobProgress)) break;
+    }
+  } finally {
+    await client.dispose();
+  }
+  return states;
+}
+
+/** Starts `entry` (a process of recon's) with `env`; resolves once a line of its output includes `ready`. */
+async function startProcess(entry: string, env: Record<string, string>, ready: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: resolve(import.meta.dirname, "../.."),
-    env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: "info", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  for await (const line of createInterface({ input: child.stdout! })) if (line.includes("taking reconciliation jobs")) break;
+  for await (const line of createInterface({ input: child.stdout! })) if (line.includes(ready)) break;
   // Keep reading its output, or its writes would block once the pipe is full.
   child.stdout!.resume();
   return child;
+}
+
+/** Starts a worker process on `databaseUrl`; resolves once it says it is taking jobs. */
+export function startWorkerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return startProcess("src/cli/worker.ts", { DATABASE_URL: databaseUrl, ...env }, "taking reconciliation jobs");
+}
+
+/** Starts a server process on `databaseUrl` (any port, no Redis); resolves once it is ready. */
+export function startServerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return startProcess("src/main.ts", { DATABASE_URL: databaseUrl, PORT: "0", REDIS_URL: "", RECON_JWT_SECRET: "a-test-secret-that-is-long-enough-123456", ...env }, "recon is ready");
 }

@@ -1,9 +1,10 @@
 /**
  * Runs a job's matching in a worker thread (engine-worker.ts): one thread per running job, ended with the job.
  * Responsible for the message protocol, for cancellation (a shared flag the engine polls, so a block stops within
- * milliseconds) and for turning the thread's failures into errors of the job. Blocks go in as the COPY text bytes
- * the record streams read (moved, not copied, to the thread, which parses them); groups come back as COPY text
- * bytes, in chunks, while the block is still being written out.
+ * milliseconds; a thread that misses it, stuck in one long call, is terminated) and for turning the thread's
+ * failures into errors of the job. Blocks go in as the COPY text bytes the record streams read (moved, not copied,
+ * to the thread, which parses them); groups come back as COPY text bytes, in chunks, while the block is still
+ * being written out.
  */
 import { Worker } from "node:worker_threads";
 import type { RuleSet } from "../../reconcile/rules.js";
@@ -22,6 +23,8 @@ export interface EngineThreadData {
   pushed: { hits: number[] } | null;
   /** Pairs reviewers rejected, as keys of external ids (exceptions/rejected-pairs.ts): never proposed again. */
   excludedPairs?: string[];
+  /** Test hook: the thread spins on its first block, never polling the stop flag (an engine stuck in one call). */
+  spinForTests?: boolean;
 }
 
 /** One block: both sides' records as COPY text lines of record-stream.ts, in (booked date, id) order. */
@@ -83,7 +86,10 @@ export interface EngineThread {
   match(block: BlockRequest, onGroups: (chunk: Uint8Array) => void): Promise<BlockResult>;
   /** The job's summary, once every block is matched, with the amounts of the pushed-down pairs (if any). */
   finish(phaseMillis: Record<string, number>, pushedAmounts?: { currency: string; amount: string }[]): Promise<JobSummary>;
-  /** Asks a running block to stop (it then fails with EngineStopped). */
+  /**
+   * Stops the thread for good: a running block fails with EngineStopped, within milliseconds when the engine polls
+   * the stop flag, else when the thread is terminated after STOP_GRACE_MS; later requests fail the same way.
+   */
   stop(): void;
   /** Ends the thread (always call, also after failures). */
   close(): Promise<void>;
@@ -96,6 +102,13 @@ export interface EngineThread {
 export function engineHeapLimitMb(blockRecords: number): number {
   return Math.max(128, Math.ceil((blockRecords * 2) / 1024));
 }
+
+/**
+ * How long a stopped thread has to answer before it is terminated. The engine polls the flag every few
+ * milliseconds; only a thread stuck in one long call misses it, and terminating interrupts any JavaScript (a
+ * RegExp match included), so a cancelled job always ends and frees its worker.
+ */
+export const STOP_GRACE_MS = 1000;
 
 export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, options: { heapLimitMb: number }): EngineThread {
   const stopFlag = new SharedArrayBuffer(4);
@@ -110,6 +123,7 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
   let pending: { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void } | null = null;
   let onGroups: ((chunk: Uint8Array) => void) | null = null;
   let failure: Error | null = null;
+  let terminating: NodeJS.Timeout | null = null;
   const fail = (error: Error) => {
     failure ??= error;
     pending?.reject(error);
@@ -158,8 +172,13 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
     },
     stop() {
       Atomics.store(flag, 0, 1);
+      terminating ??= setTimeout(() => {
+        fail(new EngineStopped());
+        void worker.terminate();
+      }, STOP_GRACE_MS);
     },
     async close() {
+      if (terminating) clearTimeout(terminating);
       worker.removeAllListeners("exit");
       await worker.terminate();
     },

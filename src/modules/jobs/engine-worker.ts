@@ -14,7 +14,7 @@ import { detachFromBlock, parseRecords } from "./record-text.js";
 import type { EngineThreadData, ThreadReply, ThreadRequest } from "./engine-thread.js";
 import { excludePairPredicate } from "../exceptions/rejected-pairs.js";
 
-const { jobId, projectId, rules, persist, stopFlag, pushed, excludedPairs } = workerData as EngineThreadData;
+const { jobId, projectId, rules, persist, stopFlag, pushed, excludedPairs, spinForTests } = workerData as EngineThreadData;
 const excludePair = excludePairPredicate(excludedPairs);
 const stop = new Int32Array(stopFlag);
 /** One function for every block (the engine's stop check, and the code that inlined it, stay the same). */
@@ -45,6 +45,7 @@ parentPort!.on("message", (request: ThreadRequest) => {
       reply({ type: "finished", summary: summary.result(request.phaseMillis) });
       return;
     }
+    while (spinForTests);
     const parseStarted = performance.now();
     const blockLeft = parseRecords(request.left);
     const blockRight = parseRecords(request.right);

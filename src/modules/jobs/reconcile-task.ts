@@ -14,6 +14,9 @@
  *   are carried into the next block.
  * - Progress (phase, processed/total, running counts) is written at most every `checkpointMs` and announced on
  *   the job-event bus; the same write notices a cancellation (the row is no longer RUNNING), as does the bus.
+ * - A stopped job (cancelled, or interrupted by a shutdown) ends promptly: its engine thread is terminated if it
+ *   does not stop by itself (engine-thread.ts), and a shutdown that a job outlasts (a statement still running)
+ *   ends the process, which is the crash above.
  */
 import type pg from "pg";
 import { from as copyFrom, type CopyStreamQuery } from "pg-copy-streams";
@@ -40,7 +43,26 @@ export const RECONCILE_TASK_NAME = "reconcile";
 /** The advisory-lock key a worker holds while it runs `jobId`. */
 const lockKey = (jobId: string) => `recon:job:${jobId}`;
 
-class JobCancelled extends Error {}
+/** Thrown inside a run once it is stopped (cancelled or interrupted: see `StopReason`). */
+class JobStopped extends Error {}
+
+/** Why a run stops early: its job was cancelled (the row says so), or this process is shutting down. */
+type StopReason = "cancelled" | "interrupted";
+
+/** How long the jobs a shutdown interrupts get to let go of their connections (see `ReconcileTask.interrupt`). */
+export const INTERRUPT_DEADLINE_MS = 10_000;
+
+/** The reconcile task, with what a shutdown needs of it. */
+export interface ReconcileTask extends Task<ReconcileTaskData> {
+  /**
+   * Stops this process's jobs for a shutdown: each one's engine stops, its transaction rolls back and its lock
+   * frees, and it stays RUNNING, so that `recoverLostJobs` (on any worker) queues it again, as after a crash. A job
+   * delivered afterwards is claimed and left the same way (its message is spent: dropping it would strand the job
+   * QUEUED). Resolves true once every job has let go of its connections; false if some have not by `deadlineMs`
+   * (stuck in a statement): the caller then exits, and PostgreSQL rolls back what the dropped connections held.
+   */
+  interrupt(deadlineMs?: number): Promise<boolean>;
+}
 
 interface ClaimedJob {
   id: string;
@@ -62,11 +84,18 @@ export interface ReconcileTaskDeps {
   blockRecords: number;
   /** Least time between two progress writes. */
   checkpointMs?: number;
+  /** Starts a job's engine thread: `startEngineThread` (tests wrap it to set the thread's test hook). */
+  startEngine?: typeof startEngineThread;
 }
 
-export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTaskData> {
+export function createReconcileTask(deps: ReconcileTaskDeps): ReconcileTask {
   const { pool, changes, events, metrics, logger, blockRecords } = deps;
   const checkpointMs = deps.checkpointMs ?? 500;
+  const startEngine = deps.startEngine ?? startEngineThread;
+  /** How to stop each run under way, and the performs under way (ended: their connections released), for `interrupt`. */
+  const runs = new Set<(reason: StopReason) => void>();
+  const performs = new Set<Promise<void>>();
+  let interrupted = false;
 
   async function announce(job: { id: string; projectId: string }): Promise<void> {
     await changes.wrote([tags.job(job.id), tags.projectJobs(job.projectId)], "reconcile");
@@ -91,7 +120,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
    * Reads the next date-aligned block of about `blockRecords` records from both streams (in date order), as the
    * lines' bytes (the engine thread parses them).
    */
-  async function readBlock(left: RecordStream, right: RecordStream, throwIfCancelled: () => void) {
+  async function readBlock(left: RecordStream, right: RecordStream, throwIfStopped: () => void) {
     const block = { records: 0, lastDate: Number.NEGATIVE_INFINITY, exhausted: false };
     const cut = () => ({ ...block, left: left.take(), right: right.take() });
     for (;;) {
@@ -109,7 +138,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       if (block.records >= blockRecords && date !== block.lastDate) return cut();
       (fromLeft ? left : right).advance();
       block.lastDate = date;
-      if ((++block.records & 0x3fff) === 0) throwIfCancelled();
+      if ((++block.records & 0x3fff) === 0) throwIfStopped();
     }
   }
 
@@ -122,23 +151,27 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     const reach = maxDateReach(rules);
     const phaseMillis: Record<string, number> = { exact: 0, parse: 0, match: 0, persist: 0, exceptions: 0 };
     let counts = { matchedCount: 0, suggestedCount: 0, discrepancyCount: 0, unmatchedLeftCount: 0, unmatchedRightCount: 0 };
-    let cancelled = false;
+    let stopped: StopReason | null = null;
     let processed = 0;
     let phase = "parse";
     let lastCheckpoint = 0;
     let thread: EngineThread | null = null;
     let pushdown: PushdownResult | null = null;
 
+    /** Stops the run: its next check throws, and its engine thread stops (terminated if it does not answer). */
+    const stop = (reason: StopReason) => {
+      stopped ??= reason;
+      thread?.stop();
+    };
+    runs.add(stop);
+    if (interrupted) stop("interrupted");
     const checkCancelled = async () => {
       const { rows } = await pool.query<{ status: string }>("SELECT status FROM reconciliation_jobs WHERE id = $1", [job.id]);
-      if (rows[0]?.status !== "RUNNING") {
-        cancelled = true;
-        thread?.stop();
-      }
+      if (rows[0]?.status !== "RUNNING") stop("cancelled");
     };
     const unsubscribe = events.subscribe(job.id, () => void checkCancelled().catch(() => {}));
-    const throwIfCancelled = () => {
-      if (cancelled) throw new JobCancelled();
+    const throwIfStopped = () => {
+      if (stopped) throw new JobStopped();
     };
 
     /** Writes progress (at most every checkpointMs unless forced); notices a cancellation. */
@@ -153,11 +186,9 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         [job.id, phase, processed, job.total ? Math.min(processed / job.total, 1) : 0, counts.matchedCount, counts.suggestedCount,
           counts.discrepancyCount, counts.unmatchedLeftCount, counts.unmatchedRightCount],
       );
-      if (rowCount === 0) {
-        cancelled = true;
-        thread?.stop();
-      } else await announce(job);
-      throwIfCancelled();
+      if (rowCount === 0) stop("cancelled");
+      else await announce(job);
+      throwIfStopped();
     };
 
     const streams: RecordStream[] = [];
@@ -170,12 +201,13 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       stopped: false,
     };
     try {
+      throwIfStopped();
       // An exact-key first pass runs in PostgreSQL for one-to-one keys; only the other records are streamed.
       const started = performance.now();
       pushdown = canPushDown(rules) ? await pushDownFirstPass(pool, job, rules) : null;
       phaseMillis.exact = performance.now() - started;
       if (pushdown) processed += 2 * pushdown.hits.reduce((sum, n) => sum + n, 0);
-      thread = startEngineThread({
+      thread = startEngine({
         jobId: job.id,
         projectId: job.projectId,
         rules,
@@ -253,7 +285,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       for (;;) {
         phase = "parse";
         const started = performance.now();
-        const block = await readBlock(left, right, throwIfCancelled);
+        const block = await readBlock(left, right, throwIfStopped);
         phaseMillis.parse! += performance.now() - started;
         // The pushed-down pairs are the first write (the statement runs while the engine works), issued once the
         // first block is in: until then the record streams' sorts have the cores, and the engine waits on them.
@@ -300,7 +332,7 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
           counts.unmatchedRightCount, JSON.stringify(summary)],
       );
       // Cancelled (or deleted) while we finished: nothing is kept.
-      if (rowCount === 0) throw new JobCancelled();
+      if (rowCount === 0) throw new JobStopped();
       await writer.query("COMMIT");
       logger.info({ jobId: job.id, processed, phaseMillis: roundMillis(phaseMillis), ...counts }, "reconciliation job completed");
     } catch (error) {
@@ -314,7 +346,9 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
       await writes.chain.catch(() => {});
       await writer.query("ROLLBACK").catch(() => {});
       await Promise.all(streams.map((stream) => stream.close().catch(() => {})));
-      if (error instanceof JobCancelled || error instanceof EngineStopped || cancelled) {
+      if (stopped === "interrupted") {
+        logger.info({ jobId: job.id }, "reconciliation job interrupted by shutdown: recovery queues it again");
+      } else if (error instanceof JobStopped || error instanceof EngineStopped || stopped) {
         logger.info({ jobId: job.id }, "reconciliation job cancelled");
       } else {
         logger.error({ err: error, jobId: job.id }, "reconciliation job failed");
@@ -325,10 +359,43 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
         );
       }
     } finally {
+      runs.delete(stop);
       unsubscribe();
       await thread?.close();
       if (pushdown) await dropPairsTable(pool, job.id).catch((error) => logger.warn({ err: error, jobId: job.id }, "could not drop a job's scratch table"));
       await announce(job).catch(() => {});
+    }
+  }
+
+  /** Runs one delivered job: takes its lock, claims it, runs it, and lets go of the lock and the connection. */
+  async function perform({ jobId }: ReconcileTaskData): Promise<void> {
+    const writer = await pool.connect();
+    let locked = false;
+    try {
+      locked = (await writer.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [lockKey(jobId)])).rows[0]!.locked;
+      if (!locked) return; // another worker runs it
+      const job = await claim(jobId);
+      if (!job) return;
+      await announce(job);
+      metrics.reconciliationJobsActive.inc();
+      const stopTimer = metrics.reconcileJobDuration.startTimer();
+      try {
+        await run(job, writer);
+      } catch (error) {
+        // run() records its own failures; this is for a bug outside its guard. A RUNNING job whose lock is free
+        // would otherwise be queued again by recovery, and fail again, forever.
+        logger.error({ err: error, jobId }, "reconciliation job crashed");
+        await pool.query(
+          `UPDATE reconciliation_jobs SET status = 'FAILED', phase = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'RUNNING'`,
+          [jobId, failureMessage(error)],
+        );
+      } finally {
+        stopTimer();
+        metrics.reconciliationJobsActive.dec();
+      }
+    } finally {
+      if (locked) await writer.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey(jobId)]).catch(() => {});
+      writer.release();
     }
   }
 
@@ -338,34 +405,23 @@ export function createReconcileTask(deps: ReconcileTaskDeps): Task<ReconcileTask
     // handled by recoverLostJobs. pg-boss's own expiry is a last resort for a queue message stuck active.
     retryLimit: 0,
     expireInSeconds: 23 * 3600, // pg-boss caps it below 24 hours
-    async perform({ jobId }) {
-      const writer = await pool.connect();
-      let locked = false;
+    perform(data) {
+      // Kept while it runs, so that `interrupt` can wait for it to let go of its connections.
+      const done = perform(data);
+      performs.add(done);
+      const forget = () => void performs.delete(done);
+      done.then(forget, forget);
+      return done;
+    },
+    async interrupt(deadlineMs = INTERRUPT_DEADLINE_MS) {
+      interrupted = true;
+      for (const stop of runs) stop("interrupted");
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)));
       try {
-        locked = (await writer.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [lockKey(jobId)])).rows[0]!.locked;
-        if (!locked) return; // another worker runs it
-        const job = await claim(jobId);
-        if (!job) return;
-        await announce(job);
-        metrics.reconciliationJobsActive.inc();
-        const stopTimer = metrics.reconcileJobDuration.startTimer();
-        try {
-          await run(job, writer);
-        } catch (error) {
-          // run() records its own failures; this is for a bug outside its guard. A RUNNING job whose lock is free
-          // would otherwise be queued again by recovery, and fail again, forever.
-          logger.error({ err: error, jobId }, "reconciliation job crashed");
-          await pool.query(
-            `UPDATE reconciliation_jobs SET status = 'FAILED', phase = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'RUNNING'`,
-            [jobId, failureMessage(error)],
-          );
-        } finally {
-          stopTimer();
-          metrics.reconciliationJobsActive.dec();
-        }
+        return await Promise.race([Promise.allSettled(performs).then(() => true), deadline]);
       } finally {
-        if (locked) await writer.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockKey(jobId)]).catch(() => {});
-        writer.release();
+        clearTimeout(timer);
       }
     },
   };
