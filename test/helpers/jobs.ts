@@ -1,15 +1,17 @@
 /**
- * Helpers of the reconciliation tests: a CSV uploaded through the real multipart protocol, a job followed over
- * graphql-ws, and a worker process (`npm run worker`'s entry) or server process (`npm start`'s) started on a test
+ * Helpers of the reconciliation tests: an app with a project of two uploaded sources, a CSV uploaded through the
+ * real multipart protocol, a job followed over graphql-ws, and a worker process (`npm run worker`'s entry) or server process (`npm start`'s) started on a test
  * database.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient } from "graphql-ws";
+import pg from "pg";
 import { expect } from "vitest";
 import WebSocket from "ws";
-import type { GraphQLResponse, TestApp } from "./app.js";
+import { COLUMN_MAPPING } from "../../bench/reconcile-data.js";
+import { ok, startTestApp, type GraphQLResponse, type TestApp, type TestUser } from "./app.js";
 
 /** Uploads `csv` into data source `source` of `app` (GraphQL multipart request) and expects it COMPLETED. */
 export async function uploadCsv(app: TestApp, token: string, source: string, csv: string, name = "file.csv"): Promise<void> {
@@ -73,4 +75,33 @@ export function startWorkerProcess(databaseUrl: string, env: Record<string, stri
 /** Starts a server process on `databaseUrl` (any port, no Redis); resolves once it is ready. */
 export function startServerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   return startProcess("src/main.ts", { DATABASE_URL: databaseUrl, PORT: "0", REDIS_URL: "", RECON_JWT_SECRET: "a-test-secret-that-is-long-enough-123456", ...env }, "recon is ready");
+}
+
+/** An app that runs no job itself, and an analyst's project whose two data sources hold a ledger and a bank file. */
+export interface JobsFixture {
+  t: TestApp;
+  /** A small pool on the app's database, for the tests' own looks at it. */
+  db: pg.Pool;
+  analyst: TestUser;
+  projectId: string;
+  ledgerId: string;
+  bankId: string;
+}
+
+/**
+ * Starts the app (RECON_WORKERS=0: jobs run only where a test runs them), creates project `name` with data
+ * sources "Ledger" and "Bank" (the bench's column mapping) and uploads `files` into them.
+ */
+export async function startJobsFixture(name: string, files: { ledger: string; bank: string }): Promise<JobsFixture> {
+  const t = await startTestApp({ RECON_WORKERS: "0", LOG_LEVEL: "error" });
+  const db = new pg.Pool({ connectionString: t.db.url, max: 2 });
+  const analyst = await t.createUser("ANALYST");
+  const projectId = ok(await t.graphql("mutation($n: String!) { createProject(input: { name: $n }) { id } }", { n: name }, analyst.token)).createProject.id as string;
+  const source = async (source: string) =>
+    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: source, m: COLUMN_MAPPING }, analyst.token))
+      .createDataSource.id as string;
+  const [ledgerId, bankId] = [await source("Ledger"), await source("Bank")];
+  await uploadCsv(t, analyst.token, ledgerId, files.ledger);
+  await uploadCsv(t, analyst.token, bankId, files.bank);
+  return { t, db, analyst, projectId, ledgerId, bankId };
 }

@@ -10,10 +10,10 @@ import pg from "pg";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
+import { generateFiles } from "../../bench/reconcile-data.js";
 import { DEFAULT_RULE_SET } from "../../src/reconcile/rules.js";
-import { errorCode, ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
-import { startWorkerProcess, uploadCsv } from "../helpers/jobs.js";
+import { errorCode, ok, type TestApp, type TestUser } from "../helpers/app.js";
+import { startJobsFixture, startWorkerProcess } from "../helpers/jobs.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -80,18 +80,7 @@ async function groupsOf(jobId: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ RECON_WORKERS: "0", LOG_LEVEL: "error" });
-  db = new pg.Pool({ connectionString: t.db.url, max: 2 });
-  analyst = await t.createUser("ANALYST");
-  projectId = ok(await t.graphql(`mutation { createProject(input: { name: "Crash" }) { id } }`, {}, analyst.token)).createProject.id;
-  const source = async (name: string) =>
-    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
-      .createDataSource.id as string;
-  ledgerId = await source("Ledger");
-  bankId = await source("Bank");
-  const files = generateFiles(30_000, 11);
-  await uploadCsv(t, analyst.token, ledgerId, files.ledger);
-  await uploadCsv(t, analyst.token, bankId, files.bank);
+  ({ t, db, analyst, projectId, ledgerId, bankId } = await startJobsFixture("Crash", generateFiles(30_000, 11)));
 });
 
 afterAll(async () => {

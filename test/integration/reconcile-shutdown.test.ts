@@ -9,9 +9,9 @@ import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { COLUMN_MAPPING, generateFiles } from "../../bench/reconcile-data.js";
-import { ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
-import { followJob, startServerProcess, startWorkerProcess, uploadCsv } from "../helpers/jobs.js";
+import { generateFiles } from "../../bench/reconcile-data.js";
+import { ok, type TestApp, type TestUser } from "../helpers/app.js";
+import { followJob, startJobsFixture, startServerProcess, startWorkerProcess } from "../helpers/jobs.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -43,18 +43,7 @@ async function terminate(child: ChildProcess): Promise<number | null> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ RECON_WORKERS: "0", LOG_LEVEL: "error" });
-  db = new pg.Pool({ connectionString: t.db.url, max: 2 });
-  analyst = await t.createUser("ANALYST");
-  projectId = ok(await t.graphql(`mutation { createProject(input: { name: "Shutdown" }) { id } }`, {}, analyst.token)).createProject.id;
-  const source = async (name: string) =>
-    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
-      .createDataSource.id as string;
-  ledgerId = await source("Ledger");
-  bankId = await source("Bank");
-  const files = generateFiles(200, 5);
-  await uploadCsv(t, analyst.token, ledgerId, files.ledger);
-  await uploadCsv(t, analyst.token, bankId, files.bank);
+  ({ t, db, analyst, projectId, ledgerId, bankId } = await startJobsFixture("Shutdown", generateFiles(200, 5)));
 });
 
 afterAll(async () => {

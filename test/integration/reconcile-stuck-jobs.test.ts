@@ -7,11 +7,10 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { COLUMN_MAPPING } from "../../bench/reconcile-data.js";
 import { startEngineThread } from "../../src/modules/jobs/engine-thread.js";
 import { createReconcileTask, recoverLostJobs, type ReconcileTask, type ReconcileTaskData } from "../../src/modules/jobs/reconcile-task.js";
-import { errorCode, ok, startTestApp, type TestApp, type TestUser } from "../helpers/app.js";
-import { followJob, uploadCsv } from "../helpers/jobs.js";
+import { errorCode, ok, type TestApp, type TestUser } from "../helpers/app.js";
+import { followJob, startJobsFixture } from "../helpers/jobs.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -61,17 +60,7 @@ async function idleInTransaction(): Promise<number> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ RECON_WORKERS: "0", LOG_LEVEL: "error" });
-  db = new pg.Pool({ connectionString: t.db.url, max: 2 });
-  analyst = await t.createUser("ANALYST");
-  projectId = ok(await t.graphql(`mutation { createProject(input: { name: "Stuck jobs" }) { id } }`, {}, analyst.token)).createProject.id;
-  const source = async (name: string) =>
-    ok(await t.graphql("mutation($p: ID!, $n: String!, $m: JSON) { createDataSource(input: { projectId: $p, name: $n, columnMapping: $m }) { id } }", { p: projectId, n: name, m: COLUMN_MAPPING }, analyst.token))
-      .createDataSource.id as string;
-  ledgerId = await source("Ledger");
-  bankId = await source("Bank");
-  await uploadCsv(t, analyst.token, ledgerId, csv("L"));
-  await uploadCsv(t, analyst.token, bankId, csv("B"));
+  ({ t, db, analyst, projectId, ledgerId, bankId } = await startJobsFixture("Stuck jobs", { ledger: csv("L"), bank: csv("B") }));
   const { database, jobEvents, metrics, logger, queue } = t.app.container;
   task = createReconcileTask({
     pool: database.pool,
