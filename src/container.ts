@@ -116,7 +116,7 @@ export function createContainer(deps: ContainerDeps) {
   const { prisma, transaction } = database;
   const repos = createRepositories(database);
   const audit = createAuditService({ audit: repos.audit });
-  const projects = createProjectService({ transaction, projects: repos.projects, users: repos.users, audit });
+  const projects = projectServiceOf(database, repos, audit, deps.jobEvents);
   const auth = createAuthService({ users: repos.users, tokens, prisma, throttle: createLoginThrottle(database.pool) });
   const reconcileTask = createReconcileTask({
     pool: database.pool,
@@ -171,3 +171,16 @@ export function createContainer(deps: ContainerDeps) {
 
 export type Container = ReturnType<typeof createContainer>;
 export type Services = Container["services"];
+
+/** The project service on a database (the API's container and the worker-only process both need one). */
+export function projectServiceOf(database: Database, repos: Repositories, audit: AuditService, jobEvents: JobEvents): ProjectService {
+  return createProjectService({
+    transaction: database.transaction,
+    pool: database.pool,
+    projects: repos.projects,
+    users: repos.users,
+    audit,
+    jobs: repos.jobs,
+    events: jobEvents,
+  });
+}

@@ -8,10 +8,9 @@
 import { loadConfig } from "../config.js";
 import { createDatabase } from "../db/database.js";
 import { embeddedDatabaseUrl } from "../db/database-server.js";
-import { createJobServices, createRepositories } from "../container.js";
+import { createJobServices, createRepositories, projectServiceOf } from "../container.js";
 import { createAuditService } from "../modules/audit/audit-service.js";
 import { createReconcileTask } from "../modules/jobs/reconcile-task.js";
-import { createProjectService } from "../modules/projects/project-service.js";
 import { createLogger } from "../observability/logger.js";
 import { createMetrics } from "../observability/metrics.js";
 import { createJobEvents } from "../queue/job-events.js";
@@ -46,7 +45,7 @@ const reconcileTask = createReconcileTask({
 // The scheduler's tick starts scheduled runs here too: the job and schedule services, without the API's.
 const repos = createRepositories(database);
 const audit = createAuditService({ audit: repos.audit });
-const projects = createProjectService({ transaction: database.transaction, projects: repos.projects, users: repos.users, audit });
+const projects = projectServiceOf(database, repos, audit, jobEvents);
 const { scheduleTickTask } = createJobServices({ database, repos, audit, projects, queue, jobEvents, reconcileTask, metrics, logger });
 const workers = await startWorkers({ database, queue, reconcileTask, scheduleTickTask, logger, jobEvents }, { ...config.jobs, workers: Math.max(1, config.jobs.workers) });
 logger.info({ workers: Math.max(1, config.jobs.workers) }, "recon worker is taking reconciliation jobs");

@@ -3,7 +3,7 @@
  * its contents — uploads (PUT and multipart), the project itself, data sources, rule sets, runs, schedules,
  * exceptions and match work — is refused as BAD_USER_INPUT (reason CONFLICT) and changes nothing; its scheduled
  * runs do not start; everything in it can still be read; its members can still be managed, a job queued before it
- * was archived cancelled, and the project deleted by its owner.
+ * was archived cancelled (by the archiving), and the project deleted by its owner.
  */
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
@@ -158,14 +158,20 @@ it("does not start its scheduled runs, and records why", async () => {
   expect(rows[0].n).toBe(2);
 });
 
-it("lets its members be managed, and a job queued before it was archived be cancelled", async () => {
+it("cancelled the job not finished when it was archived, saying why, and left the finished one as it was", async () => {
+  const status = async (id: string) => ok(await t.graphql("query($id: ID!) { reconciliationJob(id: $id) { status } }", { id }, owner.token)).reconciliationJob.status;
+  expect(await status(queuedJobId)).toBe("CANCELLED");
+  expect(await status(jobId)).toBe("COMPLETED");
+  const log = ok(await t.graphql("query($id: ID!) { auditLog(filter: { resourceId: $id }) { edges { node { action reason actorId } } } }", { id: queuedJobId }, manager.token));
+  expect(log.auditLog.edges.map((edge: { node: unknown }) => edge.node)).toEqual([{ action: "reconciliation.cancel", reason: "the project was archived", actorId: manager.id }]);
+});
+
+it("lets its members be managed", async () => {
   const reader = await t.createUser("ANALYST", "Auditor");
   ok(await t.graphql("mutation($p: ID!, $u: ID!) { addProjectMember(projectId: $p, userId: $u, role: VIEWER) { id } }", { p: projectId, u: reader.id }, manager.token));
   expect(ok(await t.graphql("query($p: ID!) { project(id: $p) { name } }", { p: projectId }, reader.token)).project.name).toBe("History");
   ok(await t.graphql("mutation($p: ID!, $u: ID!) { removeProjectMember(projectId: $p, userId: $u) { id } }", { p: projectId, u: reader.id }, manager.token));
   expect(ok(await t.graphql("query($p: ID!) { project(id: $p) { name } }", { p: projectId }, reader.token)).project).toBeNull();
-  const cancelled = ok(await t.graphql("mutation($id: ID!) { cancelReconciliation(jobId: $id, reason: \"archived\") { status } }", { id: queuedJobId }, owner.token));
-  expect(cancelled.cancelReconciliation.status).toBe("CANCELLED");
 });
 
 it("can still be deleted, by those who may delete it", async () => {

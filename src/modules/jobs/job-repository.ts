@@ -78,6 +78,18 @@ export function createJobRepository({ prisma, read, changes }: { prisma: DbClien
       return db.reconciliationJob.findUnique({ where: { id } });
     },
 
+    /**
+     * Cancels a project's QUEUED and RUNNING jobs (it is being archived: its history must not change any more) and
+     * returns their ids. A running job's worker notices at its next progress write, or sooner by the job event.
+     */
+    async cancelOfProject(projectId: string, db: Db = prisma): Promise<string[]> {
+      const rows = await db.$queryRaw<{ id: string }[]>`
+        UPDATE reconciliation_jobs SET status = 'CANCELLED', phase = 'cancelled', finished_at = now()
+        WHERE project_id = ${projectId}::uuid AND status IN ('QUEUED', 'RUNNING') RETURNING id`;
+      if (rows.length) await changes.wrote([...rows.map((row) => tags.job(row.id)), tags.projectJobs(projectId)]);
+      return rows.map((row) => row.id);
+    },
+
     /** A page of a job's groups in (outcome, id) order (group-scan.ts: the index, and the pushed pairs' ids). */
     async groupPage(jobId: string, filter: GroupFilter, limit: number, after: GroupPosition | null): Promise<MatchGroup[]> {
       readTags(tags.job(jobId));

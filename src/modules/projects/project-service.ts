@@ -13,6 +13,8 @@ import { isId, requireId, requireObject, requireText } from "../../graphql/valid
 import type { AuditService } from "../audit/audit-service.js";
 import { projectScope } from "../scopes.js";
 import type { UserRepository } from "../users/user-repository.js";
+import type { JobEvents } from "../../queue/job-events.js";
+import type { JobRepository } from "../jobs/job-repository.js";
 import type { ProjectRepository } from "./project-repository.js";
 
 export interface ProjectFilterInput {
@@ -27,11 +29,15 @@ function snapshot(project: Project) {
 
 export function createProjectService(deps: {
   transaction: Database["transaction"];
+  pool: Database["pool"];
   projects: ProjectRepository;
   users: UserRepository;
   audit: AuditService;
+  /** Archiving a project cancels its unfinished jobs (and tells their workers and followers). */
+  jobs: Pick<JobRepository, "cancelOfProject">;
+  events: Pick<JobEvents, "publish">;
 }) {
-  const { transaction, projects, users, audit } = deps;
+  const { transaction, pool, projects, users, audit, jobs, events } = deps;
 
   /**
    * The project and the viewer's relation to it, before a change to it: every write path goes through here. NOT_FOUND
@@ -160,7 +166,7 @@ export function createProjectService(deps: {
     async archive(viewer: Viewer | null, id: string) {
       const { actor, project, relation } = await authorize(viewer, id);
       check(policy.manageProject(actor, relation), "archive it");
-      return transaction(async (tx) => {
+      const { updated, cancelled } = await transaction(async (tx) => {
         const updated = await projects.update(project.id, { status: "ARCHIVED", isActive: false }, tx);
         await audit.record(tx, {
           userId: actor.id,
@@ -171,8 +177,23 @@ export function createProjectService(deps: {
           before: snapshot(project),
           after: snapshot(updated),
         });
-        return updated;
+        // Jobs not yet finished would add results to read-only history: they are cancelled with the archiving.
+        const cancelled = await jobs.cancelOfProject(project.id, tx);
+        for (const jobId of cancelled) {
+          await audit.record(tx, {
+            userId: actor.id,
+            projectId: project.id,
+            action: "reconciliation.cancel",
+            resourceType: "ReconciliationJob",
+            resourceId: jobId,
+            after: { status: "CANCELLED" },
+            reason: "the project was archived",
+          });
+        }
+        return { updated, cancelled };
       });
+      for (const jobId of cancelled) await events.publish(pool, jobId, project.id);
+      return updated;
     },
 
     async delete(viewer: Viewer | null, id: string): Promise<string> {
