@@ -778,7 +778,7 @@ export type Mutation = {
   __typename?: 'Mutation';
   /** Adds a member to a project, or changes their role (its owner, project managers, ADMIN). */
   addProjectMember: Project;
-  /** Archives a project (its owner, project managers, ADMIN). */
+  /** Archives a project (its owner, project managers, ADMIN): read-only history from then on, for good; its unfinished jobs are cancelled. */
   archiveProject: Project;
   /** Gives exceptions to a person (OPEN or PENDING → ASSIGNED), or with no `assigneeId` takes them back (→ OPEN). All or none; at most 500 (project owners, managers and analysts, ADMIN). */
   assignExceptions: Array<Exception>;
