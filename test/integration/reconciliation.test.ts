@@ -389,6 +389,36 @@ describe("amounts at NUMERIC(20,4)'s limit", () => {
   });
 });
 
+describe("a first pass keyed without the amount or the currency", () => {
+  // PostgreSQL runs an exact first pass only when its key holds the amount and the currency (its pairs are stored
+  // as equal); keyed on less, the engine runs it and keeps each pair's own difference and each side's own sums.
+  it.each([
+    // L1 100 EUR / B1 150 EUR paired by reference and currency: a difference of 50 (it was stored as 0, and B1 summed as 100).
+    ["the amount", "amount", { MATCHED: { EUR: ["350.0000", "400.0000"], USD: ["100.0000", "100.0000"] } }, ["L1", "50.0000"]],
+    // L2 100 USD / B2 100 EUR paired by reference and amount: each side's sum in its own currency (B2 was summed as USD).
+    ["the currency", "currency", { MATCHED: { EUR: ["250.0000", "350.0000"], USD: ["100.0000", "0.0000"] } }, ["L2", "0.0000"]],
+  ])("leaves out %s: differences and sums per currency are the records' own", async (_, field, sums, [externalId, delta]) => {
+    const project = ok(await t.graphql(`mutation { createProject(input: { name: "Key" }) { id } }`, {}, analyst.token)).createProject.id;
+    const source = async (name: string) =>
+      ok(await t.graphql("mutation($p: ID!, $n: String!) { createDataSource(input: { projectId: $p, name: $n }) { id } }", { p: project, n: name }, analyst.token)).createDataSource.id as string;
+    const [left, right] = [await source("Ledger"), await source("Bank")];
+    await uploadCsv(t, analyst.token, left, "id,amount,currency,date,reference\nL1,100.00,EUR,2024-03-01,INV-1\nL2,100.00,USD,2024-03-01,INV-2\nL3,250.00,EUR,2024-03-02,INV-3\n");
+    const bankCurrency = field === "currency" ? "EUR" : "USD";
+    await uploadCsv(t, analyst.token, right, `id,amount,currency,date,reference\nB1,150.00,EUR,2024-03-01,INV-1\nB2,100.00,${bankCurrency},2024-03-01,INV-2\nB3,250.00,EUR,2024-03-02,INV-3\n`);
+    const first = DEFAULT_RULE_SET.passes[0]!;
+    const rules = { ...DEFAULT_RULE_SET, passes: [{ ...first, comparators: first.comparators.filter((comparator) => comparator.field !== field) }] };
+    const jobId = ok(await t.graphql(START, { input: { projectId: project, leftSourceId: left, rightSourceId: right, rules } }, analyst.token)).startReconciliation.id;
+    expect((await follow(jobId, analyst.token)).events.at(-1)).toMatchObject({ status: "COMPLETED" });
+    const job = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) {
+      summary { outcomes { outcome amounts { currency left right } } }
+      matches(first: 10) { edges { node { amountDelta leftRecords { externalId } } } } } }`, { id: jobId }, analyst.token)).reconciliationJob;
+    const outcomes = Object.fromEntries(job.summary.outcomes.map((o: any) => [o.outcome, Object.fromEntries(o.amounts.map((a: any) => [a.currency, [a.left, a.right]]))]));
+    expect(outcomes).toMatchObject(sums);
+    const deltas = Object.fromEntries(job.matches.edges.map((edge: any) => [edge.node.leftRecords[0].externalId, edge.node.amountDelta]));
+    expect(deltas[externalId!]).toBe(delta);
+  });
+});
+
 describe("deleting", () => {
   it("deleting the project deletes its jobs' groups (the statement trigger stands in for the foreign key)", async () => {
     const { rows: before } = await db.query(`SELECT count(*)::int AS n FROM match_groups WHERE project_id = $1`, [projectId]);

@@ -104,6 +104,14 @@ describe("the job summary", () => {
     ]);
     expect(amounts("UNMATCHED_LEFT")).toEqual([{ currency: "USD", left: "12.3400", right: "0.0000" }]);
   });
+
+  it("lists only outcomes that occurred: no MATCHED entry when PostgreSQL's exact pass paired nothing", () => {
+    const summary = createSummary(["exact"]);
+    summary.addPushed([0]);
+    summary.addPushedAmounts([]);
+    summary.add([group([], { outcome: "UNMATCHED_LEFT", pass: 0, leftRecords: [record("d", 1n)], rightRecords: [], leftIds: ["d"], rightIds: [] })]);
+    expect(summary.result({}).outcomes.map((o) => o.outcome)).toEqual(["UNMATCHED_LEFT"]);
+  });
 });
 
 describe("an exception's COPY line", () => {

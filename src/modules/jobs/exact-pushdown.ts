@@ -1,6 +1,7 @@
 /**
- * Runs the bulk of a job's first pass inside PostgreSQL when it is an exact-key pass. Such a pass (every
- * comparator a required exact equality: currency, exact amount, exact text) is "group and zip" in the engine: both
+ * Runs the bulk of a job's first pass inside PostgreSQL when it is an exact-key pass whose key holds the amount and
+ * the currency. Such a pass (every comparator a required exact equality: currency, exact amount, exact text) is
+ * "group and zip" in the engine: both
  * sides grouped by the key and merged in (booked_date, id) order within the rules' date span. For a key held by
  * exactly one record on each side — nearly every key of real data, where references are unique — that is simply
  * "pair them if their dates are within the span": a hash join PostgreSQL does where the records are, so most
@@ -38,7 +39,11 @@ function keyColumn(comparator: Comparator): string | null {
   return null;
 }
 
-/** The key columns of a pass SQL can run, or null. */
+/**
+ * The key columns of a pass SQL can run, or null. The key must hold the exact amount and the currency: the pairs
+ * are stored as equal (a difference of 0, one currency: `insertPushedGroups`, `pushedAmounts`), which only such a key
+ * guarantees. A pass keyed on the reference and currency alone pairs different amounts, which the engine does.
+ */
 function pushableKey(pass: Pass): { columns: string[]; text: string[] } | null {
   if (pass.kind !== "ONE_TO_ONE" || pass.mode !== "AUTO") return null;
   const columns: string[] = [];
@@ -47,8 +52,9 @@ function pushableKey(pass: Pass): { columns: string[]; text: string[] } | null {
     if (!column) return null;
     if (!columns.includes(column)) columns.push(column);
   }
+  if (!columns.includes("amount") || !columns.includes("currency")) return null;
   const text = columns.filter((column) => column !== "currency" && column !== "amount");
-  return columns.length ? { columns, text } : null;
+  return { columns, text };
 }
 
 /** Whether the first pass of `rules` can be pushed into SQL. */

@@ -249,10 +249,12 @@ export function createSummary(passNames: readonly string[]) {
 
     /** Counts the pairs of passes PostgreSQL ran (exact-pushdown.ts): MATCHED 1:1 groups, `hits` per pass. */
     addPushed(hits: readonly number[]): void {
-      let tally = tallies.get("MATCHED");
-      if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
       hits.forEach((n, index) => (passHits[index]! += n));
       const pairs = hits.reduce((sum, n) => sum + n, 0);
+      // The summary lists the outcomes that occurred: none when PostgreSQL paired nothing.
+      if (pairs === 0) return;
+      let tally = tallies.get("MATCHED");
+      if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
       tally.groups += pairs;
       tally.leftRecords += pairs;
       tally.rightRecords += pairs;
@@ -262,6 +264,7 @@ export function createSummary(passNames: readonly string[]) {
 
     /** Adds the amounts of the pairs `addPushed` counted (both sides equal: exact amounts), known later. */
     addPushedAmounts(amounts: readonly { currency: string; amount: string }[]): void {
+      if (amounts.length === 0) return;
       let tally = tallies.get("MATCHED");
       if (!tally) tallies.set("MATCHED", (tally = { groups: 0, leftRecords: 0, rightRecords: 0, amounts: new Map() }));
       for (const { currency, amount } of amounts) {
