@@ -207,6 +207,9 @@ describe("automatic runs without a worker (jobs stay QUEUED)", () => {
     await uploadCsv(a, owner.token, p.ledgerId, generateFiles(100, 33).ledger, "ledger-33.csv");
     const jobs = await jobsOf(a, owner.token, p.projectId);
     expect(jobs.edges.map((edge) => edge.node.status)).toEqual(["QUEUED", "CANCELLED"]);
+    // The run started: the skip before it is no longer why the last due run did not start.
+    const after = ok(await a.graphql(SCHEDULE, { p: p.projectId }, owner.token)).project.reconciliationSchedule;
+    expect(after).toMatchObject({ lastJob: { id: jobs.edges[0]!.node.id }, lastSkipReason: null, lastSkippedAt: null });
   });
 
   it("does nothing once the schedule is cleared", async () => {
@@ -229,6 +232,7 @@ describe("automatic runs without a worker (jobs stay QUEUED)", () => {
       [{ cron: "every day at six" }, "input.cron"],
       [{ cron: "0 0 6 * * *" }, "input.cron"],
       [{ cron: "61 * * * *" }, "input.cron"],
+      [{ cron: "0 0 31 2,4 *" }, "input.cron"], // well formed, never due (it was an internal error)
       [{ cron: "0 6 * * *", timezone: "Mars/Olympus" }, "input.timezone"],
       [{}, "input.cron"],
       [{ onNewUploads: true, rightSourceId: p.ledgerId }, "input.rightSourceId"],

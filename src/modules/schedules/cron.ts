@@ -27,10 +27,17 @@ export function requireCron(value: string, field: string, timezone: string): str
   if (count !== FIELDS) {
     throw new BadUserInputError(field, `"${cron.slice(0, 100)}" has ${count} field(s); a schedule has 5: minute hour day-of-month month day-of-week (for example "0 6 * * 1-5")`);
   }
+  let parsed;
   try {
-    cronParser.parseExpression(cron, { tz: timezone });
+    parsed = cronParser.parseExpression(cron, { tz: timezone });
   } catch (error) {
     throw new BadUserInputError(field, `"${cron.slice(0, 100)}" is not a cron expression: ${(error as Error).message}`);
+  }
+  // Well formed, yet possibly never due ("0 0 31 2,4 *": no such day): cron-parser only finds out looking for a time.
+  try {
+    parsed.next();
+  } catch {
+    throw new BadUserInputError(field, `"${cron.slice(0, 100)}" never fires: no date matches its day of month, month and day of week`);
   }
   return cron;
 }

@@ -120,6 +120,8 @@ export function createScheduleRepository({ prisma, changes }: { prisma: DbClient
           left_uploads_seen = COALESCE(${run.uploadsSeen?.left ?? null}::int, left_uploads_seen),
           right_uploads_seen = COALESCE(${run.uploadsSeen?.right ?? null}::int, right_uploads_seen),
           next_run_at = CASE WHEN ${run.nextRunAt !== undefined} THEN ${run.nextRunAt ?? null}::timestamptz ELSE next_run_at END,
+          -- A run started: no longer "why the last run that was due did not start".
+          last_skip_reason = NULL, last_skipped_at = NULL,
           updated_at = now()
         WHERE project_id = ${projectId}::uuid`);
       await wrote(projectId);
