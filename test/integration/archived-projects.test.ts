@@ -98,7 +98,6 @@ it("refuses every change to its contents, through GraphQL and the PUT route, and
     ["saveRuleSet", g(`mutation($p: ID!, $r: JSON!) { saveRuleSet(input: { projectId: $p, name: "Daily", rules: $r }) { id } }`, { p: projectId, r: rules }), "input.projectId"],
     ["startReconciliation", g(`mutation($p: ID!, $l: ID!, $r: ID!) { startReconciliation(input: { projectId: $p, leftSourceId: $l, rightSourceId: $r }) { id } }`, { p: projectId, l: ledgerId, r: bankId }), "input.projectId"],
     ["setReconciliationSchedule", g(`mutation($p: ID!, $l: ID!, $r: ID!) { setReconciliationSchedule(projectId: $p, input: { leftSourceId: $l, rightSourceId: $r, onNewUploads: true }) { cron } }`, { p: projectId, l: ledgerId, r: bankId }), "projectId"],
-    ["clearReconciliationSchedule", g(`mutation($p: ID!) { clearReconciliationSchedule(projectId: $p) }`, { p: projectId }), "projectId"],
     ["commentOnException", g(`mutation($id: ID!) { commentOnException(id: $id, body: "late") { id } }`, { id: exception.id }), "id"],
     ["resolveExceptions", g(`mutation($ids: [ID!]!) { resolveExceptions(ids: $ids, reason: "late") { id } }`, { ids: [exception.id] }), "id"],
     ["unmatch", g(`mutation($id: ID!) { unmatch(groupId: $id) { groups { id } } }`, { id: exception.group.id }), "id"],
@@ -148,7 +147,7 @@ it("keeps everything in it readable", async () => {
   expect(((await monitor.json()) as { upload: { status: string } }).upload.status).toBe("COMPLETED");
 });
 
-it("does not start its scheduled runs, and records why", async () => {
+it("does not start its scheduled runs, records why, and lets its schedule be cleared", async () => {
   // Time passes (the clock is the outside world): the schedule is due.
   await db.query(`UPDATE reconciliation_schedules SET next_run_at = now() - interval '1 minute' WHERE project_id = $1`, [projectId]);
   expect(await t.app.container.services.schedules.runDue()).toBe(0);
@@ -156,6 +155,9 @@ it("does not start its scheduled runs, and records why", async () => {
   expect(schedule).toMatchObject({ cron: "0 3 * * *", lastJob: null, lastSkipReason: "the project is archived" });
   const { rows } = await db.query("SELECT count(*)::int AS n FROM reconciliation_jobs WHERE project_id = $1", [projectId]);
   expect(rows[0].n).toBe(2);
+  // Its automation can be removed (that changes none of its history), so that its ticks stop.
+  expect(ok(await t.graphql(`mutation($p: ID!) { clearReconciliationSchedule(projectId: $p) }`, { p: projectId }, owner.token)).clearReconciliationSchedule).toBe(true);
+  expect(ok(await t.graphql(SCHEDULE, { p: projectId }, owner.token)).project.reconciliationSchedule).toBeNull();
 });
 
 it("cancelled the job not finished when it was archived, saying why, and left the finished one as it was", async () => {

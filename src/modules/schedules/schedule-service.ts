@@ -161,7 +161,8 @@ export function createScheduleService(deps: {
 
     /** Removes the project's schedule (same rights as setting it); false when it had none. */
     async clear(viewer: Viewer | null, rawProjectId: string): Promise<boolean> {
-      const { actor, project, relation } = await projects.authorize(viewer, rawProjectId, "projectId");
+      // Allowed on an archived project: removing its automation changes none of its history (and its ticks stop).
+      const { actor, project, relation } = await projects.authorize(viewer, rawProjectId, "projectId", { allowArchived: true });
       if (!policy.editProject(actor, relation)) throw new ForbiddenError("Your role in this project does not allow you to schedule reconciliations");
       return transaction(async (tx) => {
         const removed = await schedules.delete(project.id, tx);
