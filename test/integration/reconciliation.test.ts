@@ -389,6 +389,29 @@ describe("amounts at NUMERIC(20,4)'s limit", () => {
   });
 });
 
+describe("metrics", () => {
+  it("count the pairs PostgreSQL made in the exact first pass like the engine's groups", async () => {
+    const { metrics } = t.app.container;
+    const value = async (counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, outcome?: string) =>
+      (await counter.get()).values.filter((v) => outcome === undefined || v.labels.outcome === outcome).reduce((sum, v) => sum + v.value, 0);
+    const before = { records: await value(metrics.reconcileRecordsTotal), matched: await value(metrics.reconcileGroupsTotal, "MATCHED") };
+    const project = ok(await t.graphql(`mutation { createProject(input: { name: "Metrics" }) { id } }`, {}, analyst.token)).createProject.id;
+    const source = async (name: string) =>
+      ok(await t.graphql("mutation($p: ID!, $n: String!) { createDataSource(input: { projectId: $p, name: $n }) { id } }", { p: project, n: name }, analyst.token)).createDataSource.id as string;
+    const [left, right] = [await source("Ledger"), await source("Bank")];
+    await uploadCsv(t, analyst.token, left, "id,amount,currency,date,reference\nL1,10.00,EUR,2026-11-02,A-1\nL2,20.00,EUR,2026-11-02,A-2\nL3,30.00,EUR,2026-11-02,A-3\n");
+    await uploadCsv(t, analyst.token, right, "id,amount,currency,date,reference\nB1,10.00,EUR,2026-11-02,A-1\nB2,20.00,EUR,2026-11-03,A-2\nB9,99.00,EUR,2026-11-02,Z-9\n");
+    const jobId = ok(await t.graphql(START, { input: { projectId: project, leftSourceId: left, rightSourceId: right } }, analyst.token)).startReconciliation.id;
+    const last = (await follow(jobId, analyst.token)).events.at(-1)!;
+    expect(last).toMatchObject({ status: "COMPLETED", matchedCount: 2 });
+    // Both pairs were made in SQL (exact reference, amount and currency); the engine saw only L3 and B9.
+    const passes = ok(await t.graphql(`query($id: ID!) { reconciliationJob(id: $id) { summary { passes { pass groups } } } }`, { id: jobId }, analyst.token));
+    expect(passes.reconciliationJob.summary.passes[0]).toMatchObject({ pass: 1, groups: 2 });
+    expect(await value(metrics.reconcileGroupsTotal, "MATCHED")).toBe(before.matched + 2);
+    expect(await value(metrics.reconcileRecordsTotal)).toBe(before.records + 6);
+  });
+});
+
 describe("a first pass keyed without the amount or the currency", () => {
   // PostgreSQL runs an exact first pass only when its key holds the amount and the currency (its pairs are stored
   // as equal); keyed on less, the engine runs it and keeps each pair's own difference and each side's own sums.

@@ -206,7 +206,13 @@ export function createReconcileTask(deps: ReconcileTaskDeps): ReconcileTask {
       const started = performance.now();
       pushdown = canPushDown(rules) ? await pushDownFirstPass(pool, job, rules) : null;
       phaseMillis.exact = performance.now() - started;
-      if (pushdown) processed += 2 * pushdown.hits.reduce((sum, n) => sum + n, 0);
+      if (pushdown) {
+        // PostgreSQL's pairs count in the job's metrics like the engine's groups (most matches of a typical job).
+        const pairs = pushdown.hits.reduce((sum, n) => sum + n, 0);
+        processed += 2 * pairs;
+        metrics.reconcileRecordsTotal.inc(2 * pairs);
+        if (pairs > 0) metrics.reconcileGroupsTotal.inc({ outcome: "MATCHED" }, pairs);
+      }
       thread = startEngine({
         jobId: job.id,
         projectId: job.projectId,
