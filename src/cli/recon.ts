@@ -364,10 +364,20 @@ async function main(): Promise<number> {
   return ingest(command);
 }
 
+/**
+ * An error as a line: fetch's own is "fetch failed", with what happened (a refused connection, an unknown host) in
+ * its `cause`.
+ */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : null;
+  return cause && cause !== error.message ? `${error.message}: ${cause}` : error.message;
+}
+
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`recon: ${(error as Error).message ?? error}\n`);
+    process.stderr.write(`recon: ${describeError(error)}\n`);
     process.exit(1);
   },
 );

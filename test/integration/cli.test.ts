@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ok, startTestApp, TEST_PASSWORD, type TestApp, type TestUser } from "../helpers/app.js";
 import { holdIngests } from "../helpers/ingest.js";
+import { freePort } from "../helpers/ports.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const fixture = (name: string) => join(ROOT, "test/fixtures/ingest", name);
@@ -144,5 +145,12 @@ describe("npm run recon -- ingest", () => {
     expect(await run.exit).toBe(1);
     expect(run.stderr()).toMatch(/error INVALID_FILE: line 3: unterminated quoted field .* \(line 3\)/);
     expect(run.stderr()).toMatch(/upload id [0-9a-f-]{36}/);
+  });
+
+  it("says why it cannot reach the server when signing in (not only 'fetch failed'), and exits 1", async () => {
+    const port = await freePort(); // nothing listens there
+    const run = recon("ingest", fixture("unterminated-quote.csv"), "--data-source", "00000000-0000-4000-8000-000000000000", "--url", `http://127.0.0.1:${port}`);
+    expect(await run.exit).toBe(1);
+    expect(run.stderr()).toContain(`ECONNREFUSED 127.0.0.1:${port}`);
   });
 });
