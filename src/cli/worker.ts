@@ -29,6 +29,12 @@ const database = createDatabase({
   metrics,
   onConnectionLost: (error) => logger.warn({ err: error.message }, "database connection lost"),
 });
+// Nothing to do without PostgreSQL: say where it was looked for, rather than the driver's stack trace.
+await database.pool.query("SELECT 1").catch((error: Error) => {
+  const where = config.databaseUrl ? `at DATABASE_URL (${new URL(url).host})` : "embedded (started by `npm start` on this machine: is it running?)";
+  process.stderr.write(`recon worker: cannot reach PostgreSQL ${where}: ${error.message.replace(/\.?$/, ".")} Set DATABASE_URL, or start the server first.\n`);
+  process.exit(1);
+});
 const jobEvents = createJobEvents({ url, logger });
 // This process has no response cache, but the API instances' caches must drop what its writes change (a scheduled
 // run's schedule row, for one): it tells them over PostgreSQL (a job's own changes also go out as job events).

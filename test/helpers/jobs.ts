@@ -54,13 +54,23 @@ export async function followJob(app: TestApp, token: string, jobId: string, unti
   return states;
 }
 
-/** Starts `entry` (a process of recon's) with `env`; resolves once a line of its output includes `ready`. */
-async function startProcess(entry: string, env: Record<string, string>, ready: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+/** Spawns `entry` (a process of recon's) with `env`, its stdout and stderr piped (`stderr`) or passed on. */
+function spawnProcess(entry: string, env: Record<string, string>, stderr: "pipe" | "inherit" = "inherit"): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: resolve(import.meta.dirname, "../.."),
     env: { ...process.env, LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", stderr],
   });
+}
+
+/** A worker process (`npm run worker`'s entry) with `env`, its stderr piped: for tests of how it fails to start. */
+export function spawnWorker(env: Record<string, string>): ChildProcess {
+  return spawnProcess("src/cli/worker.ts", env, "pipe");
+}
+
+/** Starts `entry` with `env`; resolves once a line of its output includes `ready`. */
+async function startProcess(entry: string, env: Record<string, string>, ready: string): Promise<ChildProcess> {
+  const child = spawnProcess(entry, env);
   for await (const line of createInterface({ input: child.stdout! })) if (line.includes(ready)) break;
   // Keep reading its output, or its writes would block once the pipe is full.
   child.stdout!.resume();

@@ -11,7 +11,8 @@ import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { generateFiles } from "../../bench/reconcile-data.js";
 import { ok, type TestApp, type TestUser } from "../helpers/app.js";
-import { followJob, startJobsFixture, startServerProcess, startWorkerProcess } from "../helpers/jobs.js";
+import { followJob, spawnWorker, startJobsFixture, startServerProcess, startWorkerProcess } from "../helpers/jobs.js";
+import { freePort } from "../helpers/ports.js";
 
 let t: TestApp;
 let db: pg.Pool;
@@ -86,3 +87,13 @@ it.each([
   },
   120_000,
 );
+
+it("a worker process that cannot reach PostgreSQL says so and exits 1 (no stack trace)", async () => {
+  const port = await freePort(); // nothing listens there
+  const child = spawnWorker({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${port}/recon` });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, "exit")) as [number];
+  expect(code).toBe(1);
+  expect(stderr).toBe(`recon worker: cannot reach PostgreSQL at DATABASE_URL (127.0.0.1:${port}): The database cannot be reached; retry shortly. Set DATABASE_URL, or start the server first.\n`);
+});
