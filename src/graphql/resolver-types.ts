@@ -1147,7 +1147,7 @@ export type PreviewRow = {
   errors: Array<RowIssue>;
   /** External id. */
   externalId: Scalars['String']['output'];
-  /** Unmapped columns, by header name. */
+  /** Unmapped columns, by header name (`column_N` without one; a name the header repeats gets " (2)", " (3)"…). */
   extras: Scalars['JSON']['output'];
   /** Line of the file where the row starts. */
   line: Scalars['Int']['output'];
