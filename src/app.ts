@@ -121,6 +121,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
     queue,
     jobEvents,
     jobBlockRecords: config.jobs.blockRecords,
+    jobWorkers: config.jobs.workers,
     slowOperationMs: config.slowOperationMs,
     rateLimiter,
     database,
@@ -171,6 +172,7 @@ export async function startApp(config: Config, options: HttpServerOptions = {}):
       // them (each rolls back and is queued again, as after a crash); a caller that has not waits for them to end.
       await workers.stop();
       await queue.stop();
+      await container.reconcileTask.closeEngines();
       await jobEvents.close();
       await rateLimiter.close();
       await cache.close();

@@ -52,6 +52,11 @@ export interface Config {
      * the poll is the fallback (a wake-up lost while a connection was down) and what picks up scheduled runs' ticks.
      */
     queuePollSeconds: number;
+    /**
+     * Whether a process that runs jobs warms its engine threads on a synthetic job when it starts (about a second
+     * of one core per thread), so that its first job does not pay V8's compilation (engine-thread.ts).
+     */
+    engineWarmup: boolean;
   };
   /**
    * `RECON_TRUSTED_DOCUMENTS`: only the persisted-documents manifest's operations run, except for ANALYST and ADMIN
@@ -139,6 +144,7 @@ export function loadConfig(env: Env = process.env): Config {
       blockRecords: integer(env, "RECON_JOB_BLOCK_RECORDS", 80_000, 1000),
       recoverySeconds: integer(env, "RECON_JOB_RECOVERY_SECONDS", 10, 1),
       queuePollSeconds: integer(env, "RECON_QUEUE_POLL_SECONDS", 1, 1),
+      engineWarmup: onOff(env, "RECON_ENGINE_WARMUP", true),
     },
     cache: {
       enabled: onOff(env, "RESPONSE_CACHE", true),

@@ -107,6 +107,8 @@ export interface ContainerDeps {
   rateLimiter?: RateLimiter;
   /** GraphQL operations slower than this are logged (RECON_SLOW_OPERATION_MS); none when absent. */
   slowOperationMs?: number;
+  /** Jobs this process runs at once (RECON_WORKERS): as many engine threads are kept between jobs. */
+  jobWorkers?: number;
   /** Records per engine block (RECON_JOB_BLOCK_RECORDS). */
   jobBlockRecords: number;
 }
@@ -125,6 +127,7 @@ export function createContainer(deps: ContainerDeps) {
     metrics,
     logger,
     blockRecords: deps.jobBlockRecords,
+    engineThreads: deps.jobWorkers,
   });
   const { jobs, schedules, scheduleTickTask } = createJobServices({ database, repos, audit, projects, queue: deps.queue, jobEvents: deps.jobEvents, reconcileTask, metrics, logger });
   return {

@@ -47,6 +47,7 @@ const reconcileTask = createReconcileTask({
   metrics,
   logger,
   blockRecords: config.jobs.blockRecords,
+  engineThreads: Math.max(1, config.jobs.workers),
 });
 // The scheduler's tick starts scheduled runs here too: the job and schedule services, without the API's.
 const repos = createRepositories(database);
@@ -70,6 +71,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     void (async () => {
       await workers.stop();
       await queue.stop();
+      await reconcileTask.closeEngines();
       await jobEvents.close();
       await database.close();
       process.exit(0);

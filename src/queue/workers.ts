@@ -9,7 +9,7 @@ import { SCHEDULE_TICK_CRON } from "../modules/schedules/schedule-task.js";
 
 export async function startWorkers(
   container: Pick<Container, "database" | "queue" | "reconcileTask" | "scheduleTickTask" | "logger" | "jobEvents">,
-  options: { workers: number; recoverySeconds: number },
+  options: { workers: number; recoverySeconds: number; engineWarmup?: boolean },
 ): Promise<{ stop(): Promise<void> }> {
   const { database, queue, reconcileTask, scheduleTickTask, logger, jobEvents } = container;
   if (options.workers === 0) return { stop: async () => {} };
@@ -21,6 +21,11 @@ export async function startWorkers(
     );
   await recover();
   await queue.work(reconcileTask, options.workers);
+  // In the background: a job that arrives meanwhile waits for a thread to be warm (its first statements run in
+  // PostgreSQL anyway), which is sooner than a new thread would have compiled the engine.
+  if (options.engineWarmup) {
+    reconcileTask.warmEngines().catch((error) => logger.warn({ err: error }, "could not warm up the engine threads"));
+  }
   // Every worker process (re)declares the tick; pg-boss keeps one schedule and sends once a minute in all.
   await queue.work(scheduleTickTask, 1);
   await queue.schedule(scheduleTickTask, SCHEDULE_TICK_CRON, {});

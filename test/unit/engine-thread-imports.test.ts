@@ -1,6 +1,7 @@
 /**
- * The engine thread (engine-worker.ts) is started for every job, and what it loads is on a small job's critical
- * path: zod, graphql and pg each took about 50 ms to load, and the thread 175 ms to start with them, 45 ms without.
+ * An engine thread (engine-worker.ts) is started for every job that finds no idle one (engine-thread.ts), and what
+ * it loads is on such a job's critical path: zod, graphql and pg each took about 50 ms to load, and the thread
+ * 175 ms to start with them, 45 ms without.
  * This walks the thread's import graph (type-only imports erased, as the compiler does) and lists the packages in it.
  */
 import { readFileSync } from "node:fs";

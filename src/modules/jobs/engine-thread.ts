@@ -1,24 +1,31 @@
 /**
- * Runs a job's matching in a worker thread (engine-worker.ts): one thread per running job, ended with the job.
- * Responsible for the message protocol, for cancellation (a shared flag the engine polls, so a block stops within
- * milliseconds; a thread that misses it, stuck in one long call, is terminated) and for turning the thread's
- * failures into errors of the job. Blocks go in as the COPY text bytes the record streams read (moved, not copied,
- * to the thread, which parses them); groups come back as COPY text bytes, in chunks, while the block is still
- * being written out.
+ * Runs jobs' matching in worker threads (engine-worker.ts). Responsible for the message protocol, for cancellation
+ * (a shared flag the engine polls, so a block stops within milliseconds; a thread that misses it, stuck in one long
+ * call, is terminated), for turning a thread's failures into errors of its job, and for keeping threads warm
+ * between jobs (`createEnginePool`): a thread started for a job spends about a third of a large job's matching time
+ * on V8 compiling the engine's code, so a worker keeps its threads, and warms them on a synthetic job when it
+ * starts (engine-warmup.ts). Blocks go in as the COPY text bytes the record streams read (moved, not copied, to the
+ * thread, which parses them); groups come back as COPY text bytes, in chunks, while the block is still being
+ * written out.
  */
 import { Worker } from "node:worker_threads";
 import type { RuleSet } from "../../reconcile/rules.js";
 import type { JobSummary } from "./job-results.js";
 
-export interface EngineThreadData {
+/** What a thread is started with. */
+export interface EngineWorkerData {
+  /** Int32 flag: 1 asks the engine to stop the block under way. Cleared when a job begins. */
+  stopFlag: SharedArrayBuffer;
+}
+
+/** The job a thread serves, from `begin` to `finish`. */
+export interface EngineJob {
   jobId: string;
   projectId: string;
   /** The job's rules, validated (rules.ts `parseRuleSet`): the thread does not load the schema library. */
   rules: RuleSet;
   /** Whether to produce COPY text (false for dry runs). */
   persist: boolean;
-  /** Int32 flag: 1 asks the engine to stop. */
-  stopFlag: SharedArrayBuffer;
   /** Pairs of the first pass PostgreSQL made (exact-pushdown.ts), per pass: they count in the summary. */
   pushed: { hits: number[] } | null;
   /** Pairs reviewers rejected, as keys of external ids (exceptions/rejected-pairs.ts): never proposed again. */
@@ -36,6 +43,12 @@ export interface BlockRequest {
 }
 
 export type ThreadRequest =
+  | { type: "begin"; job: EngineJob }
+  /**
+   * Runs the synthetic job of engine-warmup.ts with `rules` (the default rules: the thread does not load rules.ts,
+   * which loads the schema library) while no job is under way.
+   */
+  | { type: "warmup"; rules: RuleSet }
   | ({ type: "block" } & BlockRequest)
   | { type: "finish"; phaseMillis: Record<string, number>; pushedAmounts: { currency: string; amount: string }[] };
 
@@ -54,6 +67,8 @@ export interface BlockResult {
 }
 
 export type ThreadReply =
+  /** `begin` or `warmup` done. */
+  | { type: "ready" }
   /** COPY text (UTF-8) of some of the block's groups, whole lines; none for dry runs. */
   | { type: "groups"; chunk: Uint8Array }
   | ({ type: "block" } & BlockResult)
@@ -78,6 +93,8 @@ const ENTRY = new URL(compiled ? "./engine-worker.js" : "./engine-worker.ts", im
 const TSX_BOOTSTRAP = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(ENTRY.href)}); })`;
 
 export interface EngineThread {
+  /** The worker thread's id (log lines; tests see which jobs shared a thread). */
+  readonly threadId: number;
   /**
    * Matches one block (plus what the thread carries from the last); blocks are matched one at a time, in order.
    * The block's buffers are moved to the thread (unusable here afterwards); `onGroups` receives its groups' COPY
@@ -87,11 +104,14 @@ export interface EngineThread {
   /** The job's summary, once every block is matched, with the amounts of the pushed-down pairs (if any). */
   finish(phaseMillis: Record<string, number>, pushedAmounts?: { currency: string; amount: string }[]): Promise<JobSummary>;
   /**
-   * Stops the thread for good: a running block fails with EngineStopped, within milliseconds when the engine polls
+   * Stops the job for good: a running block fails with EngineStopped, within milliseconds when the engine polls
    * the stop flag, else when the thread is terminated after STOP_GRACE_MS; later requests fail the same way.
    */
   stop(): void;
-  /** Ends the thread (always call, also after failures). */
+  /**
+   * Ends the job (always call, also after failures). Its thread goes back to its pool when the job finished
+   * cleanly; otherwise (stopped, failed, or no pool) the thread is terminated.
+   */
   close(): Promise<void>;
 }
 
@@ -110,28 +130,62 @@ export function engineHeapLimitMb(blockRecords: number): number {
  */
 export const STOP_GRACE_MS = 1000;
 
-export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, options: { heapLimitMb: number }): EngineThread {
+/** One engine thread and its request/reply channel (one request at a time). */
+interface Host {
+  readonly worker: Worker;
+  /** The stop flag, shared with the thread. */
+  readonly flag: Int32Array;
+  /** Set once the thread failed or was terminated: every later request rejects with it. */
+  failure: Error | null;
+  /** Receives the "groups" replies of the block under way. */
+  onGroups: ((chunk: Uint8Array) => void) | null;
+  request(message: ThreadRequest, transfer?: ArrayBuffer[]): Promise<ThreadReply>;
+  terminate(): Promise<void>;
+}
+
+function spawnHost(heapLimitMb: number): Host {
   const stopFlag = new SharedArrayBuffer(4);
-  const flag = new Int32Array(stopFlag);
-  const workerData = { ...data, stopFlag } satisfies EngineThreadData;
+  const workerData = { stopFlag } satisfies EngineWorkerData;
   // A small young generation too: the process flag (--max-semi-space-size=32, for request latency) would otherwise
   // give the thread 3 x 32 MB of nursery as well.
-  const resourceLimits = { maxOldGenerationSizeMb: options.heapLimitMb, maxYoungGenerationSizeMb: 16 };
+  const resourceLimits = { maxOldGenerationSizeMb: heapLimitMb, maxYoungGenerationSizeMb: 16 };
   const worker = compiled
     ? new Worker(ENTRY, { workerData, resourceLimits })
     : new Worker(TSX_BOOTSTRAP, { eval: true, workerData, resourceLimits });
   let pending: { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void } | null = null;
-  let onGroups: ((chunk: Uint8Array) => void) | null = null;
-  let failure: Error | null = null;
-  let terminating: NodeJS.Timeout | null = null;
+  let terminated: Promise<void> | null = null;
+  const host: Host = {
+    worker,
+    flag: new Int32Array(stopFlag),
+    failure: null,
+    onGroups: null,
+    request(message, transfer = []) {
+      if (host.failure) return Promise.reject(host.failure);
+      if (pending) return Promise.reject(new Error("engine thread is busy"));
+      return new Promise<ThreadReply>((resolve, reject) => {
+        pending = { resolve, reject };
+        worker.postMessage(message, transfer);
+      });
+    },
+    terminate() {
+      // Once: a second `worker.terminate()` would wait for an "exit" event that the first one's listener removal
+      // (below) keeps from ever reaching it.
+      terminated ??= (async () => {
+        fail(new EngineStopped());
+        worker.removeAllListeners("exit");
+        await worker.terminate();
+      })();
+      return terminated;
+    },
+  };
   const fail = (error: Error) => {
-    failure ??= error;
+    host.failure ??= error;
     pending?.reject(error);
     pending = null;
   };
   worker.on("message", (reply: ThreadReply) => {
     if (reply.type === "groups") {
-      onGroups?.(reply.chunk);
+      host.onGroups?.(reply.chunk);
       return;
     }
     const waiting = pending;
@@ -140,47 +194,159 @@ export function startEngineThread(data: Omit<EngineThreadData, "stopFlag">, opti
   });
   worker.on("error", fail);
   worker.on("exit", (code) => fail(new Error(`engine thread exited (code ${code})`)));
+  return host;
+}
 
-  function request(message: ThreadRequest, transfer: ArrayBuffer[] = []): Promise<ThreadReply> {
-    if (failure) return Promise.reject(failure);
-    if (pending) return Promise.reject(new Error("engine thread is busy"));
-    return new Promise<ThreadReply>((resolve, reject) => {
-      pending = { resolve, reject };
-      worker.postMessage(message, transfer);
-    });
-  }
+function unwrap<T extends ThreadReply["type"]>(reply: ThreadReply, type: T): Extract<ThreadReply, { type: T }> {
+  if (reply.type === "error") throw reply.cancelled ? new EngineStopped() : new EngineThreadError(reply.name, reply.message);
+  if (reply.type !== type) throw new Error(`engine thread answered ${reply.type}, expected ${type}`);
+  return reply as Extract<ThreadReply, { type: T }>;
+}
 
-  function unwrap<T extends ThreadReply["type"]>(reply: ThreadReply, type: T): Extract<ThreadReply, { type: T }> {
-    if (reply.type === "error") throw reply.cancelled ? new EngineStopped() : new EngineThreadError(reply.name, reply.message);
-    if (reply.type !== type) throw new Error(`engine thread answered ${reply.type}, expected ${type}`);
-    return reply as Extract<ThreadReply, { type: T }>;
-  }
-
+/**
+ * Begins `job` on `host` and returns the job's handle. `release` receives the host when the job is closed, with
+ * whether the thread is fit for another job (the job finished: nothing of it runs, nothing was stopped).
+ */
+function lease(host: Host, job: EngineJob, release: (host: Host, reusable: boolean) => Promise<void>): EngineThread {
+  Atomics.store(host.flag, 0, 0);
+  const begun = host.request({ type: "begin", job }).then((reply) => void unwrap(reply, "ready"));
+  begun.catch(() => {}); // observed by the first match or finish
+  let terminating: NodeJS.Timeout | null = null;
+  let finished = false;
+  let closed = false;
   return {
+    threadId: host.worker.threadId,
     async match(block, receive) {
-      onGroups = receive;
+      await begun;
+      host.onGroups = receive;
       try {
         const transfer = [block.left.buffer, block.right.buffer].filter((buffer): buffer is ArrayBuffer => buffer instanceof ArrayBuffer);
-        const { type: _, ...result } = unwrap(await request({ type: "block", ...block }, [...new Set(transfer)]), "block");
+        const { type: _, ...result } = unwrap(await host.request({ type: "block", ...block }, [...new Set(transfer)]), "block");
         return result;
       } finally {
-        onGroups = null;
+        host.onGroups = null;
       }
     },
     async finish(phaseMillis, pushedAmounts = []) {
-      return unwrap(await request({ type: "finish", phaseMillis, pushedAmounts }), "finished").summary;
+      await begun;
+      const { summary } = unwrap(await host.request({ type: "finish", phaseMillis, pushedAmounts }), "finished");
+      finished = true;
+      return summary;
     },
     stop() {
-      Atomics.store(flag, 0, 1);
-      terminating ??= setTimeout(() => {
-        fail(new EngineStopped());
-        void worker.terminate();
-      }, STOP_GRACE_MS);
+      Atomics.store(host.flag, 0, 1);
+      terminating ??= setTimeout(() => void host.terminate(), STOP_GRACE_MS);
     },
     async close() {
+      if (closed) return;
+      closed = true;
       if (terminating) clearTimeout(terminating);
-      worker.removeAllListeners("exit");
-      await worker.terminate();
+      await release(host, finished && terminating === null && host.failure === null);
+    },
+  };
+}
+
+/** Starts a thread of its own for one job, terminated when the job is closed (no pool: tests, the seed). */
+export function startEngineThread(job: EngineJob, options: { heapLimitMb: number }): EngineThread {
+  return lease(spawnHost(options.heapLimitMb), job, (host) => host.terminate());
+}
+
+/** A process's engine threads, kept between jobs (see the header). */
+export interface EnginePool {
+  /** Threads warm and waiting for a job. */
+  readonly idle: number;
+  /** A thread for `job`: an idle one (waiting for one still warming up), else a new one. */
+  start(job: EngineJob): Promise<EngineThread>;
+  /**
+   * Starts the pool's threads and runs the synthetic job on each (engine-warmup.ts), about a second of one core
+   * apiece. Resolves when they are warm; a thread that fails to warm up is dropped (jobs then start a new one).
+   */
+  warm(): Promise<void>;
+  /** Terminates the idle threads; threads of jobs under way are terminated when their jobs close. */
+  close(): Promise<void>;
+}
+
+/**
+ * A pool of up to `size` idle engine threads (the process's job concurrency): a job takes one and gives it back when
+ * it finishes cleanly, so that its successors run on code V8 has already optimized. Idle threads do not keep the
+ * process alive.
+ */
+export function createEnginePool(options: { size: number; heapLimitMb: number; warmupRules: RuleSet }): EnginePool {
+  const idle: Host[] = [];
+  /** The warm-ups under way, and their threads (terminated at once by `close`). */
+  const warming = new Set<Promise<Host | null>>();
+  const warmingHosts = new Set<Host>();
+  let closed = false;
+
+  const park = (host: Host) => {
+    host.worker.unref();
+    idle.push(host);
+  };
+  const release = async (host: Host, reusable: boolean) => {
+    if (reusable && !closed && idle.length + warming.size < options.size) park(host);
+    else await host.terminate();
+  };
+  const take = (): Host | null => {
+    for (let host = idle.pop(); host; host = idle.pop()) {
+      // A thread that died while idle (it should not) has its failure set: it is not handed to a job.
+      if (host.failure) continue;
+      host.worker.ref();
+      return host;
+    }
+    return null;
+  };
+
+  return {
+    get idle() {
+      return idle.length;
+    },
+    async start(job) {
+      let host = take();
+      while (!host && warming.size > 0) {
+        await Promise.race(warming);
+        host = take();
+      }
+      return lease(host ?? spawnHost(options.heapLimitMb), job, release);
+    },
+    async warm() {
+      const runs: Promise<Host | null>[] = [];
+      const failures: unknown[] = [];
+      while (!closed && idle.length + warming.size < options.size) {
+        const host = spawnHost(options.heapLimitMb);
+        host.worker.unref();
+        warmingHosts.add(host);
+        const run: Promise<Host | null> = host
+          .request({ type: "warmup", rules: options.warmupRules })
+          .then((reply) => {
+            unwrap(reply, "ready");
+            return host;
+          })
+          .catch(async (error: unknown) => {
+            // A pool closed meanwhile terminated the thread: that is no failure.
+            if (!closed) failures.push(error);
+            await host.terminate();
+            return null;
+          })
+          .finally(() => {
+            warming.delete(run);
+            warmingHosts.delete(host);
+          })
+          .then((warm) => {
+            if (warm && !closed) park(warm);
+            else if (warm) void warm.terminate();
+            return warm;
+          });
+        warming.add(run);
+        runs.push(run);
+      }
+      await Promise.all(runs);
+      if (failures.length) throw failures[0];
+    },
+    async close() {
+      closed = true;
+      await Promise.all([...warmingHosts].map((host) => host.terminate()));
+      await Promise.all([...warming]);
+      await Promise.all(idle.splice(0).map((host) => host.terminate()));
     },
   };
 }

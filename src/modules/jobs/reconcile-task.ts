@@ -26,8 +26,8 @@ import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { JobEvents } from "../../queue/job-events.js";
 import type { Queue, Task } from "../../queue/queue.js";
-import { maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
-import { type BlockResult, type EngineThread, EngineStopped, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
+import { DEFAULT_RULE_SET, maxDateReach, parseRuleSet, type RuleSet } from "../../reconcile/rules.js";
+import { type BlockResult, type EngineJob, type EngineThread, EngineStopped, createEnginePool, engineHeapLimitMb, startEngineThread } from "./engine-thread.js";
 import { canPushDown, dropPairsTable, insertPushedGroups, pushDownFirstPass, pushedAmounts, type PushedAmount, type PushdownResult } from "./exact-pushdown.js";
 import { EXCEPTION_FACT_COLUMNS, GROUP_COPY_COLUMNS, writeChunk } from "./job-results.js";
 import { openRecordStream, type RecordStream } from "./record-stream.js";
@@ -62,6 +62,10 @@ export interface ReconcileTask extends Task<ReconcileTaskData> {
    * (stuck in a statement): the caller then exits, and PostgreSQL rolls back what the dropped connections held.
    */
   interrupt(deadlineMs?: number): Promise<boolean>;
+  /** Starts and warms the engine threads this process keeps for its jobs (`engineThreads`; engine-thread.ts). */
+  warmEngines(): Promise<void>;
+  /** Ends the idle engine threads (a shutdown, once no job runs). */
+  closeEngines(): Promise<void>;
 }
 
 interface ClaimedJob {
@@ -84,14 +88,22 @@ export interface ReconcileTaskDeps {
   blockRecords: number;
   /** Least time between two progress writes. */
   checkpointMs?: number;
-  /** Starts a job's engine thread: `startEngineThread` (tests wrap it to set the thread's test hook). */
-  startEngine?: typeof startEngineThread;
+  /**
+   * Engine threads kept between jobs (the process's job concurrency): a job runs on a thread whose code V8 has
+   * already optimized (engine-thread.ts `createEnginePool`). 0 or absent: a thread of its own for every job.
+   */
+  engineThreads?: number;
+  /** Starts a job's engine thread, instead of the pool: tests wrap `startEngineThread` to set the thread's test hook. */
+  startEngine?: (job: EngineJob, options: { heapLimitMb: number }) => EngineThread;
 }
 
 export function createReconcileTask(deps: ReconcileTaskDeps): ReconcileTask {
   const { pool, changes, events, metrics, logger, blockRecords } = deps;
   const checkpointMs = deps.checkpointMs ?? 500;
-  const startEngine = deps.startEngine ?? startEngineThread;
+  const heapLimitMb = engineHeapLimitMb(blockRecords);
+  const engines = deps.engineThreads ? createEnginePool({ size: deps.engineThreads, heapLimitMb, warmupRules: DEFAULT_RULE_SET }) : null;
+  const startEngine = async (job: EngineJob): Promise<EngineThread> =>
+    deps.startEngine ? deps.startEngine(job, { heapLimitMb }) : engines ? engines.start(job) : startEngineThread(job, { heapLimitMb });
   /** How to stop each run under way, and the performs under way (ended: their connections released), for `interrupt`. */
   const runs = new Set<(reason: StopReason) => void>();
   const performs = new Set<Promise<void>>();
@@ -213,14 +225,17 @@ export function createReconcileTask(deps: ReconcileTaskDeps): ReconcileTask {
         metrics.reconcileRecordsTotal.inc(2 * pairs);
         if (pairs > 0) metrics.reconcileGroupsTotal.inc({ outcome: "MATCHED" }, pairs);
       }
-      thread = startEngine({
+      thread = await startEngine({
         jobId: job.id,
         projectId: job.projectId,
         rules,
         persist: !job.dryRun,
         pushed: pushdown && { hits: pushdown.hits },
         excludedPairs: await excludedPairKeys(pool, job),
-      }, { heapLimitMb: engineHeapLimitMb(blockRecords) });
+      });
+      // Stopped while waiting for a thread (one warming up): the stop reached no thread.
+      if (stopped) thread.stop();
+      throwIfStopped();
       const engine = thread;
       await writer.query("BEGIN");
       await writer.query("SET LOCAL statement_timeout = 0");
@@ -418,6 +433,12 @@ export function createReconcileTask(deps: ReconcileTaskDeps): ReconcileTask {
       const forget = () => void performs.delete(done);
       done.then(forget, forget);
       return done;
+    },
+    async warmEngines() {
+      await engines?.warm();
+    },
+    async closeEngines() {
+      await engines?.close();
     },
     async interrupt(deadlineMs = INTERRUPT_DEADLINE_MS) {
       interrupted = true;
